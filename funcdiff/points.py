@@ -1,0 +1,108 @@
+"""Points: a function held at a subset of the cells of a regular grid on ``[0, 1]^d``."""
+
+import math
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import jaxtyped
+from beartype import beartype
+
+from funcdiff._typing import Bool, DenseField, Float, Int, PointCoords, PointIndex, PointValues, Tensor
+
+
+@jaxtyped(typechecker=beartype)
+def flat_index(index: PointIndex, shape: tuple[int, ...]) -> Int[Tensor, "b n"]:
+    """Row-major linear position of each lattice index on a grid of ``shape``."""
+    flat = torch.zeros(index.shape[:2], dtype=torch.long, device=index.device)
+    for axis, size in enumerate(shape):
+        flat = flat * size + index[..., axis]
+    return flat
+
+
+@jaxtyped(typechecker=beartype)
+def unflatten_index(flat: Int[Tensor, "b n"], shape: tuple[int, ...]) -> PointIndex:
+    """Lattice index of each row-major linear position on a grid of ``shape`` (inverse of `flat_index`)."""
+    axes = []
+    rest = flat
+    for size in reversed(shape):
+        axes.append(rest % size)
+        rest = torch.div(rest, size, rounding_mode="floor")
+    return torch.stack(axes[::-1], dim=-1)
+
+
+@dataclass(frozen=True)
+class Points:
+    """Values of a function at ``n`` distinct cells of a grid of ``shape``, per example.
+
+    Attributes:
+        values: the function's values (cell averages), channels last.
+        index: integer lattice position of each point on the grid.
+        shape: the spatial shape of the grid the points live on.
+    """
+
+    values: PointValues
+    index: PointIndex
+    shape: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if self.values.ndim != 3 or self.index.ndim != 3:
+            raise ValueError(f"values must be (b, n, c) and index (b, n, d); got {tuple(self.values.shape)} and {tuple(self.index.shape)}")
+        if self.values.shape[:2] != self.index.shape[:2]:
+            raise ValueError(f"values {tuple(self.values.shape)} and index {tuple(self.index.shape)} disagree on (b, n)")
+        if self.index.shape[-1] != len(self.shape):
+            raise ValueError(f"index has d={self.index.shape[-1]} but shape {self.shape} has {len(self.shape)} axes")
+        if self.index.dtype not in (torch.int32, torch.int64):
+            raise TypeError(f"index must be an integer tensor, got {self.index.dtype}")
+
+    @property
+    def ndim(self) -> int:
+        """Spatial dimension d of the domain."""
+        return len(self.shape)
+
+    @property
+    def coords(self) -> PointCoords:
+        """Cell-centre coordinates ``(index + 0.5) / shape`` in ``[0, 1]^d``."""
+        size = torch.tensor(self.shape, dtype=self.values.dtype, device=self.values.device)
+        return (self.index.to(self.values.dtype) + 0.5) / size
+
+    @property
+    def flat(self) -> Int[Tensor, "b n"]:
+        """Row-major linear position of each point on the grid."""
+        return flat_index(self.index.long(), self.shape)
+
+    def with_values(self, values: Float[Tensor, "b n c2"]) -> "Points":
+        """The same coordinates carrying other values."""
+        return Points(values, self.index, self.shape)
+
+    @staticmethod
+    @jaxtyped(typechecker=beartype)
+    def gather(x: DenseField, index: PointIndex) -> "Points":
+        """Points of the dense field ``x`` at the lattice positions ``index``."""
+        shape = tuple(x.shape[2:])
+        if index.shape[-1] != len(shape):
+            raise ValueError(f"index has d={index.shape[-1]} but x has {len(shape)} spatial axes")
+        flat = flat_index(index.long(), shape)
+        values = x.flatten(2).gather(2, flat.unsqueeze(1).expand(-1, x.shape[1], -1)).transpose(1, 2)
+        return Points(values, index, shape)
+
+    @staticmethod
+    @jaxtyped(typechecker=beartype)
+    def from_dense(x: DenseField) -> "Points":
+        """All points of the dense field ``x`` in row-major order."""
+        return Points(x.flatten(2).transpose(1, 2), grid_index(x.shape[0], tuple(x.shape[2:]), device=x.device), tuple(x.shape[2:]))
+
+    def to_dense(self) -> tuple[DenseField, Bool[Tensor, "b 1 *spatial"]]:
+        """Scatter the points onto their grid: the field (zero where absent) and the presence mask."""
+        b, n, c = self.values.shape
+        size = math.prod(self.shape)
+        flat = self.flat.unsqueeze(1)
+        field = self.values.new_zeros(b, c, size).scatter(2, flat.expand(-1, c, -1), self.values.transpose(1, 2))
+        mask = torch.zeros(b, 1, size, dtype=torch.bool, device=self.values.device).scatter(2, flat, True)
+        return field.view(b, c, *self.shape), mask.view(b, 1, *self.shape)
+
+
+def grid_index(batch: int, shape: tuple[int, ...], *, device: torch.device | str | None = None) -> Int[Tensor, "b n d"]:
+    """Lattice index of every cell of a grid of ``shape`` in row-major order, repeated over the batch."""
+    axes = torch.meshgrid(*[torch.arange(s, device=device) for s in shape], indexing="ij")
+    index = torch.stack(axes, dim=-1).reshape(-1, len(shape))
+    return index.unsqueeze(0).expand(batch, -1, -1)
