@@ -1,0 +1,41 @@
+"""funcdiff: diffusion models in function space (Bond-Taylor & Willcocks 2024, ∞-Diff).
+
+Data are functions on ``[0, 1]^d`` seen at some coordinates; a neural operator trained on random subsets of
+coordinates samples at any resolution.
+"""
+
+from funcdiff.domains import Domain, GridDomain
+from funcdiff.mollifiers import GaussianMollifier, IdentityMollifier, Mollifier
+from funcdiff.points import Points
+from funcdiff.processes import (
+    DiffusionProcess,
+    InpaintingGuidance,
+    MollifiedDDPM,
+    constant_schedule,
+    cosine_schedule,
+    encode_ddim,
+    linear_schedule,
+    sample_ddim,
+    sample_ddpm,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DiffusionProcess",
+    "Domain",
+    "GaussianMollifier",
+    "GridDomain",
+    "IdentityMollifier",
+    "InpaintingGuidance",
+    "MollifiedDDPM",
+    "Mollifier",
+    "Points",
+    "__version__",
+    "constant_schedule",
+    "cosine_schedule",
+    "encode_ddim",
+    "linear_schedule",
+    "sample_ddim",
+    "sample_ddpm",
+]

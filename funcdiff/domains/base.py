@@ -1,7 +1,7 @@
 """The Domain protocol: where functions live and how they are discretised."""
 
 from abc import abstractmethod
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 import torch
 
@@ -11,6 +11,7 @@ from funcdiff.points import Points
 SubsampleScheme = Literal["uniform", "stratified"]
 
 
+@runtime_checkable
 class Domain(Protocol):
     """A family of functions ``[0, 1]^d -> R^c`` held on regular grids of any shape."""
 

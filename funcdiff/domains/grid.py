@@ -7,7 +7,7 @@ import torch
 from beartype import beartype
 from jaxtyping import jaxtyped
 
-from funcdiff._typing import DenseField
+from funcdiff._typing import DenseField, Float, Tensor
 from funcdiff.domains.base import Domain, SubsampleScheme
 from funcdiff.points import Points, unflatten_index
 
@@ -127,7 +127,7 @@ def white_noise(
     return torch.randn(batch, *shape, generator=generator, dtype=dtype, device=device) * scale
 
 
-def box_average(x: DenseField, factor: int) -> DenseField:
+def box_average(x: DenseField, factor: int) -> Float[Tensor, "b c *coarse"]:
     """Average a dense field over blocks of ``factor`` cells per axis (the nesting map between resolutions)."""
     if factor == 1:
         return x

@@ -1,0 +1,7 @@
+"""Mollifiers: linear smoothing operators T that make diffusion states continuous functions."""
+
+from funcdiff.mollifiers.base import Mollifier
+from funcdiff.mollifiers.dct import dct, idct
+from funcdiff.mollifiers.gaussian import GaussianMollifier, IdentityMollifier, mollifier_from_dict
+
+__all__ = ["GaussianMollifier", "IdentityMollifier", "Mollifier", "dct", "idct", "mollifier_from_dict"]
