@@ -1,0 +1,41 @@
+"""Data sets of dense fields ``(c, *spatial)`` in ``[-1, 1]`` at a requested resolution, and an endless loader.
+
+Built in: `IconDataset` (vector icons, exact ground truth at every resolution dividing 512), `FashionMNIST`
+(Debian's ``dataset-fashion-mnist``), `ImageFolder` (any tree of PNG/JPEG files). Each has a ``shape``
+attribute ``(c, h, w)``. `make_dataset` picks one by name for the command line; `infinite_loader` yields
+seeded, resumable batches.
+"""
+
+from funcdiff.data.fashion_mnist import CLASSES, DatasetNotFoundError, FashionMNIST, read_idx
+from funcdiff.data.folder import ImageFolder
+from funcdiff.data.glyphs import MASTER, GlyphSet, find_glyphs, render_masters
+from funcdiff.data.icons import IconDataset, default_cache_dir
+from funcdiff.data.loader import StreamSampler, epoch_permutation, infinite_loader
+from funcdiff.data.pixels import box_sums, sums_to_field
+from funcdiff.data.registry import NAMES, make_dataset
+from funcdiff.data.split import SPLITS, Split, is_held_out, split_indices
+
+__all__ = [
+    "CLASSES",
+    "MASTER",
+    "NAMES",
+    "SPLITS",
+    "DatasetNotFoundError",
+    "FashionMNIST",
+    "GlyphSet",
+    "IconDataset",
+    "ImageFolder",
+    "Split",
+    "StreamSampler",
+    "box_sums",
+    "default_cache_dir",
+    "epoch_permutation",
+    "find_glyphs",
+    "infinite_loader",
+    "is_held_out",
+    "make_dataset",
+    "read_idx",
+    "render_masters",
+    "split_indices",
+    "sums_to_field",
+]
