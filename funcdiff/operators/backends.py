@@ -1,0 +1,167 @@
+"""Interchangeable backends for the unnormalised sparse depthwise sum ``sum_{w in N(u)} kappa(u - w) v(w)``.
+
+A backend turns the points' lattice positions into a *plan* once (shared by every convolution of one forward
+pass with the same kernel shape) and then evaluates the sum with custom autograd. The transpose of a
+submanifold convolution is the same convolution with the mirrored kernel, so both backward passes reuse the
+forward machinery; the weight gradient is summed on the point side, one offset at a time, which is far faster
+on CPU than PyTorch's depthwise ``grad_weight`` (SPARSE-BACKENDS.md §2).
+
+- ``dense``: scatter into a zero-padded channels-last grid, ``conv{1,2,3}d(groups=c)``, gather back. Memory
+  grows with the grid; the fast path for full and moderately sparse grids.
+- ``gather``: a kernel map from a `LatticeHash`, then one ``index_select`` + ``addcmul_`` per tap. Memory
+  grows with the points only.
+"""
+
+import math
+from dataclasses import dataclass
+from collections.abc import Iterable
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch.autograd import Function
+
+from funcdiff._typing import Float, Int, Tensor
+from funcdiff.operators.lattice import kernel_map, window_offsets
+from funcdiff.points import flat_index
+
+BackendName = Literal["auto", "dense", "gather", "torchsparse"]
+
+_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+_POOL = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
+
+
+@dataclass(frozen=True, eq=False)
+class ConvPlan:
+    """Everything a backend needs about one set of points and one kernel shape.
+
+    Attributes:
+        backend: the backend that built the plan and must evaluate it.
+        kernel_shape: the (odd) number of taps per axis.
+        count: the number of present points in each point's window (itself included), rows over the batch.
+        gather_index: ``dense``: row of each point in the unpadded grid; ``gather``: the kernel map ``(taps, m)``.
+        scatter_index: ``dense``: row of each point in the zero-padded grid; unused by ``gather``.
+        grid_shape: ``dense``: ``(batch, *padded spatial)``; unused by ``gather``.
+    """
+
+    backend: str
+    kernel_shape: tuple[int, ...]
+    count: Float[Tensor, "m 1"]
+    gather_index: Tensor
+    scatter_index: Tensor | None = None
+    grid_shape: tuple[int, ...] = ()
+
+
+def offset_weight_grad(source: Float[Tensor, "r c"], grad: Float[Tensor, "m c"], rows: Iterable[Tensor]) -> Float[Tensor, "c k"]:
+    """``gw[c, o] = sum_p grad[p, c] source[rows_o[p], c]``: the weight gradient, one tap at a time into one buffer."""
+    buf = torch.empty_like(grad)
+    taps = [torch.index_select(source, 0, row, out=buf).mul_(grad).sum(0) for row in rows]
+    return torch.stack(taps, dim=1)
+
+
+def _dense_plan(index: Int[Tensor, "b n d"], shape: tuple[int, ...], kernel_shape: tuple[int, ...], dtype: torch.dtype) -> ConvPlan:
+    batch = index.shape[0]
+    padded = tuple(s + k - 1 for s, k in zip(shape, kernel_shape))
+    rows = torch.arange(batch, device=index.device).unsqueeze(1)
+    corner = (flat_index(index.long(), padded) + rows * math.prod(padded)).reshape(-1)
+    out_rows = (flat_index(index.long(), shape) + rows * math.prod(shape)).reshape(-1)
+    centre = corner + sum(k // 2 * math.prod(padded[a + 1 :]) for a, k in enumerate(kernel_shape))
+    mask = torch.zeros(batch * math.prod(padded), 1, dtype=dtype, device=index.device).index_fill_(0, centre, 1.0)
+    ndim = len(shape)
+    box = _POOL[ndim](mask.view(batch, *padded, 1).movedim(-1, 1), kernel_shape, stride=1)
+    count = (box * math.prod(kernel_shape)).round().movedim(1, -1).reshape(-1, 1).index_select(0, out_rows)
+    return ConvPlan("dense", kernel_shape, count, out_rows, centre, (batch, *padded))
+
+
+def _scatter_padded(x: Float[Tensor, "m c"], plan: ConvPlan) -> Float[Tensor, "r c"]:
+    return x.new_zeros(math.prod(plan.grid_shape), x.shape[1]).index_copy_(0, plan.scatter_index, x)
+
+
+def _dense_apply(x: Float[Tensor, "m c"], weight: Float[Tensor, "c k"], plan: ConvPlan) -> Float[Tensor, "m c"]:
+    c = x.shape[1]
+    padded = plan.grid_shape[1:]
+    field = _scatter_padded(x, plan).view(*plan.grid_shape, c).movedim(-1, 1)
+    if len(padded) == 2:
+        field = field.contiguous(memory_format=torch.channels_last)
+    out = _CONV[len(padded)](field, weight.reshape(c, 1, *plan.kernel_shape), groups=c)
+    return out.movedim(1, -1).reshape(-1, c).index_select(0, plan.gather_index)
+
+
+def _padded_rows(plan: ConvPlan) -> list[Tensor]:
+    padded = plan.grid_shape[1:]
+    strides = torch.tensor([math.prod(padded[a + 1 :]) for a in range(len(padded))], device=plan.scatter_index.device)
+    return [plan.scatter_index + int(step) for step in window_offsets(plan.kernel_shape, device=strides.device) @ strides]
+
+
+def _gather_apply(x: Float[Tensor, "m c"], weight: Float[Tensor, "c k"], plan: ConvPlan) -> Float[Tensor, "m c"]:
+    padded = torch.cat([x, x.new_zeros(1, x.shape[1])])
+    out = torch.zeros_like(x)
+    buf = torch.empty_like(x)
+    for tap, rows in enumerate(plan.gather_index):
+        out.addcmul_(torch.index_select(padded, 0, rows, out=buf), weight[:, tap])
+    return out
+
+
+class _SparseSum(Function):
+    """Autograd for the unnormalised sum; the backward uses the mirrored kernel and the point-side weight gradient."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, plan: ConvPlan) -> Tensor:  # noqa: ANN001
+        ctx.save_for_backward(x, weight)
+        ctx.plan = plan
+        return _APPLY[plan.backend](x, weight, plan)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:  # noqa: ANN001
+        x, weight = ctx.saved_tensors
+        plan: ConvPlan = ctx.plan
+        grad = grad.contiguous()
+        grad_x = _APPLY[plan.backend](grad, weight.flip(1), plan) if ctx.needs_input_grad[0] else None
+        grad_w = None
+        if ctx.needs_input_grad[1]:
+            if plan.backend == "dense":
+                grad_w = offset_weight_grad(_scatter_padded(x, plan), grad, _padded_rows(plan))
+            else:
+                grad_w = offset_weight_grad(torch.cat([x, x.new_zeros(1, x.shape[1])]), grad, plan.gather_index)
+        return grad_x, grad_w, None
+
+
+_APPLY = {"dense": _dense_apply, "gather": _gather_apply}
+
+
+def _gather_plan(index: Int[Tensor, "b n d"], shape: tuple[int, ...], kernel_shape: tuple[int, ...], dtype: torch.dtype) -> ConvPlan:
+    nbr = kernel_map(index, shape, kernel_shape)
+    count = (nbr < nbr.shape[1]).sum(0, dtype=dtype).unsqueeze(1)
+    return ConvPlan("gather", kernel_shape, count, nbr)
+
+
+def available_backends() -> tuple[str, ...]:
+    """The backends usable in this environment (``torchsparse`` only when that library imports)."""
+    return tuple(_PLAN)
+
+
+def choose_backend(batch: int, points: int, shape: tuple[int, ...]) -> str:
+    """Automatic choice: ``dense`` for small grids and densities of at least 1/16, else ``gather`` (SPARSE-BACKENDS.md §4)."""
+    cells = math.prod(shape)
+    return "dense" if batch * cells <= 1 << 16 or points * 16 >= cells else "gather"
+
+
+def make_plan(
+    index: Int[Tensor, "b n d"], shape: tuple[int, ...], kernel_shape: tuple[int, ...], *, backend: str, dtype: torch.dtype
+) -> ConvPlan:
+    """Build the plan of ``backend`` (``"auto"`` resolved by `choose_backend`) for points at ``index`` on ``shape``."""
+    if backend == "auto":
+        backend = choose_backend(index.shape[0], index.shape[1], shape)
+    if backend not in _PLAN:
+        raise ValueError(f"backend must be 'auto' or one of {available_backends()}, got {backend!r}")
+    if any(k % 2 == 0 for k in kernel_shape):
+        raise ValueError(f"kernel_shape must be odd on every axis, got {kernel_shape}")
+    return _PLAN[backend](index, shape, kernel_shape, dtype)
+
+
+def sparse_sum(x: Float[Tensor, "m c"], weight: Float[Tensor, "c k"], plan: ConvPlan) -> Float[Tensor, "m c"]:
+    """``sum_{o present} weight[:, o] x[neighbour_o]`` for every point, by the plan's backend."""
+    return _SparseSum.apply(x.contiguous(), weight.contiguous(), plan)
+
+
+_PLAN = {"dense": _dense_plan, "gather": _gather_plan}
