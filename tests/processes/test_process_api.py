@@ -1,0 +1,143 @@
+"""The process's contracts: schedules, the subsampled loss, the prior, guidance and clear errors for bad input."""
+
+import json
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from funcdiff import (
+    GaussianMollifier,
+    IdentityMollifier,
+    InpaintingGuidance,
+    MollifiedDDPM,
+    Points,
+    constant_schedule,
+    cosine_schedule,
+    linear_schedule,
+    sample_ddim,
+)
+from funcdiff.processes import Schedule, respace, schedule_from_dict
+
+
+@pytest.mark.parametrize("make", [cosine_schedule, linear_schedule, constant_schedule])
+def test_schedule_contract(make) -> None:
+    """alpha_bar is float64 of length T + 1 with alpha_bar[0] = 1, decreasing; it rebuilds from its config."""
+    s = make(50)
+    assert s.alpha_bar.dtype == torch.float64 and s.alpha_bar.shape == (51,) and s.alpha_bar[0] == 1
+    assert bool((s.alpha_bar[1:] < s.alpha_bar[:-1]).all())
+    rebuilt = schedule_from_dict(json.loads(json.dumps(s.to_dict())))
+    assert torch.equal(rebuilt.alpha_bar, s.alpha_bar)
+
+
+def test_cosine_schedule_matches_nichol_dhariwal() -> None:
+    """alpha_bar_t = f(t) / f(0) with f(t) = cos^2(((t/T + s)/(1 + s)) pi/2) while betas stay under the cap."""
+    s = cosine_schedule(1000)
+    f = lambda t: torch.cos(torch.tensor((t / 1000 + 0.008) / 1.008 * torch.pi / 2, dtype=torch.float64)) ** 2  # noqa: E731
+    for t in (1, 250, 500, 900):
+        torch.testing.assert_close(s.alpha_bar[t], f(t) / f(0), rtol=1e-10, atol=0)
+
+
+def test_respacing() -> None:
+    """An int gives evenly spaced decreasing steps from T to 1; explicit sequences are validated."""
+    assert respace(1000, 5) == [1000, 750, 500, 251, 1]
+    assert respace(10, 10) == list(range(10, 0, -1))
+    assert respace(10, [7, 3]) == [7, 3]
+    for bad in ([3, 7], [11], [], [0]):
+        with pytest.raises(ValueError, match="timesteps"):
+            respace(10, bad)
+    with pytest.raises(ValueError, match="timesteps"):
+        respace(10, 11)
+
+
+@given(points=st.one_of(st.integers(1, 48), st.floats(0.05, 1.0)), prediction=st.sampled_from(["mollified_eps", "x0"]))
+def test_loss_scores_the_model_at_the_drawn_points(points: int | float, prediction: str) -> None:
+    """MATH.md §5: the model sees y_t at n distinct cells and is scored there against T eps (or x0)."""
+    process = MollifiedDDPM(cosine_schedule(100), GaussianMollifier(0.1), prediction)
+    x0 = torch.rand(3, 2, 6, 8) * 2 - 1
+    seen: list[Points] = []
+
+    def model(p: Points, t: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        seen.append(p)
+        assert t.shape == (3,) and bool(((t > 0) & (t <= 1)).all())
+        return torch.zeros_like(p.values)
+
+    loss = process.loss(model, x0, points=points, generator=torch.Generator().manual_seed(0))
+    (p,) = seen
+    n = points if isinstance(points, int) else max(1, round(points * 48))
+    assert p.values.shape == (3, n, 2) and p.shape == (6, 8)
+    assert all(len(set(row.tolist())) == n for row in p.flat)
+    # a zero model's loss is the mean square of the target at the drawn points: replay the draws to check it.
+    gen = torch.Generator().manual_seed(0)
+    t = torch.randint(1, 101, (3,), generator=gen)
+    noise = torch.randn(x0.shape, generator=gen)
+    target = process.target(x0, noise)
+    torch.testing.assert_close(p.values, Points.gather(process.q_sample(x0, t, noise), p.index).values)
+    torch.testing.assert_close(loss, Points.gather(target, p.index).values.square().mean())
+
+
+def test_prior_variance_is_resolution_consistent() -> None:
+    """MATH.md §2: y_T = T eps has the same per-point variance at N_ref and 2 N_ref."""
+    process = MollifiedDDPM(cosine_schedule(10), GaussianMollifier(0.05))
+    gen = torch.Generator().manual_seed(0)
+    var = [process.prior(2000, (1, n, n), (16, 16), generator=gen)[:, 0, n // 2, n // 2].var().item() for n in (16, 32)]
+    assert abs(var[0] / var[1] - 1) < 0.15
+
+
+def test_inpainting_guidance_pulls_samples_toward_known_values() -> None:
+    """MATH.md §10: reconstruction guidance moves T xhat0 toward T x_a where the mask is 1."""
+    process = MollifiedDDPM(cosine_schedule(100), GaussianMollifier(0.05))
+    known = torch.linspace(-0.8, 0.8, 16).view(1, 1, 16).expand(4, 1, 16).contiguous()
+    mask = torch.zeros(1, 1, 16)
+    mask[..., :8] = 1
+
+    def model(y: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        return 0.5 * y  # any differentiable denoiser
+
+    y_T = process.prior(4, (1, 16), (16,), generator=torch.Generator().manual_seed(0))
+    free = sample_ddim(model, process, y_T, 20, denoise=False)
+    guided = sample_ddim(model, process, y_T, 20, denoise=False, guidance=InpaintingGuidance(known, mask, process.mollifier, 4.0))
+    target = process.mollifier.mollify(known)
+    err = lambda y: ((y - target) * mask).abs().mean()  # noqa: E731
+    assert err(guided) < 0.5 * err(free)
+
+
+def test_config_round_trip() -> None:
+    """A process rebuilds from its JSON config."""
+    process = MollifiedDDPM(linear_schedule(100), IdentityMollifier(), "x0")
+    rebuilt = MollifiedDDPM.from_dict(json.loads(json.dumps(process.to_dict())))
+    assert rebuilt.to_dict() == process.to_dict()
+
+
+def test_bad_input_raises_clear_errors() -> None:
+    """Wrong shapes, unknown prediction, too many points, t out of range, bad schedules: ValueError naming the argument."""
+    process = MollifiedDDPM(cosine_schedule(10), GaussianMollifier(0.1))
+    x0 = torch.zeros(2, 1, 4, 4)
+    with pytest.raises((ValueError, TypeError), match="prediction"):  # TypeError from the test-time type checker
+        MollifiedDDPM(cosine_schedule(10), GaussianMollifier(0.1), "eps")  # type: ignore[arg-type]
+    # Shape and dtype errors are ValueErrors from funcdiff, or TypeErrors from the test-time jaxtyping hook
+    # (which checks first); both name the argument.
+    with pytest.raises((ValueError, TypeError), match="noise"):
+        process.q_sample(x0, torch.tensor([1, 2]), torch.zeros(2, 1, 4, 5))
+    with pytest.raises(ValueError, match="t must lie in"):
+        process.q_sample(x0, torch.tensor([0, 11]), x0)
+    with pytest.raises((ValueError, TypeError), match="parameter 't'|t must be an integer"):
+        process.q_sample(x0, torch.tensor([0.5, 1.0]), x0)
+    with pytest.raises(ValueError, match="points=17"):
+        process.loss(lambda p, t, c: p.values, x0, points=17, generator=None)
+    with pytest.raises(ValueError, match="points as a fraction"):
+        process.loss(lambda p, t, c: p.values, x0, points=1.5, generator=None)
+    with pytest.raises(ValueError, match="num_steps"):
+        cosine_schedule(0)
+    with pytest.raises(ValueError, match="alpha_bar"):
+        Schedule(torch.tensor([1.0, 0.5, 0.7], dtype=torch.float64))
+    with pytest.raises(ValueError, match="eta"):
+        sample_ddim(lambda y, t, c: y, process, x0, 2, eta=-1.0)
+
+
+def test_jaxtyping_catches_mismatched_shapes_at_the_boundary() -> None:
+    """A batch of steps that does not match the batch of x0 is refused by the runtime shape check."""
+    process = MollifiedDDPM(cosine_schedule(10), GaussianMollifier(0.1))
+    with pytest.raises(Exception, match="b"):
+        process.posterior(torch.zeros(2, 1, 4), torch.zeros(3, 1, 4), torch.tensor([1, 2]))
