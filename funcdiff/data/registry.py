@@ -13,12 +13,12 @@ from funcdiff.data.split import Split
 NAMES = ("icons", "fashion-mnist")
 
 
-def make_dataset(name_or_path: str | Path, *, resolution: int, split: Split = "train", **options: Any) -> Dataset:
+def make_dataset(name_or_path: str | Path, *, resolution: int | tuple[int, int], split: Split = "train", **options: Any) -> Dataset:
     """The data set ``name_or_path`` at ``resolution``; ``options`` go to its constructor.
 
     Args:
         name_or_path: "icons" (`IconDataset`), "fashion-mnist" (`FashionMNIST`), or a folder of images (`ImageFolder`).
-        resolution: the side in pixels of the square fields.
+        resolution: the side in pixels (icons and fashion-mnist), or for folders also ``(height, width)``.
         split: "train" or "test".
         **options: further keyword arguments of the data set's class, e.g. ``limit`` or ``flip``.
 
