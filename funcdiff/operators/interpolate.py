@@ -1,0 +1,121 @@
+"""Moving features between points and a fixed grid (MATH.md §8): K-nearest inverse-distance weighting and multilinear reads."""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from beartype import beartype
+from jaxtyping import jaxtyped
+
+from funcdiff._typing import Float, Int, Tensor
+from funcdiff.operators.lattice import LatticeHash, lattice_keys
+from funcdiff.points import Points, grid_index
+
+_QUERY_BUDGET = 1 << 22
+
+
+def cell_centres(shape: tuple[int, ...], *, dtype: torch.dtype, device: torch.device) -> Float[Tensor, "m d"]:
+    """Cell-centre coordinates ``(index + 0.5) / shape`` of every node of a grid, row-major."""
+    size = torch.tensor(shape, dtype=dtype, device=device)
+    return (grid_index(1, shape, device=device)[0].to(dtype) + 0.5) / size
+
+
+def _window(radius: tuple[int, ...], device: torch.device) -> Int[Tensor, "w d"]:
+    axes = torch.meshgrid(*[torch.arange(1 - r, r + 1, device=device) for r in radius], indexing="ij")
+    return torch.stack(axes, dim=-1).reshape(-1, len(radius))
+
+
+def _nearest_in_window(
+    table: LatticeHash, nodes: Float[Tensor, "m d"], shape: tuple[int, ...], radius: tuple[int, ...], batch: int, k: int
+) -> tuple[Int[Tensor, "b m k"], Float[Tensor, "b m k"]]:
+    """The k nearest present points among the ``2 radius`` cells per axis around each node, and squared distances."""
+    size = torch.tensor(shape, device=nodes.device)
+    cells = torch.floor(nodes * size - 0.5).long().unsqueeze(1) + _window(radius, nodes.device)
+    inside = ((cells >= 0) & (cells < size)).all(-1)
+    keys = lattice_keys(cells.clamp(min=0).minimum(size - 1).reshape(1, -1, len(shape)).expand(batch, -1, -1), shape)
+    rows = table.lookup(torch.where(inside.reshape(1, -1), keys, -1)).view(batch, *cells.shape[:2])
+    dist = ((cells.to(nodes.dtype) + 0.5) / size - nodes.unsqueeze(1)).square().sum(-1)
+    dist = torch.where(rows >= 0, dist, math.inf)
+    best, slot = dist.topk(k, dim=-1, largest=False)
+    return rows.gather(-1, slot), best
+
+
+def nearest_points(points: Points, grid_shape: tuple[int, ...], k: int) -> tuple[Int[Tensor, "b m k"], Float[Tensor, "b m k"]]:
+    """Exact k nearest points of every grid node: rows into the batch-flattened points and squared distances.
+
+    Lattice-aware: each node probes a window of lattice cells around it through a `LatticeHash` and widens the
+    window only where the k-th nearest point found could lie beyond it, so the cost grows with the number of
+    points plus grid nodes, never their product.
+    """
+    b, n, _ = points.values.shape
+    shape = points.shape
+    table = LatticeHash(lattice_keys(points.index, shape).reshape(-1))
+    nodes = cell_centres(grid_shape, dtype=torch.float64, device=points.values.device)
+    rows = torch.empty(b, nodes.shape[0], k, dtype=torch.long, device=nodes.device)
+    dist = torch.empty(b, nodes.shape[0], k, dtype=torch.float64, device=nodes.device)
+    todo = torch.arange(nodes.shape[0], device=nodes.device)
+    reach = 0.5 * (2 * k / n) ** (1 / len(shape))
+    while todo.numel():
+        radius = tuple(min(s, max(1, math.ceil(reach * s))) for s in shape)
+        whole = all(r >= s for r, s in zip(radius, shape))
+        # Any cell outside the window lies at least min(radius / size) away along some axis.
+        sure = min(r / s for r, s in zip(radius, shape))
+        chunk = max(1, _QUERY_BUDGET // (b * math.prod(2 * r for r in radius)))
+        left = []
+        for part in todo.split(chunk):
+            found, best = _nearest_in_window(table, nodes[part], shape, radius, b, k)
+            done = (best[..., -1] <= sure * sure).all(0) | whole
+            rows[:, part[done]], dist[:, part[done]] = found[:, done], best[:, done]
+            left.append(part[~done])
+        todo, reach = torch.cat(left), 2 * reach
+    return rows, dist
+
+
+@jaxtyped(typechecker=beartype)
+def knn_to_grid(points: Points, grid_shape: tuple[int, ...], *, k: int = 3) -> Float[Tensor, "b c *grid"]:
+    """Features on a fixed grid by inverse-squared-distance weighting of the ``k`` nearest points (Qi et al. 2017, Eq. 2).
+
+    The neighbour search (`nearest_points`) and the weights need no gradient; the features do.
+
+    Args:
+        points: features at distinct lattice positions of any grid.
+        grid_shape: the target grid, with nodes at cell centres like the points.
+        k: the number of neighbours (at most the number of points are used).
+    """
+    b, n, c = points.values.shape
+    if len(grid_shape) != points.ndim:
+        raise ValueError(f"grid_shape must have {points.ndim} axes like the points' grid, got {grid_shape}")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    k = min(k, n)
+    with torch.no_grad():
+        rows, dist = nearest_points(points, grid_shape, k)
+        weight = 1.0 / dist.clamp_min(1e-20)
+        weight = (weight / weight.sum(-1, keepdim=True)).to(points.values.dtype)
+    flat = points.values.reshape(b * n, c)
+    out = sum(weight[..., j, None] * flat[rows[..., j]] for j in range(k))
+    return out.movedim(-1, 1).reshape(b, c, *grid_shape)
+
+
+_SAMPLE_DIMS = {1: 2, 2: 2, 3: 3}
+
+
+@jaxtyped(typechecker=beartype)
+def grid_to_points(grid: Float[Tensor, "b c *grid"], coords: Float[Tensor, "b n d"]) -> Float[Tensor, "b n c"]:
+    """Multilinear interpolation of a grid at coordinates in ``[0, 1]^d``, nodes at cell centres, clamped at borders.
+
+    Cell-centre nodes are exactly ``grid_sample``'s ``align_corners=False`` convention once coordinates are mapped
+    to ``2 x - 1`` and given in (last axis, ..., first axis) order; a 1-d grid is read as a 2-d grid of height one.
+    """
+    ndim = coords.shape[-1]
+    if grid.ndim != ndim + 2:
+        raise ValueError(f"grid has {grid.ndim - 2} spatial axes but coords have d={ndim}")
+    if ndim not in _SAMPLE_DIMS:
+        raise ValueError(f"coords must have d in (1, 2, 3), got {ndim}")
+    where = (2 * coords - 1).flip(-1).to(grid.dtype)
+    if ndim == 1:
+        grid = grid.unsqueeze(2)
+        where = torch.cat([where, torch.zeros_like(where)], dim=-1)
+    sample = where.view(where.shape[0], where.shape[1], *(1,) * (_SAMPLE_DIMS[ndim] - 1), where.shape[-1])
+    out = F.grid_sample(grid, sample, mode="bilinear", padding_mode="border", align_corners=False)
+    return out.reshape(grid.shape[0], grid.shape[1], -1).transpose(1, 2)
