@@ -1,0 +1,60 @@
+"""Fashion-MNIST: a clear error when absent, exact loading of IDX files, the real files when installed."""
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from funcdiff.data import CLASSES, DatasetNotFoundError, FashionMNIST, read_idx
+from funcdiff.data.fashion_mnist import DEFAULT_ROOT
+from funcdiff.domains import box_average
+
+
+def test_absent_files_raise_an_error_that_says_how_to_install(tmp_path: Path) -> None:
+    with pytest.raises(DatasetNotFoundError, match="apt-get install -y dataset-fashion-mnist") as error:
+        FashionMNIST(root=tmp_path)
+    assert isinstance(error.value, FileNotFoundError)
+    assert "train-images-idx3-ubyte.gz" in str(error.value)
+
+
+def test_fake_files_load_exactly(fashion_root: Path) -> None:
+    train = FashionMNIST(root=fashion_root)
+    test = FashionMNIST(root=fashion_root, split="test")
+    assert (len(train), len(test)) == (6, 4)
+    assert train.shape == (1, 28, 28)
+    pixels = read_idx(fashion_root / "train-images-idx3-ubyte.gz")
+    expected = torch.from_numpy(pixels[2].astype(np.float32) / 127.5 - 1)[None]
+    torch.testing.assert_close(train[2], expected, atol=1e-6, rtol=0)
+    np.testing.assert_array_equal(test.labels, np.arange(4))
+
+
+def test_fourteen_pixels_is_the_box_average_of_twenty_eight(fashion_root: Path) -> None:
+    full = torch.stack([x for x in FashionMNIST(root=fashion_root)])
+    half = torch.stack([x for x in FashionMNIST(root=fashion_root, resolution=14)])
+    assert half.shape == (6, 1, 14, 14)
+    torch.testing.assert_close(half, box_average(full, 2), atol=1e-6, rtol=0)
+
+
+def test_read_idx_rejects_bad_files(tmp_path: Path) -> None:
+    (tmp_path / "bad.gz").write_bytes(gzip.compress(b"\x00\x00\x0d\x01\x00\x00\x00\x01"))
+    with pytest.raises(ValueError, match="unsigned bytes"):
+        read_idx(tmp_path / "bad.gz")
+    (tmp_path / "short.gz").write_bytes(gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x05abc"))
+    with pytest.raises(ValueError, match="holds 3 bytes"):
+        read_idx(tmp_path / "short.gz")
+
+
+def test_resolution_must_be_28_or_14(fashion_root: Path) -> None:
+    with pytest.raises(ValueError, match="resolution"):
+        FashionMNIST(root=fashion_root, resolution=32)
+
+
+@pytest.mark.skipif(not DEFAULT_ROOT.is_dir(), reason="apt-get install -y dataset-fashion-mnist")
+def test_the_real_files_when_installed() -> None:
+    train, test = FashionMNIST(resolution=14), FashionMNIST(split="test")
+    assert (len(train), len(test)) == (60000, 10000)
+    assert train[0].shape == (1, 14, 14) and test[0].shape == (1, 28, 28)
+    assert test[0].min() >= -1 and test[0].max() <= 1
+    assert np.bincount(test.labels).tolist() == [1000] * len(CLASSES)

@@ -1,0 +1,70 @@
+"""The endless loader: seeded, reshuffled every epoch, resumable at any step, the same with workers."""
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from torch.utils.data import Dataset
+
+from funcdiff.data import epoch_permutation, infinite_loader
+
+
+class Numbers(Dataset):
+    """Item ``i`` is the field ``(1, 1)`` holding ``i``."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        if not 0 <= index < self.size:
+            raise IndexError(index)
+        return torch.full((1, 1), float(index))
+
+
+def indices(size: int, batch_size: int, steps: int, **options: int) -> list[list[int]]:
+    """The item indices of the first ``steps`` batches."""
+    batches = infinite_loader(Numbers(size), batch_size, **options)
+    return [next(batches)[:, 0, 0].long().tolist() for _ in range(steps)]
+
+
+def test_same_seed_same_batches_other_seed_other_batches() -> None:
+    assert indices(10, 4, 6, seed=1) == indices(10, 4, 6, seed=1)
+    assert indices(10, 4, 6, seed=1) != indices(10, 4, 6, seed=2)
+
+
+def test_every_epoch_is_a_fresh_permutation() -> None:
+    stream = sum(indices(12, 4, 9, seed=0), [])
+    epochs = [stream[i : i + 12] for i in range(0, 36, 12)]
+    assert all(sorted(e) == list(range(12)) for e in epochs)
+    assert epochs[0] != epochs[1] != epochs[2]
+    assert epochs[1] == epoch_permutation(12, seed=0, epoch=1).tolist()
+
+
+@given(size=st.integers(1, 20), batch_size=st.integers(1, 8), start=st.integers(0, 12), seed=st.integers(0, 3))
+def test_starting_at_step_k_equals_skipping_k_batches(size: int, batch_size: int, start: int, seed: int) -> None:
+    skipped = indices(size, batch_size, start + 3, seed=seed)[start:]
+    assert indices(size, batch_size, 3, seed=seed, start_step=start) == skipped
+
+
+def test_batches_larger_than_the_data_set() -> None:
+    batches = indices(3, 7, 2, seed=0)
+    assert all(len(b) == 7 for b in batches)
+    assert sorted(batches[0][:3]) == [0, 1, 2]
+
+
+def test_workers_give_the_same_batches() -> None:
+    assert indices(10, 4, 5, seed=5, num_workers=1) == indices(10, 4, 5, seed=5)
+
+
+@pytest.mark.parametrize(("options", "match"), [({"batch_size": 0}, "batch_size"), ({"batch_size": 2, "start_step": -1}, "start_step")])
+def test_bad_arguments(options: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        infinite_loader(Numbers(4), **options)
+
+
+def test_an_empty_data_set_is_rejected() -> None:
+    with pytest.raises(ValueError, match="empty"):
+        infinite_loader(Numbers(0), 2)
