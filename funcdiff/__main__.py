@@ -1,0 +1,7 @@
+"""``python -m funcdiff``: the same as the ``funcdiff`` command."""
+
+import sys
+
+from funcdiff.cli import main
+
+sys.exit(main())

@@ -1,0 +1,94 @@
+"""The real command line (``python -m funcdiff``), the example scripts, and DDP with two gloo processes."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+from PIL import Image
+
+from tests.training.conftest import replace
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ["--data", "icons", "--data-limit", "16", "--resolution", "16", "--preset", "tiny", "--batch-size", "4",
+        "--diffusion-steps", "50", "--sample-count", "2", "--sample-steps", "2", "--log-every", "1"]
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run a command with the test's Python, failing loudly with its output."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def test_dry_run_prints_the_resolved_config(tmp_path: Path) -> None:
+    """--dry-run prints the config with flags applied and writes nothing."""
+    out = run("-m", "funcdiff", "train", "--dry-run", "--resolution", "48", "--points", "0.5", "--steps", "none",
+              "--time-budget", "60", "--out-dir", "x", cwd=tmp_path)
+    config = json.loads(out.stdout)
+    assert config["resolution"] == 48 and config["points"] == 0.5 and config["steps"] is None and config["time_budget"] == 60
+    assert not (tmp_path / "x").exists()
+    demo = json.loads(run("-m", "funcdiff", "demo", "--dry-run", cwd=tmp_path).stdout)
+    assert demo["preset"] == "cpu-small" and demo["resolution"] == 32 and demo["points"] == 0.25
+
+
+def test_train_then_sample_through_the_command(tmp_path: Path) -> None:
+    """A few-step train writes a checkpoint and config; sample writes grids at each resolution."""
+    run("-m", "funcdiff", "train", *TINY, "--steps", "3", "--out-dir", "run", cwd=tmp_path)
+    assert (tmp_path / "run" / "checkpoint" / "model.safetensors").is_file()
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["steps"] == 3
+    out = run("-m", "funcdiff", "sample", "--checkpoint", "run/checkpoint", "--resolutions", "16", "32", "--num", "2",
+              "--sample-steps", "3", "--out-dir", "samples", cwd=tmp_path)
+    assert "32 px" in out.stdout
+    for name, size in (("16px.png", 16), ("32px.png", 32)):
+        assert Image.open(tmp_path / "samples" / name).size == (2 * size + 3, size + 2)
+    assert (tmp_path / "samples" / "resolutions.png").is_file()
+    assert (tmp_path / "samples" / "sample_config.json").is_file()
+
+
+def test_celebahq_example_on_a_tiny_generated_folder(tmp_path: Path) -> None:
+    """examples/images/train_celebahq.py runs a few steps over a folder of generated faces-to-be; sample.py samples it."""
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        folder = tmp_path / "faces" / f"part{i % 2}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (40, 30, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    run(str(ROOT / "examples/images/train_celebahq.py"), "--data", "faces", "--resolution", "16", "--preset", "tiny",
+        "--batch-size", "2", "--steps", "3", "--time-budget", "none", "--device", "cpu", "--autocast", "none",
+        "--sample-count", "1", "--sample-steps", "2", "--checkpoint-every", "0", "--sample-every", "0",
+        "--diffusion-steps", "50", "--out-dir", "celeba", cwd=tmp_path)
+    run(str(ROOT / "examples/images/sample.py"), "celeba/checkpoint", "--resolutions", "16", "--num", "1", "--steps", "2",
+        "--device", "cpu", "--out-dir", "s", cwd=tmp_path)
+    assert Image.open(tmp_path / "s" / "16px.png").mode == "RGB"
+
+
+def _ddp_worker(rank: int, port: int, config, out: str) -> None:
+    """One of two gloo processes: train, then save this replica's weights."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank))
+    from funcdiff.training import train
+
+    torch.set_num_threads(1)
+    result = train(config, progress=False)
+    torch.save({k: v.clone() for k, v in result.model.state_dict().items()}, f"{out}/rank{rank}.pt")
+    torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_ddp_two_gloo_processes_stay_in_sync(tiny_config, tmp_path: Path) -> None:
+    """DistributedDataParallel on CPU: both replicas end with identical weights after a few steps."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = replace(tiny_config, steps=3, out_dir=str(tmp_path / "ddp"))
+    mp.start_processes(_ddp_worker, args=(port, config, str(tmp_path)), nprocs=2, start_method="spawn")
+    a, b = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    assert (tmp_path / "ddp" / "checkpoint").is_dir()

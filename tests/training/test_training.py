@@ -1,0 +1,99 @@
+"""Training end to end: loss goes down, checkpoints round-trip and survive crashes, resume is exact."""
+
+import json
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from funcdiff.training import TrainConfig, Trainer, load_trained, read_checkpoint, sample, train
+from funcdiff.training import checkpoint as checkpoint_module
+from tests.training.conftest import replace
+
+
+def test_tiny_run_lowers_the_loss_and_samples_at_two_resolutions(tiny_config: TrainConfig) -> None:
+    """A few dozen steps lower the loss; the checkpoint samples finite images at 1x and 2x resolution."""
+    config = replace(tiny_config, steps=60)
+    result = train(config, progress=False)
+    rows = [json.loads(line) for line in (result.out_dir / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in rows]
+    assert len(losses) == 60 and all(math.isfinite(v) for v in losses)
+    assert sum(losses[-10:]) / 10 < 0.8 * sum(losses[:10]) / 10
+    assert (result.out_dir / "loss.png").is_file()
+    assert sorted(p.name for p in (result.out_dir / "samples").glob("*.png")) == [
+        "step0000060_16px.png", "step0000060_32px.png", "step0000060_64px.png"]
+    model, process, config_json = load_trained(result.out_dir / "checkpoint")
+    assert not model.training
+    for resolution in (16, 32):
+        images = sample(model, process, resolution, batch=2, channels=1, reference_shape=(16, 16), steps=5,
+                        generator=torch.Generator().manual_seed(0))
+        assert images.shape == (2, 1, resolution, resolution) and bool(images.isfinite().all())
+
+
+def test_checkpoint_round_trip(tiny_config: TrainConfig) -> None:
+    """config.json and the safetensors weights read back identical; the EMA starts as a copy of the model."""
+    trainer = Trainer(replace(tiny_config, steps=2), progress=False)
+    for p, e in zip(trainer.model.parameters(), trainer.ema.parameters()):
+        assert torch.equal(p, e)
+    trainer.run()
+    path = trainer.out_dir / "checkpoint"
+    checkpoint = read_checkpoint(path)
+    assert checkpoint.config["operator"] == trainer.model.config.to_dict()
+    assert TrainConfig.from_dict(checkpoint.config["train"]) == trainer.config
+    assert checkpoint.training_state is not None and checkpoint.training_state["step"] == 2
+    model, _, _ = load_trained(path, ema=False)
+    weights = load_file(str(path / "model.safetensors"))
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, trainer.model.state_dict()[name])
+        assert torch.equal(tensor, weights[name])
+
+
+def test_resume_equals_an_uninterrupted_run(tiny_config: TrainConfig, tmp_path) -> None:
+    """Stopping after 3 steps and resuming to 6 ends with exactly the parameters of 6 steps in one go."""
+    whole = train(replace(tiny_config, out_dir=str(tmp_path / "whole")), progress=False)
+    train(replace(tiny_config, steps=3, out_dir=str(tmp_path / "split")), progress=False)
+    resumed = train(replace(tiny_config, out_dir=str(tmp_path / "split")), resume=True, progress=False)
+    assert resumed.step == whole.step == 6
+    for (name, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    for a, b in zip(whole.ema.parameters(), resumed.ema.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_resume_refuses_a_different_model(tiny_config: TrainConfig) -> None:
+    """Resuming with other model settings is an error that names them."""
+    train(replace(tiny_config, steps=1), progress=False)
+    with pytest.raises(ValueError, match="resolution"):
+        Trainer(replace(tiny_config, resolution=32), resume=True, progress=False)
+
+
+def test_crash_during_a_checkpoint_write_keeps_the_previous_one(tiny_config: TrainConfig, monkeypatch) -> None:
+    """A failure while writing leaves the last good checkpoint loadable and no temporary directory behind."""
+    trainer = Trainer(replace(tiny_config, steps=2), progress=False)
+    trainer.run()
+    before = load_file(str(trainer.out_dir / "checkpoint" / "model.safetensors"))
+
+    def broken_save(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", broken_save)
+    with torch.no_grad():
+        next(trainer.model.parameters()).add_(1.0)
+    with pytest.raises(OSError, match="disk full"):
+        trainer.save()
+    monkeypatch.undo()
+    after = load_file(str(trainer.out_dir / "checkpoint" / "model.safetensors"))
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert read_checkpoint(trainer.out_dir / "checkpoint").training_state["step"] == 2
+    assert [p.name for p in trainer.out_dir.iterdir() if p.name.startswith(".")] == []
+
+
+def test_bad_training_settings() -> None:
+    """Invalid settings are refused with the field's name."""
+    with pytest.raises(ValueError, match="batch_size"):
+        TrainConfig(batch_size=0)
+    with pytest.raises(ValueError, match="steps or time_budget"):
+        TrainConfig(steps=None, time_budget=None)
+    with pytest.raises(ValueError, match="unknown training settings"):
+        TrainConfig.from_dict({"learning_rate": 1.0})
