@@ -13,7 +13,7 @@ from jaxtyping import jaxtyped
 from torch.utils.data import Dataset
 
 from funcdiff._typing import Float, Tensor
-from funcdiff.data.glyphs import MASTER, GlyphSet, GlyphSource, find_glyphs, render_masters
+from funcdiff.data.glyphs import MASTER, GlyphSource, find_glyphs, render_masters
 from funcdiff.data.pixels import box_sums, sums_to_field
 from funcdiff.data.split import Split, split_indices
 
@@ -75,7 +75,7 @@ class IconDataset(Dataset):
         """Block sums of the chosen glyphs: read from the cache, rendering (and caching) whatever is missing."""
         cached_keys, cached_sums = read_cache(self.cache_path)
         row = {key: i for i, key in enumerate(cached_keys)}
-        missing = [i for i, key in zip(chosen, self.keys) if key not in row]
+        missing = [i for i, key in zip(chosen, self.keys, strict=True) if key not in row]
         if missing:
             new_sums = np.stack([box_sums(m, self.factor) for m in render_masters(self.glyph_set, missing, progress=progress)])
             new_keys = np.array([self.glyph_set.key(i) for i in missing])

@@ -6,8 +6,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from funcdiff._typing import DenseField, Int, Tensor
 
-def epoch_permutation(size: int, *, seed: int, epoch: int) -> torch.Tensor:
+
+def epoch_permutation(size: int, *, seed: int, epoch: int) -> Int[Tensor, " size"]:
     """The order of epoch ``epoch``: a permutation of ``range(size)`` drawn from ``seed`` and ``epoch`` alone."""
     mixed = int(np.random.SeedSequence([seed, epoch]).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
     return torch.randperm(size, generator=torch.Generator().manual_seed(mixed))
@@ -43,7 +45,7 @@ def infinite_loader(
     start_step: int = 0,
     num_workers: int = 0,
     pin_memory: bool = False,
-) -> Iterator[torch.Tensor]:
+) -> Iterator[DenseField]:
     """Batches of ``batch_size`` examples forever, reshuffled every epoch; a function of ``seed`` and the step only.
 
     The stream of indices is the concatenation of one seeded permutation per epoch, and step ``k`` takes its

@@ -13,7 +13,9 @@ from funcdiff.data.split import Split
 NAMES = ("icons", "fashion-mnist")
 
 
-def make_dataset(name_or_path: str | Path, *, resolution: int | tuple[int, int], split: Split = "train", **options: Any) -> Dataset:
+def make_dataset(
+    name_or_path: str | Path, *, resolution: int | tuple[int, int], split: Split = "train", **options: Any
+) -> Dataset:
     """The data set ``name_or_path`` at ``resolution``; ``options`` go to its constructor.
 
     Args:

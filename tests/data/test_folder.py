@@ -14,6 +14,7 @@ from tests.data.files import save_random_image
 
 
 def test_corrupt_files_are_skipped_and_reported(image_tree: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A corrupt file is skipped at index time, logged and listed; nested images count, text files do not."""
     with caplog.at_level(logging.WARNING, logger="funcdiff.data.folder"):
         dataset = ImageFolder(image_tree, resolution=8, test_fraction=0.0, progress=False)
     assert dataset.skipped == [image_tree / "bad.png"]
@@ -23,6 +24,7 @@ def test_corrupt_files_are_skipped_and_reported(image_tree: Path, caplog: pytest
 
 
 def test_a_file_that_fails_only_when_loaded_is_skipped(image_tree: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A truncated JPEG passes verify(), fails on load, and is replaced by the next image and reported."""
     truncated = image_tree / "sub" / "deep" / "b.jpg"
     truncated.write_bytes(truncated.read_bytes()[:-400])
     with caplog.at_level(logging.WARNING, logger="funcdiff.data.folder"):
@@ -35,6 +37,7 @@ def test_a_file_that_fails_only_when_loaded_is_skipped(image_tree: Path, caplog:
 
 
 def test_all_files_unreadable_at_load_time_raises(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """When no file can be decoded, loading raises instead of looping."""
     (tmp_path / "x.png").write_bytes(b"junk")
     dataset = ImageFolder(tmp_path, resolution=4, test_fraction=0.0, verify=False)
     with caplog.at_level(logging.WARNING), pytest.raises(RuntimeError, match="could be read"):
@@ -47,6 +50,7 @@ def test_all_files_unreadable_at_load_time_raises(tmp_path: Path, caplog: pytest
 def test_any_size_becomes_the_requested_shape(
     image_tree: Path, resolution: int | tuple[int, int], shape: tuple[int, int], channels: int
 ) -> None:
+    """Images of any size and mode become fields of the requested shape and channels in [-1, 1]."""
     dataset = ImageFolder(image_tree, resolution=resolution, channels=channels, test_fraction=0.0, progress=False)
     assert dataset.shape == (channels, *shape)
     for i in range(len(dataset)):
@@ -56,6 +60,7 @@ def test_any_size_becomes_the_requested_shape(
 
 
 def test_centre_crop_keeps_the_middle(tmp_path: Path) -> None:
+    """A wide image is cropped to its centre: the middle stripe only."""
     stripes = np.zeros((10, 30, 3), dtype=np.uint8)
     stripes[:, :10, 0], stripes[:, 10:20, 1], stripes[:, 20:, 2] = 255, 255, 255
     Image.fromarray(stripes).save(tmp_path / "stripes.png")
@@ -64,6 +69,7 @@ def test_centre_crop_keeps_the_middle(tmp_path: Path) -> None:
 
 
 def test_shrinking_averages_boxes(tmp_path: Path) -> None:
+    """Shrinking by an integer factor is the box-average, up to 8-bit rounding."""
     save_random_image(tmp_path / "square.png", (32, 32))
     x = ImageFolder(tmp_path, resolution=8, test_fraction=0.0)[0]
     expected = box_average(read_png(tmp_path / "square.png")[None], 4)[0]
@@ -71,6 +77,7 @@ def test_shrinking_averages_boxes(tmp_path: Path) -> None:
 
 
 def test_flips_mirror_and_are_deterministic_under_a_seed(image_tree: Path) -> None:
+    """Flipping doubles the set with mirrored copies; the loader's seed fixes which are drawn."""
     plain = ImageFolder(image_tree, resolution=8, test_fraction=0.0, progress=False)
     flipped = ImageFolder(image_tree, resolution=8, test_fraction=0.0, flip=True, progress=False)
     n = len(plain)
@@ -79,8 +86,8 @@ def test_flips_mirror_and_are_deterministic_under_a_seed(image_tree: Path) -> No
         torch.testing.assert_close(flipped[i], plain[i])
         torch.testing.assert_close(flipped[i + n], plain[i].flip(-1))
     runs = [list(map(torch.Tensor.clone, _take(infinite_loader(flipped, 2, seed=s), 6))) for s in (3, 3, 4)]
-    assert all(torch.equal(a, b) for a, b in zip(runs[0], runs[1]))
-    assert not all(torch.equal(a, b) for a, b in zip(runs[0], runs[2]))
+    assert all(torch.equal(a, b) for a, b in zip(runs[0], runs[1], strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(runs[0], runs[2], strict=True))
 
 
 def _take(batches, count: int) -> list[torch.Tensor]:  # noqa: ANN001
@@ -89,6 +96,7 @@ def _take(batches, count: int) -> list[torch.Tensor]:  # noqa: ANN001
 
 
 def test_split_is_seeded_disjoint_and_complete(tmp_path: Path) -> None:
+    """The folder split is disjoint, complete, repeatable, and changes with the seed."""
     for i in range(20):
         save_random_image(tmp_path / f"{i:02d}.png", (4, 4), seed=i)
     train = ImageFolder(tmp_path, resolution=4, test_fraction=0.3)
@@ -100,6 +108,7 @@ def test_split_is_seeded_disjoint_and_complete(tmp_path: Path) -> None:
 
 
 def test_bad_arguments(image_tree: Path, tmp_path: Path) -> None:
+    """Missing or empty folders, bad resolutions, channels and indices raise clear errors."""
     with pytest.raises(FileNotFoundError, match="does not exist"):
         ImageFolder(tmp_path / "missing", resolution=8)
     with pytest.raises(ValueError, match="resolution"):

@@ -30,6 +30,7 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @given(exponent=st.integers(0, 8))
 def test_icons_nest_exactly_under_box_averaging(shared_cache: Path, exponent: int) -> None:
+    """The 2 x 2 box-average of the icons at 2r equals the icons at r to 1e-6, for every r up to 256."""
     resolution = 2**exponent
     coarse = stacked(IconDataset(resolution=resolution, limit=3, cache_dir=shared_cache, progress=False))
     fine = stacked(IconDataset(resolution=2 * resolution, limit=3, cache_dir=shared_cache, progress=False))
@@ -40,6 +41,7 @@ def test_icons_nest_exactly_under_box_averaging(shared_cache: Path, exponent: in
 
 @needs_mdi6
 def test_icons_are_white_glyphs_on_black(shared_cache: Path) -> None:
+    """At 512 px the master is binary-ish: glyph +1 on a mostly -1 background."""
     field = IconDataset(resolution=MASTER, limit=1, cache_dir=shared_cache, progress=False)[0]
     values = field.unique()
     assert values.min() == -1 and values.max() == 1
@@ -47,6 +49,7 @@ def test_icons_are_white_glyphs_on_black(shared_cache: Path) -> None:
 
 
 def test_cache_round_trip_reads_instead_of_rendering(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second construction reads the cache (no rendering) with equal values; a larger limit renders only the new glyphs."""
     first = IconDataset(resolution=16, limit=4, cache_dir=tmp_path, progress=False)
     assert first.cache_path.is_file() and first.cache_path.is_relative_to(tmp_path)
     rendered: list[int] = []
@@ -67,6 +70,7 @@ def test_cache_round_trip_reads_instead_of_rendering(tmp_path: Path, monkeypatch
 
 
 def test_unreadable_cache_is_rendered_again(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A corrupt cache file is logged and replaced by a fresh render with the same values."""
     reference = stacked(IconDataset(resolution=8, limit=2, cache_dir=tmp_path / "good", progress=False))
     path = IconDataset(resolution=8, limit=2, cache_dir=tmp_path / "bad", progress=False).cache_path
     path.write_bytes(b"garbage")
@@ -77,6 +81,7 @@ def test_unreadable_cache_is_rendered_again(tmp_path: Path, caplog: pytest.LogCa
 
 
 def test_cache_dir_defaults_to_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """FUNCDIFF_CACHE sets the default cache root; without it, ~/.cache/funcdiff."""
     monkeypatch.setenv("FUNCDIFF_CACHE", str(tmp_path))
     assert default_cache_dir() == tmp_path
     assert IconDataset(resolution=4, limit=1, progress=False).cache_path.is_relative_to(tmp_path)
@@ -86,6 +91,7 @@ def test_cache_dir_defaults_to_the_environment(tmp_path: Path, monkeypatch: pyte
 
 @needs_mdi6
 def test_split_by_glyph_is_disjoint_and_deterministic(tmp_path: Path) -> None:
+    """The fixed 90/10 split by glyph is disjoint, complete, and the same on every construction."""
     glyph_set = find_glyphs("mdi6")
     assert len(glyph_set.glyphs) == 7367
     keys = [glyph_set.key(i) for i in range(len(glyph_set.glyphs))]
@@ -102,6 +108,7 @@ def test_split_by_glyph_is_disjoint_and_deterministic(tmp_path: Path) -> None:
 def test_falls_back_to_latin_glyphs_with_a_warning(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Without qtawesome the default source falls back to Latin glyphs with a warning; asking for mdi6 fails clearly."""
     monkeypatch.setattr(glyphs, "mdi6_glyphs", lambda: None)
     with caplog.at_level(logging.WARNING, logger="funcdiff.data.glyphs"):
         dataset = IconDataset(resolution=32, limit=3, cache_dir=tmp_path, progress=False)
@@ -113,6 +120,7 @@ def test_falls_back_to_latin_glyphs_with_a_warning(
 
 @pytest.mark.parametrize("fonts", ["dejavu", "default"])
 def test_latin_glyphs_fit_inside_the_master(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fonts: str) -> None:
+    """Wide and descending Latin glyphs have ink and are not clipped, in DejaVu and in Pillow's built-in font."""
     if fonts == "default":
         monkeypatch.setattr(glyphs, "DEJAVU_DIR", tmp_path / "no-fonts")
     glyph_set = glyphs.latin_glyphs()
@@ -126,10 +134,15 @@ def test_latin_glyphs_fit_inside_the_master(tmp_path: Path, monkeypatch: pytest.
 
 @pytest.mark.parametrize(
     ("options", "match"),
-    [({"resolution": 48}, "resolution"), ({"resolution": 8, "limit": 0}, "limit"), ({"resolution": 8, "source": "emoji"}, "source"),
-     ({"resolution": 8, "split": "valid"}, "split")],
+    [
+        ({"resolution": 48}, "resolution"),
+        ({"resolution": 8, "limit": 0}, "limit"),
+        ({"resolution": 8, "source": "emoji"}, "source"),
+        ({"resolution": 8, "split": "valid"}, "split"),
+    ],
 )
 @pytest.mark.usefixtures("unchecked")
 def test_bad_arguments_raise_value_errors(tmp_path: Path, options: dict, match: str) -> None:
+    """Bad arguments are ValueErrors naming the argument."""
     with pytest.raises(ValueError, match=match):
         IconDataset(cache_dir=tmp_path, **options)

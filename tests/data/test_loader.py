@@ -31,11 +31,13 @@ def indices(size: int, batch_size: int, steps: int, **options: int) -> list[list
 
 
 def test_same_seed_same_batches_other_seed_other_batches() -> None:
+    """The batches are a function of the seed."""
     assert indices(10, 4, 6, seed=1) == indices(10, 4, 6, seed=1)
     assert indices(10, 4, 6, seed=1) != indices(10, 4, 6, seed=2)
 
 
 def test_every_epoch_is_a_fresh_permutation() -> None:
+    """Each epoch visits every item once, in a new order given by epoch_permutation."""
     stream = sum(indices(12, 4, 9, seed=0), [])
     epochs = [stream[i : i + 12] for i in range(0, 36, 12)]
     assert all(sorted(e) == list(range(12)) for e in epochs)
@@ -45,26 +47,33 @@ def test_every_epoch_is_a_fresh_permutation() -> None:
 
 @given(size=st.integers(1, 20), batch_size=st.integers(1, 8), start=st.integers(0, 12), seed=st.integers(0, 3))
 def test_starting_at_step_k_equals_skipping_k_batches(size: int, batch_size: int, start: int, seed: int) -> None:
+    """start_step=k yields exactly the batches after the first k."""
     skipped = indices(size, batch_size, start + 3, seed=seed)[start:]
     assert indices(size, batch_size, 3, seed=seed, start_step=start) == skipped
 
 
 def test_batches_larger_than_the_data_set() -> None:
+    """A batch larger than the data set spans several epochs."""
     batches = indices(3, 7, 2, seed=0)
     assert all(len(b) == 7 for b in batches)
     assert sorted(batches[0][:3]) == [0, 1, 2]
 
 
 def test_workers_give_the_same_batches() -> None:
+    """Worker processes do not change the batches."""
     assert indices(10, 4, 5, seed=5, num_workers=1) == indices(10, 4, 5, seed=5)
 
 
-@pytest.mark.parametrize(("options", "match"), [({"batch_size": 0}, "batch_size"), ({"batch_size": 2, "start_step": -1}, "start_step")])
+@pytest.mark.parametrize(
+    ("options", "match"), [({"batch_size": 0}, "batch_size"), ({"batch_size": 2, "start_step": -1}, "start_step")]
+)
 def test_bad_arguments(options: dict, match: str) -> None:
+    """Missing or empty folders, bad resolutions, channels and indices raise clear errors."""
     with pytest.raises(ValueError, match=match):
         infinite_loader(Numbers(4), **options)
 
 
 def test_an_empty_data_set_is_rejected() -> None:
+    """An empty data set is a ValueError."""
     with pytest.raises(ValueError, match="empty"):
         infinite_loader(Numbers(0), 2)
