@@ -16,24 +16,43 @@ def epoch_permutation(size: int, *, seed: int, epoch: int) -> Int[Tensor, " size
 
 
 class StreamSampler(Sampler[int]):
-    """Indices forever: the epoch permutations one after another, starting ``start`` indices into the stream.
+    """One rank's indices forever, from the stream of epoch permutations cut into global batches.
+
+    The stream is the epoch permutations one after another. Global batch ``k`` is its ``k``-th run of
+    ``batch_size * world_size`` indices; rank ``r`` takes the ``r``-th ``batch_size`` of each, from step ``start_step`` on.
 
     Args:
         size: the data set's length.
         seed: the seed of every epoch's permutation.
-        start: how many indices of the stream to skip.
+        batch_size: examples per batch and rank.
+        start_step: how many global batches to skip.
+        rank: this process's rank, in ``[0, world_size)``.
+        world_size: the number of processes sharing the stream.
     """
 
-    def __init__(self, size: int, *, seed: int, start: int = 0) -> None:
+    def __init__(self, size: int, *, seed: int, batch_size: int, start_step: int = 0, rank: int = 0, world_size: int = 1) -> None:
         if size < 1:
             raise ValueError(f"the data set must not be empty, got size {size}")
-        self.size, self.seed, self.start = size, seed, start
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if start_step < 0:
+            raise ValueError(f"start_step must be >= 0, got {start_step}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must lie in [0, world_size={world_size}), got {rank}")
+        self.size, self.seed, self.batch_size = size, seed, batch_size
+        self.start_step, self.rank, self.world_size = start_step, rank, world_size
 
     def __iter__(self) -> Iterator[int]:
-        """Yield indices without end."""
-        epoch, offset = divmod(self.start, self.size)
+        """Yield this rank's indices without end."""
+        global_batch = self.batch_size * self.world_size
+        first, last = self.rank * self.batch_size, (self.rank + 1) * self.batch_size
+        position = self.start_step * global_batch
+        epoch, offset = divmod(position, self.size)
         while True:
-            yield from epoch_permutation(self.size, seed=self.seed, epoch=epoch)[offset:].tolist()
+            for index in epoch_permutation(self.size, seed=self.seed, epoch=epoch)[offset:].tolist():
+                if first <= position % global_batch < last:
+                    yield index
+                position += 1
             epoch, offset = epoch + 1, 0
 
 
@@ -43,6 +62,8 @@ def infinite_loader(
     *,
     seed: int = 0,
     start_step: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
     num_workers: int = 0,
     pin_memory: bool = False,
 ) -> Iterator[DenseField]:
@@ -51,22 +72,24 @@ def infinite_loader(
     The stream of indices is the concatenation of one seeded permutation per epoch, and step ``k`` takes its
     ``k * batch_size``-th to ``(k + 1) * batch_size``-th entries, so no example is dropped, a batch may span two
     epochs, data sets smaller than a batch work, and ``start_step=k`` resumes exactly where ``k`` steps left off.
+    With ``world_size`` processes each step takes ``batch_size * world_size`` entries, rank ``r`` the ``r``-th part.
 
     Args:
         dataset: a map-style data set with a length, whose items are tensors of one shape.
-        batch_size: examples per batch.
-        seed: the seed of the epoch permutations.
+        batch_size: examples per batch (per rank).
+        seed: the seed of the epoch permutations; the same on every rank.
         start_step: the number of batches to skip (the step to resume at).
+        rank: this process's rank for distributed training.
+        world_size: the number of processes.
         num_workers: DataLoader worker processes (0 loads in this process).
         pin_memory: pin batches in page-locked memory for faster copies to a GPU.
 
     Raises:
-        ValueError: if ``batch_size`` < 1, ``start_step`` < 0 or the data set is empty.
+        ValueError: if ``batch_size`` < 1, ``start_step`` < 0, ``rank`` is outside ``[0, world_size)``, or the
+            data set is empty.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if start_step < 0:
-        raise ValueError(f"start_step must be >= 0, got {start_step}")
-    sampler = StreamSampler(len(dataset), seed=seed, start=start_step * batch_size)
+    sampler = StreamSampler(
+        len(dataset), seed=seed, batch_size=batch_size, start_step=start_step, rank=rank, world_size=world_size
+    )
     loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers, pin_memory=pin_memory)
     return iter(loader)

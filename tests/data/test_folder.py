@@ -6,6 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 
 from funcdiff.data import ImageFolder, infinite_loader
@@ -57,6 +59,18 @@ def test_any_size_becomes_the_requested_shape(
         x = dataset[i]
         assert x.shape == (channels, *shape)
         assert x.min() >= -1 and x.max() <= 1
+
+
+@given(width=st.integers(1, 40), height=st.integers(1, 40), out_height=st.integers(1, 12), out_width=st.integers(1, 12))
+def test_every_size_and_aspect_ratio_works(
+    tmp_path_factory: pytest.TempPathFactory, width: int, height: int, out_height: int, out_width: int
+) -> None:
+    """Any image size, shrunk or enlarged to any target aspect ratio, gives the target shape in [-1, 1]."""
+    root = tmp_path_factory.mktemp("sizes")
+    save_random_image(root / "x.png", (width, height))
+    x = ImageFolder(root, resolution=(out_height, out_width), test_fraction=0.0)[0]
+    assert x.shape == (3, out_height, out_width)
+    assert x.min() >= -1 and x.max() <= 1
 
 
 def test_centre_crop_keeps_the_middle(tmp_path: Path) -> None:

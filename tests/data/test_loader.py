@@ -52,6 +52,14 @@ def test_starting_at_step_k_equals_skipping_k_batches(size: int, batch_size: int
     assert indices(size, batch_size, 3, seed=seed, start_step=start) == skipped
 
 
+@given(world_size=st.integers(1, 4), batch_size=st.integers(1, 5), start=st.integers(0, 6))
+def test_ranks_split_each_global_batch(world_size: int, batch_size: int, start: int) -> None:
+    """Rank r's batch is the r-th part of the single-process batch of batch_size * world_size."""
+    whole = indices(11, batch_size * world_size, 2, seed=7, start_step=start)
+    parts = [indices(11, batch_size, 2, seed=7, start_step=start, rank=r, world_size=world_size) for r in range(world_size)]
+    assert [sum((part[step] for part in parts), []) for step in range(2)] == whole
+
+
 def test_batches_larger_than_the_data_set() -> None:
     """A batch larger than the data set spans several epochs."""
     batches = indices(3, 7, 2, seed=0)
@@ -65,7 +73,12 @@ def test_workers_give_the_same_batches() -> None:
 
 
 @pytest.mark.parametrize(
-    ("options", "match"), [({"batch_size": 0}, "batch_size"), ({"batch_size": 2, "start_step": -1}, "start_step")]
+    ("options", "match"),
+    [
+        ({"batch_size": 0}, "batch_size"),
+        ({"batch_size": 2, "start_step": -1}, "start_step"),
+        ({"batch_size": 2, "rank": 2, "world_size": 2}, "rank"),
+    ],
 )
 def test_bad_arguments(options: dict, match: str) -> None:
     """Missing or empty folders, bad resolutions, channels and indices raise clear errors."""
