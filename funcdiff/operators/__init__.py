@@ -1,0 +1,41 @@
+"""Neural operators for function-space diffusion (MATH.md §8): sparse depthwise kernel integrals, points <-> grid
+interpolation, a grid U-Net, the ∞-Diff denoiser, its encoder and the latent MLP."""
+
+from funcdiff.operators.backends import ConvPlan, available_backends, choose_backend
+from funcdiff.operators.base import NeuralOperator
+from funcdiff.operators.config import LatentMLPConfig, OperatorConfig, preset_config
+from funcdiff.operators.conv import SparseDepthwiseConv
+from funcdiff.operators.encoder import SparseEncoder
+from funcdiff.operators.infty_diff import InftyDiffOperator
+from funcdiff.operators.interpolate import grid_to_points, knn_to_grid
+from funcdiff.operators.kernels import resample_kernel, resampled_size
+from funcdiff.operators.latent import LatentMLP
+from funcdiff.operators.lattice import LatticeHash
+from funcdiff.operators.unet import GridUNet
+
+
+def operator_preset(name: str, *, channels: int, resolution: int, ndim: int = 2, z_dim: int = 0) -> InftyDiffOperator:
+    """An `InftyDiffOperator` built from `preset_config` (``paper-256``, ``paper-128``, ``cpu-small``, ``tiny``)."""
+    return InftyDiffOperator(preset_config(name, channels=channels, resolution=resolution, ndim=ndim, z_dim=z_dim))
+
+
+__all__ = [
+    "ConvPlan",
+    "GridUNet",
+    "InftyDiffOperator",
+    "LatentMLP",
+    "LatentMLPConfig",
+    "LatticeHash",
+    "NeuralOperator",
+    "OperatorConfig",
+    "SparseDepthwiseConv",
+    "SparseEncoder",
+    "available_backends",
+    "choose_backend",
+    "grid_to_points",
+    "knn_to_grid",
+    "operator_preset",
+    "preset_config",
+    "resample_kernel",
+    "resampled_size",
+]

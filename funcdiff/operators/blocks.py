@@ -1,0 +1,83 @@
+"""ConvNeXt-like sparse residual blocks (Liu et al. 2022) with modulated LayerNorm, as in the official ∞-Diff (REFERENCE.md §2)."""
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from funcdiff._typing import Float, Int, Tensor
+from funcdiff.operators.backends import BackendName, ConvPlan
+from funcdiff.operators.conv import SparseDepthwiseConv
+from funcdiff.operators.layers import Modulation
+from funcdiff.points import Points
+
+
+def pointwise(fn: Callable[..., Tensor], *xs: Tensor, chunk: int | None) -> Tensor:
+    """``fn`` applied to (b, n, ...) tensors in chunks of at most ``chunk`` points along n (all at once if None)."""
+    n = xs[0].shape[1]
+    if chunk is None or chunk >= n:
+        return fn(*xs)
+    return torch.cat([fn(*(x[:, i : i + chunk] for x in xs)) for i in range(0, n, chunk)], dim=1)
+
+
+@dataclass(frozen=True, eq=False)
+class Layout:
+    """Where the features of one forward pass live: a subset of a grid (with its plan), or every point of it.
+
+    Attributes:
+        index: lattice positions of the points (row-major over the grid when ``plan`` is None).
+        shape: the grid.
+        plan: the sparse convolution plan; None means every point is present and the dense convolution is used.
+        chunk: evaluate per-point layers in chunks of this many points (None: all at once).
+    """
+
+    index: Int[Tensor, "b n d"]
+    shape: tuple[int, ...]
+    plan: ConvPlan | None = None
+    chunk: int | None = None
+
+    def conv(self, conv: SparseDepthwiseConv, h: Float[Tensor, "b n c"]) -> Float[Tensor, "b n c"]:
+        """The kernel integral of ``h`` at the layout's points."""
+        if self.plan is not None:
+            return conv(Points(h, self.index, self.shape), self.plan)
+        b, n, c = h.shape
+        rows = None if self.chunk is None else max(1, self.chunk // math.prod(self.shape[1:]))
+        field = h.reshape(b, *self.shape, c).movedim(-1, 1)
+        return conv.forward_dense(field, chunk_rows=rows).movedim(1, -1).reshape(b, n, c)
+
+
+class SparseBlock(nn.Module):
+    """``x = fuse([x, skip])``; ``x += conv(mod(LN(x)))``; ``x += MLP(mod(LN(x)))`` at every point.
+
+    ``mod`` scales and shifts by the time embedding and scales by the latent (`Modulation`); without either
+    (the encoder) the LayerNorm's own affine parameters remain. The MLP expands by ``mlp_ratio``.
+    """
+
+    def __init__(
+        self, channels: int, *, kernel_size: int, reference_shape: tuple[int, ...], time_dim: int, z_dim: int,
+        mlp_ratio: int, skip: bool, backend: BackendName,
+    ) -> None:
+        super().__init__()
+        self.fuse = nn.Linear(2 * channels, channels) if skip else None
+        self.norm1, self.mod1 = nn.LayerNorm(channels), Modulation(channels, time_dim, z_dim)
+        self.conv = SparseDepthwiseConv(channels, kernel_size, ndim=len(reference_shape), reference_shape=reference_shape, backend=backend)
+        self.norm2, self.mod2 = nn.LayerNorm(channels), Modulation(channels, time_dim, z_dim)
+        hidden = mlp_ratio * channels
+        self.mlp = nn.Sequential(nn.Linear(channels, hidden), nn.GELU(), nn.Linear(hidden, channels))
+
+    @staticmethod
+    def _modulate(h: Tensor, mod: tuple[Tensor, Tensor] | None) -> Tensor:
+        return h if mod is None else h * mod[0].unsqueeze(1) + mod[1].unsqueeze(1)
+
+    def forward(
+        self, x: Float[Tensor, "b n c"], skip: Float[Tensor, "b n c"] | None, emb: Tensor | None, z: Tensor | None, layout: Layout
+    ) -> Float[Tensor, "b n c"]:
+        """One block at the layout's points."""
+        mod1, mod2 = self.mod1(emb, z), self.mod2(emb, z)
+        if self.fuse is not None:
+            x = pointwise(lambda a, s: self.fuse(torch.cat([a, s], dim=-1)), x, skip, chunk=layout.chunk)
+        h = pointwise(lambda a: self._modulate(self.norm1(a), mod1), x, chunk=layout.chunk)
+        x = x + layout.conv(self.conv, h)
+        return pointwise(lambda a: a + self.mlp(self._modulate(self.norm2(a), mod2)), x, chunk=layout.chunk)

@@ -1,0 +1,125 @@
+"""The ∞-Diff denoiser: sparse blocks, a grid U-Net, sparse blocks (Bond-Taylor & Willcocks 2024; REFERENCE.md §2-3)."""
+
+import math
+from typing import final
+
+import torch
+from beartype import beartype
+from jaxtyping import jaxtyped
+from torch import nn
+
+from funcdiff._typing import Float, Tensor
+from funcdiff.operators.base import NeuralOperator
+from funcdiff.operators.blocks import Layout, SparseBlock, pointwise
+from funcdiff.operators.config import OperatorConfig
+from funcdiff.operators.interpolate import grid_to_points, knn_to_grid
+from funcdiff.operators.layers import TimeEmbedding
+from funcdiff.operators.unet import GridUNet
+from funcdiff.points import Points, grid_index
+
+
+def sparse_stack(config: OperatorConfig, *, time_dim: int, z_dim: int, skip: bool) -> nn.ModuleList:
+    """``config.sparse_blocks`` sparse residual blocks of width ``config.width``."""
+    return nn.ModuleList(
+        SparseBlock(
+            config.width, kernel_size=config.kernel_size, reference_shape=config.reference_shape, time_dim=time_dim,
+            z_dim=z_dim, mlp_ratio=config.mlp_ratio, skip=skip, backend=config.backend,
+        )
+        for _ in range(config.sparse_blocks)
+    )
+
+
+def unet_for(config: OperatorConfig, *, time_dim: int, z_dim: int, decoder: bool) -> GridUNet:
+    """The grid U-Net of ``config``."""
+    return GridUNet(
+        config.unet_channels, config.unet_channels, ndim=config.ndim, shape=config.unet_shape, channels=config.unet_channels,
+        mults=config.unet_mults, blocks=config.unet_blocks, attention_resolutions=config.attention_resolutions,
+        dropout=config.dropout, dropout_from_resolution=config.dropout_from_resolution, time_dim=time_dim, z_dim=z_dim,
+        decoder=decoder,
+    )
+
+
+def layout_for(points: Points, conv: nn.Module, chunk: int | None) -> Layout:
+    """A sparse layout with the plan of ``conv`` (shared by every block: same kernel size and backend)."""
+    return Layout(points.index, points.shape, conv.plan(points), chunk)
+
+
+@final
+class InftyDiffOperator(nn.Module, NeuralOperator):
+    """Point-wise denoiser on any subset of any grid: ``linear_in``, sparse blocks, points to a fixed grid (K nearest,
+    inverse squared distance), grid U-Net, back to the points (multilinear), sparse blocks with skips, ``linear_out``.
+
+    Time ``t`` is continuous in ``[0, 1]`` (embedded after scaling by 1000); ``cond`` is the latent ``z`` of a diffusion
+    autoencoder when ``config.z_dim > 0`` and must be None otherwise.
+
+    Args:
+        config: the architecture; ``InftyDiffOperator(config)`` rebuilds the same parameters.
+    """
+
+    def __init__(self, config: OperatorConfig) -> None:
+        super().__init__()
+        self.config = config
+        width, unet = config.width, config.unet_channels
+        self.time = TimeEmbedding(config.time_dim, config.time_dim)
+        self.linear_in = nn.Linear(config.channels, width)
+        self.down = sparse_stack(config, time_dim=config.time_dim, z_dim=config.z_dim, skip=False)
+        self.to_grid = nn.Linear(width, unet)
+        self.unet = unet_for(config, time_dim=config.time_dim, z_dim=config.z_dim, decoder=True)
+        self.from_grid = nn.Linear(unet, width)
+        self.up = sparse_stack(config, time_dim=config.time_dim, z_dim=config.z_dim, skip=True)
+        self.linear_out = nn.Linear(width, config.channels)
+
+    def _check(self, batch: int, channels: int, ndim: int, cond: Tensor | None) -> None:
+        if channels != self.config.channels:
+            raise ValueError(f"input has {channels} channels, the operator expects {self.config.channels}")
+        if ndim != self.config.ndim:
+            raise ValueError(f"input lives on a {ndim}-d grid, the operator is {self.config.ndim}-d")
+        if (cond is None) != (self.config.z_dim == 0):
+            raise ValueError(f"cond must be a (b, {self.config.z_dim}) latent iff config.z_dim > 0, got {None if cond is None else tuple(cond.shape)}")
+        if cond is not None and cond.shape != (batch, self.config.z_dim):
+            raise ValueError(f"cond must have shape ({batch}, {self.config.z_dim}), got {tuple(cond.shape)}")
+
+    def _body(self, points: Points, t: Tensor, cond: Tensor | None, layout: Layout) -> Tensor:
+        emb = self.time(t)
+        h = pointwise(self.linear_in, points.values, chunk=layout.chunk)
+        skips = []
+        for block in self.down:
+            h = block(h, None, emb, cond, layout)
+            skips.append(h)
+        grid = knn_to_grid(points.with_values(pointwise(self.to_grid, h, chunk=layout.chunk)), self.config.unet_shape, k=self.config.knn)
+        grid = self.unet(grid, emb, cond)
+        size = torch.tensor(points.shape, dtype=grid.dtype, device=grid.device)
+        h = pointwise(lambda index: self.from_grid(grid_to_points(grid, (index.to(grid.dtype) + 0.5) / size)), points.index, chunk=layout.chunk)
+        for block in self.up:
+            h = block(h, skips.pop(), emb, cond, layout)
+        return pointwise(self.linear_out, h, chunk=layout.chunk)
+
+    @jaxtyped(typechecker=beartype)
+    def forward(self, points: Points, t: Float[Tensor, " b"], cond: Float[Tensor, "b z"] | None = None) -> Float[Tensor, "b n c"]:
+        """The prediction at the given points of a grid of any shape (kernels resampled from the reference shape)."""
+        self._check(points.values.shape[0], points.values.shape[-1], points.ndim, cond)
+        if t.shape[0] != points.values.shape[0]:
+            raise ValueError(f"t must have one time per example ({points.values.shape[0]}), got {tuple(t.shape)}")
+        return self._body(points, t, cond, layout_for(points, self.down[0].conv, None))
+
+    @jaxtyped(typechecker=beartype)
+    def forward_dense(
+        self, x: Float[Tensor, "b c *spatial"], t: Float[Tensor, " b"], cond: Float[Tensor, "b z"] | None = None, *,
+        chunk_points: int | None = None,
+    ) -> Float[Tensor, "b c *spatial"]:
+        """The prediction at every point of a grid of any shape, in chunks of ``chunk_points`` points for bounded memory.
+
+        Equal to `forward` on all points; the sparse convolutions run as dense ones in slabs of whole rows.
+        """
+        b, c, *spatial = x.shape
+        self._check(b, c, len(spatial), cond)
+        if chunk_points is not None and chunk_points < 1:
+            raise ValueError(f"chunk_points must be >= 1 or None, got {chunk_points}")
+        shape = tuple(spatial)
+        points = Points(x.flatten(2).transpose(1, 2), grid_index(b, shape, device=x.device), shape)
+        out = self._body(points, t, cond, Layout(points.index, shape, None, chunk_points))
+        return out.transpose(1, 2).reshape(b, self.config.channels, *shape)
+
+    def parameter_count(self) -> int:
+        """The number of trainable parameters."""
+        return sum(math.prod(p.shape) for p in self.parameters())

@@ -1,0 +1,120 @@
+"""The ∞-Diff operator (REFERENCE.md §2-3): dense/sparse agreement, chunking, any resolution, dropout, gradients."""
+
+import dataclasses
+
+import jaxtyping
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from funcdiff.domains.grid import GridDomain
+from funcdiff.operators import InftyDiffOperator, NeuralOperator, operator_preset, preset_config
+from funcdiff.points import Points
+
+
+def tiny(z_dim: int = 0, backend: str = "auto") -> InftyDiffOperator:
+    config = dataclasses.replace(preset_config("tiny", channels=2, resolution=16, z_dim=z_dim), backend=backend)
+    torch.manual_seed(0)
+    return InftyDiffOperator(config).double().eval()
+
+
+@pytest.mark.parametrize("backend", ["dense", "gather"])
+@pytest.mark.parametrize("shape", [(16, 16), (12, 20)])
+def test_forward_on_all_points_equals_forward_dense(backend: str, shape: tuple[int, int]) -> None:
+    """``forward`` on every point equals ``forward_dense`` (ARCHITECTURE.md, NeuralOperator), also off the reference grid."""
+    op = tiny(backend=backend)
+    x = torch.randn(2, 2, *shape, dtype=torch.float64)
+    t = torch.tensor([0.1, 0.7], dtype=torch.float64)
+    dense = op.forward_dense(x, t)
+    torch.testing.assert_close(op(Points.from_dense(x), t), dense.flatten(2).transpose(1, 2))
+
+
+@pytest.mark.parametrize("chunk", [1, 17, 64, 1000])
+def test_chunked_forward_dense_equals_unchunked(chunk: int) -> None:
+    """Chunking the points of ``forward_dense`` changes memory, not the result."""
+    op = tiny(z_dim=3)
+    x = torch.randn(2, 2, 16, 8, dtype=torch.float64)
+    t, z = torch.rand(2, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64)
+    torch.testing.assert_close(op.forward_dense(x, t, z, chunk_points=chunk), op.forward_dense(x, t, z))
+
+
+@settings(deadline=None, max_examples=8)
+@given(seed=st.integers(0, 99), fraction=st.floats(0.05, 1.0))
+def test_permuting_points_permutes_prediction(seed: int, fraction: float) -> None:
+    """The whole operator is permutation-equivariant in its points (MATH.md §8)."""
+    op = tiny()
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, 2, 16, 16, generator=gen, dtype=torch.float64)
+    points = GridDomain(2, 2).subsample(x, fraction, generator=gen)
+    perm = torch.randperm(points.index.shape[1], generator=gen)
+    t = torch.rand(2, generator=gen, dtype=torch.float64)
+    out = op(Points(points.values[:, perm], points.index[:, perm], points.shape), t)
+    torch.testing.assert_close(out, op(points, t)[:, perm])
+
+
+@pytest.mark.parametrize("resolution", [8, 16, 32, 48])
+def test_sparse_path_runs_at_any_resolution(resolution: int) -> None:
+    """The sparse path is not tied to the training lattice: kernels are resampled for the points' grid."""
+    op = tiny()
+    x = torch.randn(2, 2, resolution, resolution, dtype=torch.float64)
+    points = GridDomain(2, 2).subsample(x, 0.25)
+    out = op(points, torch.rand(2, dtype=torch.float64))
+    assert out.shape == points.values.shape and torch.isfinite(out).all()
+
+
+def test_eval_disables_dropout() -> None:
+    """Sampling twice in eval mode gives the same output; in train mode dropout makes them differ."""
+    op = tiny()
+    x, t = torch.randn(2, 2, 16, 16, dtype=torch.float64), torch.rand(2, dtype=torch.float64)
+    torch.testing.assert_close(op.forward_dense(x, t), op.forward_dense(x, t))
+    op.train()
+    assert not torch.equal(op.forward_dense(x, t), op.forward_dense(x, t))
+
+
+@pytest.mark.parametrize("z_dim", [0, 4])
+def test_gradients_reach_every_parameter(z_dim: int) -> None:
+    """One backward pass gives every parameter a non-zero gradient (nothing is disconnected or zero-initialised)."""
+    op = tiny(z_dim=z_dim).train()
+    x = torch.randn(3, 2, 16, 16, dtype=torch.float64)
+    points = GridDomain(2, 2).subsample(x, 0.3)
+    cond = torch.randn(3, z_dim, dtype=torch.float64) if z_dim else None
+    op(points, torch.rand(3, dtype=torch.float64), cond).square().mean().backward()
+    missing = [name for name, p in op.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing
+
+
+def test_protocol_and_state_dict_has_only_parameters() -> None:
+    """The operator is a NeuralOperator; derived tensors are non-persistent, so checkpoints hold parameters only."""
+    op = tiny()
+    assert isinstance(op, NeuralOperator)
+    assert set(op.state_dict()) == {name for name, _ in op.named_parameters()}
+
+
+def test_config_rebuilds_same_architecture() -> None:
+    """``InftyDiffOperator(config)`` from the JSON round trip accepts the original's state dict."""
+    op = operator_preset("tiny", channels=3, resolution=16, z_dim=2)
+    again = InftyDiffOperator(type(op.config).from_dict(op.config.to_dict()))
+    again.load_state_dict(op.state_dict())
+    assert again.config == op.config
+
+
+def test_validation_names_arguments() -> None:
+    """Wrong channels, missing or unexpected cond and bad chunk sizes raise ValueError naming the argument."""
+    op, cond_op = tiny(), tiny(z_dim=3)
+    x, t = torch.randn(2, 2, 16, 16, dtype=torch.float64), torch.rand(2, dtype=torch.float64)
+    with pytest.raises(ValueError, match="channels"):
+        op.forward_dense(torch.randn(2, 3, 16, 16, dtype=torch.float64), t)
+    with pytest.raises(ValueError, match="cond"):
+        op.forward_dense(x, t, torch.randn(2, 3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="cond"):
+        cond_op.forward_dense(x, t)
+    with pytest.raises(ValueError, match="chunk_points"):
+        op.forward_dense(x, t, chunk_points=0)
+
+
+def test_jaxtyping_catches_batch_mismatch() -> None:
+    """A time vector whose length disagrees with the batch is caught at the public boundary."""
+    op = tiny()
+    with pytest.raises(jaxtyping.TypeCheckError):
+        op.forward_dense(torch.randn(2, 2, 16, 16, dtype=torch.float64), torch.rand(3, dtype=torch.float64))
