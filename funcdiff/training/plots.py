@@ -20,7 +20,7 @@ def plot_loss_curve(steps: list[int], losses: list[float], path: str | Path, *, 
         hi = hi if hi > lo else lo + 1
         s0, s1 = pairs[0][0], max(pairs[-1][0], pairs[0][0] + 1)
 
-        def xy(step: float, value: float) -> tuple[float, float]:
+        def xy(step: int | float, value: float) -> tuple[float, float]:
             return (left + (step - s0) / (s1 - s0) * (right - left), bottom - (math.log10(value) - lo) / (hi - lo) * (bottom - top))
 
         for s, v in pairs:

@@ -164,7 +164,7 @@ class Trainer:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             (self.out_dir / "config.json").write_text(json.dumps(self.checkpoint_config, indent=2, sort_keys=True))
         net = DistributedDataParallel(self.model) if ctx.world_size > 1 else self.model
-        loader = infinite_loader(self.dataset, c.batch_size, seed=c.seed * 1000 + ctx.rank, start_step=self.step)
+        loader = infinite_loader(self.dataset, c.batch_size, seed=c.seed, start_step=self.step, rank=ctx.rank, world_size=ctx.world_size)
         self.model.train()
         start, window_losses, window_start, loss_value = time.perf_counter(), [], time.perf_counter(), float("nan")
         bar = tqdm(total=c.steps, initial=self.step, desc="training", disable=not ctx.is_main or self.progress is False,

@@ -48,7 +48,8 @@ def test_train_then_sample_through_the_command(tmp_path: Path) -> None:
               "--sample-steps", "3", "--out-dir", "samples", cwd=tmp_path)
     assert "32 px" in out.stdout
     for name, size in (("16px.png", 16), ("32px.png", 32)):
-        assert Image.open(tmp_path / "samples" / name).size == (2 * size + 3, size + 2)
+        with Image.open(tmp_path / "samples" / name) as image:
+            assert image.size == (2 * size + 3, size + 2)
     assert (tmp_path / "samples" / "resolutions.png").is_file()
     assert (tmp_path / "samples" / "sample_config.json").is_file()
 
@@ -66,7 +67,8 @@ def test_celebahq_example_on_a_tiny_generated_folder(tmp_path: Path) -> None:
         "--diffusion-steps", "50", "--out-dir", "celeba", cwd=tmp_path)
     run(str(ROOT / "examples/images/sample.py"), "celeba/checkpoint", "--resolutions", "16", "--num", "1", "--steps", "2",
         "--device", "cpu", "--out-dir", "s", cwd=tmp_path)
-    assert Image.open(tmp_path / "s" / "16px.png").mode == "RGB"
+    with Image.open(tmp_path / "s" / "16px.png") as image:
+        assert image.mode == "RGB"
 
 
 def _ddp_worker(rank: int, port: int, config, out: str) -> None:

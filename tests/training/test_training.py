@@ -51,9 +51,9 @@ def test_checkpoint_round_trip(tiny_config: TrainConfig) -> None:
 
 def test_resume_equals_an_uninterrupted_run(tiny_config: TrainConfig, tmp_path) -> None:
     """Stopping after 3 steps and resuming to 6 ends with exactly the parameters of 6 steps in one go."""
-    whole = train(replace(tiny_config, out_dir=str(tmp_path / "whole")), progress=False)
-    train(replace(tiny_config, steps=3, out_dir=str(tmp_path / "split")), progress=False)
-    resumed = train(replace(tiny_config, out_dir=str(tmp_path / "split")), resume=True, progress=False)
+    whole = Trainer(replace(tiny_config, out_dir=str(tmp_path / "whole")), progress=False).run()
+    Trainer(replace(tiny_config, steps=3, out_dir=str(tmp_path / "split")), progress=False).run()
+    resumed = Trainer(replace(tiny_config, out_dir=str(tmp_path / "split")), resume=True, progress=False).run()
     assert resumed.step == whole.step == 6
     for (name, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), name
@@ -63,7 +63,7 @@ def test_resume_equals_an_uninterrupted_run(tiny_config: TrainConfig, tmp_path) 
 
 def test_resume_refuses_a_different_model(tiny_config: TrainConfig) -> None:
     """Resuming with other model settings is an error that names them."""
-    train(replace(tiny_config, steps=1), progress=False)
+    Trainer(replace(tiny_config, steps=1), progress=False).run()
     with pytest.raises(ValueError, match="resolution"):
         Trainer(replace(tiny_config, resolution=32), resume=True, progress=False)
 
