@@ -6,6 +6,7 @@ coordinates samples at any resolution.
 
 from funcdiff.domains import Domain, GridDomain
 from funcdiff.mollifiers import GaussianMollifier, IdentityMollifier, Mollifier
+from funcdiff.operators import InftyDiffOperator, LatentMLP, NeuralOperator, OperatorConfig, SparseDepthwiseConv, SparseEncoder, operator_preset
 from funcdiff.points import Points
 from funcdiff.processes import (
     DiffusionProcess,
@@ -27,15 +28,22 @@ __all__ = [
     "GaussianMollifier",
     "GridDomain",
     "IdentityMollifier",
+    "InftyDiffOperator",
     "InpaintingGuidance",
+    "LatentMLP",
     "MollifiedDDPM",
     "Mollifier",
+    "NeuralOperator",
+    "OperatorConfig",
     "Points",
+    "SparseDepthwiseConv",
+    "SparseEncoder",
     "__version__",
     "constant_schedule",
     "cosine_schedule",
     "encode_ddim",
     "linear_schedule",
+    "operator_preset",
     "sample_ddim",
     "sample_ddpm",
 ]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from funcdiff.training import TrainConfig, load_trained, sample, save_images, train
+from funcdiff.training import TrainConfig, Trainer, load_trained, sample, save_images, train
 from funcdiff.training.sampling import side_by_side
 from funcdiff.domains.io import write_png
 
@@ -73,7 +73,10 @@ def run_train(args: argparse.Namespace) -> int:
         print(json.dumps(config.to_dict(), indent=2))
         return 0
     start = time.perf_counter()
-    result = train(config, resume=args.resume)
+    if args.command == "demo":  # the demo samples once, after training, at the resolutions asked for
+        result = Trainer(config, resume=args.resume).run()
+    else:
+        result = train(config, resume=args.resume)
     print(f"trained {result.step} steps in {time.perf_counter() - start:.0f} s; final loss {result.loss:.4f}")
     print(f"checkpoint: {result.out_dir / 'checkpoint'}")
     if args.command == "demo":

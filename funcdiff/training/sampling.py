@@ -107,7 +107,7 @@ def save_images(images: Float[Tensor, "b c h w"], directory: str | Path, prefix:
     return write_png(image_grid(images), directory / f"{prefix}.png")
 
 
-def side_by_side(batches: list[Float[Tensor, "b c h w"]], *, count: int = 8, display: int | None = None) -> Float[Tensor, "c H W"]:
+def side_by_side(batches: list[Float[Tensor, "_b c _h _w"]], *, count: int = 8, display: int | None = None) -> Float[Tensor, "c H W"]:
     """One row per batch (e.g. per resolution): the first ``count`` images, enlarged (nearest) to a common size."""
     display = display or max(b.shape[-1] for b in batches)
     rows = [torch.nn.functional.interpolate(b[:count], size=(display, display), mode="nearest") for b in batches]

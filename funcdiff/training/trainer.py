@@ -167,8 +167,9 @@ class Trainer:
         loader = infinite_loader(self.dataset, c.batch_size, seed=c.seed, start_step=self.step, rank=ctx.rank, world_size=ctx.world_size)
         self.model.train()
         start, window_losses, window_start, loss_value = time.perf_counter(), [], time.perf_counter(), float("nan")
-        bar = tqdm(total=c.steps, initial=self.step, desc="training", disable=not ctx.is_main or self.progress is False,
-                   dynamic_ncols=True)
+        budget = "" if c.time_budget is None else f" for {c.time_budget:.0f} s"
+        bar = tqdm(total=c.steps, initial=self.step, desc=f"training{budget}", unit="step",
+                   disable=not ctx.is_main or self.progress is False, dynamic_ncols=True)
         with torch.random.fork_rng(devices=[]):
             torch.set_rng_state(self.rng_state)
             try:
