@@ -10,9 +10,15 @@ on CPU than PyTorch's depthwise ``grad_weight`` (SPARSE-BACKENDS.md §2).
   grows with the grid; the fast path for full and moderately sparse grids.
 - ``gather``: a kernel map from a `LatticeHash`, then one ``index_select`` + ``addcmul_`` per tap. Memory
   grows with the points only.
+- ``native``: the same kernel map and sum in a small C++ extension (`funcdiff.operators.native`), compiled
+  on first use; memory grows with the points only. Listed only when it compiles.
+
+``"auto"`` honours the environment variable ``FUNCDIFF_SPARSE_BACKEND``, then prefers ``native`` on CPU, then
+``dense`` for small grids and densities of at least 1/16, else ``gather``.
 """
 
 import math
+import os
 from dataclasses import dataclass
 from collections.abc import Iterable
 from typing import Literal
@@ -22,10 +28,11 @@ import torch.nn.functional as F
 from torch.autograd import Function
 
 from funcdiff._typing import Float, Int, Tensor
+from funcdiff.operators import native
 from funcdiff.operators.lattice import kernel_map, window_offsets
 from funcdiff.points import flat_index
 
-BackendName = Literal["auto", "dense", "gather", "torchsparse"]
+BackendName = Literal["auto", "dense", "gather", "native", "torchsparse"]
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _POOL = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
@@ -39,7 +46,8 @@ class ConvPlan:
         backend: the backend that built the plan and must evaluate it.
         kernel_shape: the (odd) number of taps per axis.
         count: the number of present points in each point's window (itself included), rows over the batch.
-        gather_index: ``dense``: row of each point in the unpadded grid; ``gather``: the kernel map ``(taps, m)``.
+        gather_index: ``dense``: row of each point in the unpadded grid; ``gather``: the kernel map ``(taps, m)`` with
+            ``m`` for absent neighbours; ``native``: the kernel map ``(m, taps)``, int32, with -1 for absent ones.
         scatter_index: ``dense``: row of each point in the zero-padded grid; unused by ``gather``.
         grid_shape: ``dense``: ``(batch, *padded spatial)``; unused by ``gather``.
     """
@@ -102,6 +110,22 @@ def _gather_apply(x: Float[Tensor, "m c"], weight: Float[Tensor, "c k"], plan: C
     return out
 
 
+def _dense_weight_grad(x: Tensor, grad: Tensor, plan: ConvPlan) -> Tensor:
+    return offset_weight_grad(_scatter_padded(x, plan), grad, _padded_rows(plan))
+
+
+def _gather_weight_grad(x: Tensor, grad: Tensor, plan: ConvPlan) -> Tensor:
+    return offset_weight_grad(torch.cat([x, x.new_zeros(1, x.shape[1])]), grad, plan.gather_index)
+
+
+def _native_apply(x: Tensor, weight: Tensor, plan: ConvPlan) -> Tensor:
+    return native.load().sparse_sum(x, weight.t().contiguous(), plan.gather_index)
+
+
+def _native_weight_grad(x: Tensor, grad: Tensor, plan: ConvPlan) -> Tensor:
+    return native.load().weight_grad(x, grad, plan.gather_index).t()
+
+
 class _SparseSum(Function):
     """Autograd for the unnormalised sum; the backward uses the mirrored kernel and the point-side weight gradient."""
 
@@ -117,16 +141,12 @@ class _SparseSum(Function):
         plan: ConvPlan = ctx.plan
         grad = grad.contiguous()
         grad_x = _APPLY[plan.backend](grad, weight.flip(1), plan) if ctx.needs_input_grad[0] else None
-        grad_w = None
-        if ctx.needs_input_grad[1]:
-            if plan.backend == "dense":
-                grad_w = offset_weight_grad(_scatter_padded(x, plan), grad, _padded_rows(plan))
-            else:
-                grad_w = offset_weight_grad(torch.cat([x, x.new_zeros(1, x.shape[1])]), grad, plan.gather_index)
+        grad_w = _WEIGHT_GRAD[plan.backend](x, grad, plan) if ctx.needs_input_grad[1] else None
         return grad_x, grad_w, None
 
 
-_APPLY = {"dense": _dense_apply, "gather": _gather_apply}
+_APPLY = {"dense": _dense_apply, "gather": _gather_apply, "native": _native_apply}
+_WEIGHT_GRAD = {"dense": _dense_weight_grad, "gather": _gather_weight_grad, "native": _native_weight_grad}
 
 
 def _gather_plan(index: Int[Tensor, "b n d"], shape: tuple[int, ...], kernel_shape: tuple[int, ...], dtype: torch.dtype) -> ConvPlan:
@@ -135,13 +155,24 @@ def _gather_plan(index: Int[Tensor, "b n d"], shape: tuple[int, ...], kernel_sha
     return ConvPlan("gather", kernel_shape, count, nbr)
 
 
+def _native_plan(index: Int[Tensor, "b n d"], shape: tuple[int, ...], kernel_shape: tuple[int, ...], dtype: torch.dtype) -> ConvPlan:
+    offsets = window_offsets(kernel_shape)
+    nbr = native.load().kernel_map(index.long().contiguous(), offsets, list(shape), math.prod(shape))
+    return ConvPlan("native", kernel_shape, (nbr >= 0).sum(1, dtype=dtype).unsqueeze(1), nbr)
+
+
 def available_backends() -> tuple[str, ...]:
-    """The backends usable in this environment (``torchsparse`` only when that library imports)."""
-    return tuple(_PLAN)
+    """The backends usable in this environment (``native`` only when its extension compiles; the first call builds it)."""
+    return tuple(name for name in _PLAN if name != "native" or native.load() is not None)
 
 
-def choose_backend(batch: int, points: int, shape: tuple[int, ...]) -> str:
-    """Automatic choice: ``dense`` for small grids and densities of at least 1/16, else ``gather`` (SPARSE-BACKENDS.md §4)."""
+def choose_backend(batch: int, points: int, shape: tuple[int, ...], *, device: torch.device) -> str:
+    """Automatic choice (see the module docstring; measurements in benchmarks/README.md)."""
+    forced = os.environ.get("FUNCDIFF_SPARSE_BACKEND")
+    if forced:
+        return forced
+    if device.type == "cpu" and native.load() is not None:
+        return "native"
     cells = math.prod(shape)
     return "dense" if batch * cells <= 1 << 16 or points * 16 >= cells else "gather"
 
@@ -151,8 +182,8 @@ def make_plan(
 ) -> ConvPlan:
     """Build the plan of ``backend`` (``"auto"`` resolved by `choose_backend`) for points at ``index`` on ``shape``."""
     if backend == "auto":
-        backend = choose_backend(index.shape[0], index.shape[1], shape)
-    if backend not in _PLAN:
+        backend = choose_backend(index.shape[0], index.shape[1], shape, device=index.device)
+    if backend not in available_backends():
         raise ValueError(f"backend must be 'auto' or one of {available_backends()}, got {backend!r}")
     if any(k % 2 == 0 for k in kernel_shape):
         raise ValueError(f"kernel_shape must be odd on every axis, got {kernel_shape}")
@@ -164,4 +195,4 @@ def sparse_sum(x: Float[Tensor, "m c"], weight: Float[Tensor, "c k"], plan: Conv
     return _SparseSum.apply(x.contiguous(), weight.contiguous(), plan)
 
 
-_PLAN = {"dense": _dense_plan, "gather": _gather_plan}
+_PLAN = {"dense": _dense_plan, "gather": _gather_plan, "native": _native_plan}

@@ -3,9 +3,10 @@
 import dataclasses
 import typing
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
-BackendChoice = Literal["auto", "dense", "gather", "torchsparse"]
+from funcdiff.operators.backends import BackendName
+
 Config = TypeVar("Config", bound="JsonConfig")
 
 
@@ -76,8 +77,8 @@ class OperatorConfig(JsonConfig):
             raise ValueError(f"z_dim must be >= 0 and dropout in [0, 1), got {self.z_dim}, {self.dropout}")
         if any(s % 2 ** (len(self.unet_mults) - 1) for s in self.unet_shape):
             raise ValueError(f"unet_shape {self.unet_shape} must be divisible by 2^(len(unet_mults) - 1)")
-        if self.backend not in typing.get_args(BackendChoice):
-            raise ValueError(f"backend must be one of {typing.get_args(BackendChoice)}, got {self.backend!r}")
+        if self.backend not in typing.get_args(BackendName):
+            raise ValueError(f"backend must be one of {typing.get_args(BackendName)}, got {self.backend!r}")
 
     @property
     def ndim(self) -> int:
