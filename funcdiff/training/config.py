@@ -22,7 +22,9 @@ class TrainConfig:
         ema_decay, ema_every: EMA of the weights, updated every ``ema_every`` steps.
         steps: stop after this many steps (None: only the time budget stops the run).
         time_budget: stop after this many seconds of training (None: no limit).
-        diffusion_steps, schedule, prediction: the process (cosine 1000 and mollified-eps in the paper).
+        diffusion_steps, schedule, prediction: the process. The paper predicts the mollified noise; the default here is
+            x0, which after 500 CPU steps of the demo gave clean icon shapes where mollified-eps still gave speckle
+            (the Wiener filter at the end amplifies an undertrained model's high-frequency errors).
         sigma_pixels: the mollifier's standard deviation in pixels at the training resolution (0 = white noise).
         autocast: "none", or "bf16" / "fp16" mixed precision (fp16 on CUDA only).
         seed: seeds the model, the data order and the noise.
@@ -52,7 +54,7 @@ class TrainConfig:
     time_budget: float | None = None
     diffusion_steps: int = 1000
     schedule: Literal["cosine", "linear"] = "cosine"
-    prediction: Literal["mollified_eps", "x0"] = "mollified_eps"
+    prediction: Literal["mollified_eps", "x0"] = "x0"
     sigma_pixels: float = 1.0
     autocast: Literal["none", "bf16", "fp16"] = "none"
     seed: int = 0

@@ -97,3 +97,11 @@ def test_bad_training_settings() -> None:
         TrainConfig(steps=None, time_budget=None)
     with pytest.raises(ValueError, match="unknown training settings"):
         TrainConfig.from_dict({"learning_rate": 1.0})
+
+
+def test_bf16_autocast_on_cpu_trains(tiny_config: TrainConfig) -> None:
+    """Mixed precision (bf16 autocast on the CPU) runs and gives finite losses; fp16 on the CPU is refused."""
+    result = Trainer(replace(tiny_config, steps=3, autocast="bf16"), progress=False).run()
+    assert math.isfinite(result.loss)
+    with pytest.raises(ValueError, match="fp16"):
+        Trainer(replace(tiny_config, steps=1, autocast="fp16"), progress=False).run()
