@@ -13,14 +13,17 @@ on CPU than PyTorch's depthwise ``grad_weight`` (SPARSE-BACKENDS.md §2).
 - ``native``: the same kernel map and sum in a small C++ extension (`funcdiff.operators.native`), compiled
   on first use; memory grows with the points only. Listed only when it compiles.
 
+A ``torchsparse`` adapter (CUDA) is not implemented: the depthwise kernel lives only in the fork used by the
+official code (REFERENCE.md §2, §7), which cannot be installed here.
+
 ``"auto"`` honours the environment variable ``FUNCDIFF_SPARSE_BACKEND``, then prefers ``native`` on CPU, then
 ``dense`` for small grids and densities of at least 1/16, else ``gather``.
 """
 
 import math
 import os
-from dataclasses import dataclass
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -32,7 +35,7 @@ from funcdiff.operators import native
 from funcdiff.operators.lattice import kernel_map, window_offsets
 from funcdiff.points import flat_index
 
-BackendName = Literal["auto", "dense", "gather", "native", "torchsparse"]
+BackendName = Literal["auto", "dense", "gather", "native"]
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _POOL = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
@@ -156,6 +159,8 @@ def _gather_plan(index: Int[Tensor, "b n d"], shape: tuple[int, ...], kernel_sha
 
 
 def _native_plan(index: Int[Tensor, "b n d"], shape: tuple[int, ...], kernel_shape: tuple[int, ...], dtype: torch.dtype) -> ConvPlan:
+    if index.device.type != "cpu" or native.load() is None:
+        raise ValueError(f"backend 'native' needs CPU tensors and a compiled extension (device {index.device.type})")
     offsets = window_offsets(kernel_shape)
     nbr = native.load().kernel_map(index.long().contiguous(), offsets, list(shape), math.prod(shape))
     return ConvPlan("native", kernel_shape, (nbr >= 0).sum(1, dtype=dtype).unsqueeze(1), nbr)
@@ -183,8 +188,8 @@ def make_plan(
     """Build the plan of ``backend`` (``"auto"`` resolved by `choose_backend`) for points at ``index`` on ``shape``."""
     if backend == "auto":
         backend = choose_backend(index.shape[0], index.shape[1], shape, device=index.device)
-    if backend not in available_backends():
-        raise ValueError(f"backend must be 'auto' or one of {available_backends()}, got {backend!r}")
+    if backend not in _PLAN:
+        raise ValueError(f"backend must be 'auto' or one of {tuple(_PLAN)}, got {backend!r}")
     if any(k % 2 == 0 for k in kernel_shape):
         raise ValueError(f"kernel_shape must be odd on every axis, got {kernel_shape}")
     return _PLAN[backend](index, shape, kernel_shape, dtype)

@@ -145,6 +145,7 @@ def load() -> ModuleType | None:
     from torch.utils import cpp_extension
 
     name = "funcdiff_sparse_" + hashlib.sha1(_SOURCE.encode()).hexdigest()[:10]
+    logger.info("loading the native sparse convolution kernel %s (the first build takes about a minute)", name)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
