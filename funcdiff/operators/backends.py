@@ -162,7 +162,7 @@ def _native_plan(index: Int[Tensor, "b n d"], shape: tuple[int, ...], kernel_sha
     if index.device.type != "cpu" or native.load() is None:
         raise ValueError(f"backend 'native' needs CPU tensors and a compiled extension (device {index.device.type})")
     offsets = window_offsets(kernel_shape)
-    nbr = native.load().kernel_map(index.long().contiguous(), offsets, list(shape), math.prod(shape))
+    nbr = native.load().kernel_map(index.long().contiguous(), offsets, list(shape))
     return ConvPlan("native", kernel_shape, (nbr >= 0).sum(1, dtype=dtype).unsqueeze(1), nbr)
 
 

@@ -1,6 +1,7 @@
 """Moving features between points and a fixed grid (MATH.md §8): K-nearest inverse-distance weighting and multilinear reads."""
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -8,6 +9,7 @@ from beartype import beartype
 from jaxtyping import jaxtyped
 
 from funcdiff._typing import Float, Int, Tensor
+from funcdiff.operators import native
 from funcdiff.operators.lattice import LatticeHash, lattice_keys
 from funcdiff.points import Points, grid_index
 
@@ -40,21 +42,27 @@ def _nearest_in_window(
     return rows.gather(-1, slot), best
 
 
-def nearest_points(points: Points, grid_shape: tuple[int, ...], k: int) -> tuple[Int[Tensor, "b m k"], Float[Tensor, "b m k"]]:
+def nearest_points(
+    points: Points, grid_shape: tuple[int, ...], k: int, *, implementation: Literal["auto", "native", "torch"] = "auto"
+) -> tuple[Int[Tensor, "b m k"], Float[Tensor, "b m k"]]:
     """Exact k nearest points of every grid node: rows into the batch-flattened points and squared distances.
 
-    Lattice-aware: each node probes a window of lattice cells around it through a `LatticeHash` and widens the
+    Lattice-aware: each node probes a window of lattice cells around it through a lattice hash and widens the
     window only where the k-th nearest point found could lie beyond it, so the cost grows with the number of
-    points plus grid nodes, never their product.
+    points plus grid nodes, never their product. ``"auto"`` uses the C++ kernel (`funcdiff.operators.native`)
+    on CPU when it is available, else the vectorised PyTorch search.
     """
     b, n, _ = points.values.shape
     shape = points.shape
+    reach = 0.5 * (2 * k / n) ** (1 / len(shape))
+    cpu = points.index.device.type == "cpu"
+    if implementation == "native" or (implementation == "auto" and cpu and native.load() is not None):
+        return tuple(native.load().knn_grid(points.index.long().contiguous(), list(shape), list(grid_shape), k, reach))
     table = LatticeHash(lattice_keys(points.index, shape).reshape(-1))
     nodes = cell_centres(grid_shape, dtype=torch.float64, device=points.values.device)
     rows = torch.empty(b, nodes.shape[0], k, dtype=torch.long, device=nodes.device)
     dist = torch.empty(b, nodes.shape[0], k, dtype=torch.float64, device=nodes.device)
     todo = torch.arange(nodes.shape[0], device=nodes.device)
-    reach = 0.5 * (2 * k / n) ** (1 / len(shape))
     while todo.numel():
         radius = tuple(min(s, max(1, math.ceil(reach * s))) for s in shape)
         whole = all(r >= s for r, s in zip(radius, shape))

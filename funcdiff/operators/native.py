@@ -1,10 +1,11 @@
-"""An optional C++ kernel for the sparse depthwise sum, compiled on first use (``torch.utils.cpp_extension``).
+"""Optional C++ kernels for the sparse depthwise sum and the k-nearest search, compiled on first use.
 
-It needs only a C++ compiler (no CUDA, nothing beyond pip); if compiling fails the ``native`` backend is simply
-unavailable and the pure-PyTorch backends are used. The kernel map is an open-addressing lattice hash like
+Built with ``torch.utils.cpp_extension.load_inline``: it needs only a C++ compiler (no CUDA, nothing beyond pip);
+if compiling fails the ``native`` backend is simply unavailable and the pure-PyTorch code is used. The kernel map is an open-addressing lattice hash like
 `funcdiff.operators.lattice.LatticeHash` (same hash, memory in the number of points), and the sum reads each
 neighbour's channel row directly, so nothing is scattered to the grid. The weight gradient is accumulated per
-thread and reduced at the end. Threads come from PyTorch's own pool (``at::parallel_for``), so
+thread and reduced at the end. The exact k-nearest search of `funcdiff.operators.interpolate.nearest_points`
+probes the same hash in a window that grows until the k-th distance is certain. Threads come from PyTorch's own pool (``at::parallel_for``), so
 ``torch.set_num_threads`` applies and no second OpenMP runtime is loaded.
 """
 
@@ -19,57 +20,142 @@ logger = logging.getLogger(__name__)
 _SOURCE = r"""
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
+#include <algorithm>
+#include <cmath>
 #include <vector>
 
 static const int64_t GOLDEN = (int64_t)0x9E3779B97F4A7C15ULL;
 
-torch::Tensor kernel_map(torch::Tensor index, torch::Tensor offsets, std::vector<int64_t> shape, int64_t per_batch) {
-  // index: (b, n, d) int64 lattice positions; offsets: (k, d) int64. Returns (b n, k) int32 rows, -1 where absent.
-  const int64_t b = index.size(0), n = index.size(1), d = index.size(2), k = offsets.size(0), m = b * n;
-  const int64_t* idx = index.data_ptr<int64_t>();
-  const int64_t* off = offsets.data_ptr<int64_t>();
-  int bits = 4;
-  while ((int64_t(1) << bits) < 2 * m) ++bits;
-  const int64_t size = int64_t(1) << bits, mask = size - 1;
-  const int shift = 64 - bits;
-  std::vector<int64_t> keys(size, -1);
-  std::vector<int32_t> rows(size, -1);
-  auto key_of = [&](const int64_t* pos, int64_t batch) {
+// Open-addressing hash of the points' lattice keys (example, row-major position) -> row over the batch.
+struct Lattice {
+  const int64_t* idx;
+  int64_t n, d, per_batch;
+  std::vector<int64_t> shape, keys;
+  std::vector<int32_t> rows;
+  int64_t mask;
+  int shift;
+
+  Lattice(torch::Tensor index, std::vector<int64_t> shape_) : shape(shape_) {
+    idx = index.data_ptr<int64_t>();
+    n = index.size(1);
+    d = index.size(2);
+    per_batch = 1;
+    for (auto s : shape) per_batch *= s;
+    const int64_t m = index.size(0) * n;
+    int bits = 4;
+    while ((int64_t(1) << bits) < 2 * m) ++bits;
+    mask = (int64_t(1) << bits) - 1;
+    shift = 64 - bits;
+    keys.assign(mask + 1, -1);
+    rows.assign(mask + 1, -1);
+    for (int64_t p = 0; p < m; ++p) {
+      const int64_t key = key_of(idx + p * d, p / n);
+      int64_t s = slot_of(key);
+      while (keys[s] != -1) s = (s + 1) & mask;
+      keys[s] = key;
+      rows[s] = (int32_t)p;
+    }
+  }
+  int64_t key_of(const int64_t* pos, int64_t batch) const {
     int64_t key = 0;
     for (int64_t a = 0; a < d; ++a) key = key * shape[a] + pos[a];
     return key + batch * per_batch;
-  };
-  auto slot_of = [&](int64_t key) { return (int64_t)(((uint64_t)(key * GOLDEN)) >> shift) & mask; };
-  for (int64_t p = 0; p < m; ++p) {
-    const int64_t key = key_of(idx + p * d, p / n);
-    int64_t s = slot_of(key);
-    while (keys[s] != -1) s = (s + 1) & mask;
-    keys[s] = key;
-    rows[s] = (int32_t)p;
   }
+  int64_t slot_of(int64_t key) const { return (int64_t)(((uint64_t)(key * GOLDEN)) >> shift) & mask; }
+  // Row of the point at lattice position pos of example batch, or -1 (also when pos is off the grid).
+  int32_t find(const int64_t* pos, int64_t batch) const {
+    for (int64_t a = 0; a < d; ++a) if (pos[a] < 0 || pos[a] >= shape[a]) return -1;
+    const int64_t key = key_of(pos, batch);
+    for (int64_t s = slot_of(key); keys[s] != -1; s = (s + 1) & mask) if (keys[s] == key) return rows[s];
+    return -1;
+  }
+};
+
+torch::Tensor kernel_map(torch::Tensor index, torch::Tensor offsets, std::vector<int64_t> shape) {
+  // index: (b, n, d) int64 lattice positions; offsets: (k, d) int64. Returns (b n, k) int32 rows, -1 where absent.
+  const Lattice lattice(index, shape);
+  const int64_t d = lattice.d, n = lattice.n, k = offsets.size(0), m = index.size(0) * n;
+  const int64_t* off = offsets.data_ptr<int64_t>();
   auto out = torch::empty({m, k}, torch::dtype(torch::kInt32));
   int32_t* nbr = out.data_ptr<int32_t>();
   at::parallel_for(0, m, 1024, [&](int64_t begin, int64_t end) {
-  for (int64_t p = begin; p < end; ++p) {
     int64_t pos[3];
-    for (int64_t t = 0; t < k; ++t) {
-      bool inside = true;
-      for (int64_t a = 0; a < d; ++a) {
-        pos[a] = idx[p * d + a] + off[t * d + a];
-        inside = inside && pos[a] >= 0 && pos[a] < shape[a];
+    for (int64_t p = begin; p < end; ++p) {
+      for (int64_t t = 0; t < k; ++t) {
+        for (int64_t a = 0; a < d; ++a) pos[a] = lattice.idx[p * d + a] + off[t * d + a];
+        nbr[p * k + t] = lattice.find(pos, p / n);
       }
-      int32_t row = -1;
-      if (inside) {
-        const int64_t key = key_of(pos, p / n);
-        for (int64_t s = slot_of(key); keys[s] != -1; s = (s + 1) & mask) {
-          if (keys[s] == key) { row = rows[s]; break; }
-        }
-      }
-      nbr[p * k + t] = row;
     }
-  }
   });
   return out;
+}
+
+std::vector<torch::Tensor> knn_grid(torch::Tensor index, std::vector<int64_t> shape, std::vector<int64_t> grid, int64_t k, double reach) {
+  // For every example and node of `grid` (cell centres), the k nearest points: rows (b, nodes, k) and squared
+  // distances in domain units. The window around a node grows (doubling `reach`, in domain units) until the k-th
+  // distance found is within the window's inscribed radius, or the window covers the grid: the result is exact.
+  const Lattice lattice(index, shape);
+  const int64_t b = index.size(0), d = lattice.d;
+  int64_t nodes = 1;
+  for (auto g : grid) nodes *= g;
+  auto rows = torch::empty({b, nodes, k}, torch::dtype(torch::kInt64));
+  auto dist = torch::empty({b, nodes, k}, torch::dtype(torch::kFloat64));
+  int64_t* out_rows = rows.data_ptr<int64_t>();
+  double* out_dist = dist.data_ptr<double>();
+  at::parallel_for(0, b * nodes, 16, [&](int64_t begin, int64_t end) {
+    std::vector<double> best_d(k);
+    std::vector<int64_t> best_r(k);
+    int64_t pos[3], lo[3], hi[3];
+    double centre[3];
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t batch = task / nodes;
+      int64_t rest = task % nodes;
+      for (int64_t a = d - 1; a >= 0; --a) {
+        centre[a] = ((rest % grid[a]) + 0.5) / grid[a];
+        rest /= grid[a];
+      }
+      for (double r = reach;; r *= 2) {
+        bool whole = true;
+        double sure = 1e300;
+        for (int64_t a = 0; a < d; ++a) {
+          const int64_t radius = std::min<int64_t>(shape[a], std::max<int64_t>(1, (int64_t)std::ceil(r * shape[a])));
+          const int64_t base = (int64_t)std::floor(centre[a] * shape[a] - 0.5);
+          lo[a] = base - radius + 1;
+          hi[a] = base + radius;
+          whole = whole && radius >= shape[a];
+          sure = std::min(sure, (double)radius / shape[a]);
+        }
+        std::fill(best_d.begin(), best_d.end(), INFINITY);
+        std::fill(best_r.begin(), best_r.end(), -1);
+        for (int64_t a = 0; a < d; ++a) pos[a] = lo[a];
+        while (true) {
+          const int32_t row = lattice.find(pos, batch);
+          if (row >= 0) {
+            double dd = 0;
+            for (int64_t a = 0; a < d; ++a) {
+              const double delta = (pos[a] + 0.5) / shape[a] - centre[a];
+              dd += delta * delta;
+            }
+            int64_t j = k - 1;
+            if (dd < best_d[j]) {
+              while (j > 0 && best_d[j - 1] > dd) { best_d[j] = best_d[j - 1]; best_r[j] = best_r[j - 1]; --j; }
+              best_d[j] = dd;
+              best_r[j] = row;
+            }
+          }
+          int64_t a = d - 1;
+          while (a >= 0 && ++pos[a] > hi[a]) { pos[a] = lo[a]; --a; }
+          if (a < 0) break;
+        }
+        if (whole || best_d[k - 1] <= sure * sure) break;
+      }
+      for (int64_t j = 0; j < k; ++j) {
+        out_rows[task * k + j] = best_r[j];
+        out_dist[task * k + j] = best_d[j];
+      }
+    }
+  });
+  return {rows, dist};
 }
 
 template <typename T>
@@ -136,7 +222,7 @@ torch::Tensor weight_grad(torch::Tensor x, torch::Tensor g, torch::Tensor nbr) {
 }
 """
 
-_FUNCTIONS = ["kernel_map", "sparse_sum", "weight_grad"]
+_FUNCTIONS = ["kernel_map", "knn_grid", "sparse_sum", "weight_grad"]
 
 
 @functools.cache

@@ -6,21 +6,28 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from funcdiff.domains.grid import GridDomain
+from funcdiff.operators import native
 from funcdiff.operators.interpolate import cell_centres, grid_to_points, knn_to_grid, nearest_points
 from funcdiff.points import Points
 
 grids = st.sampled_from([(1, (40,), (9,)), (2, (16, 12), (5, 8)), (2, (10, 10), (20, 20)), (3, (6, 5, 7), (3, 4, 2))])
 
 
+IMPLEMENTATIONS = ["torch"] + (["native"] if native.load() is not None else [])
+
+
 @settings(deadline=None, max_examples=20)
-@given(grid=grids, fraction=st.floats(0.0, 1.0), seed=st.integers(0, 99), k=st.integers(1, 4))
-def test_nearest_points_match_brute_force(grid: tuple, fraction: float, seed: int, k: int) -> None:
-    """The lattice-aware search finds the same k nearest distances as an all-pairs search, at any density."""
+@given(
+    grid=grids, fraction=st.floats(0.0, 1.0), seed=st.integers(0, 99), k=st.integers(1, 4),
+    implementation=st.sampled_from(IMPLEMENTATIONS),
+)
+def test_nearest_points_match_brute_force(grid: tuple, fraction: float, seed: int, k: int, implementation: str) -> None:
+    """The lattice-aware search (PyTorch and C++) finds the same k nearest distances as an all-pairs search."""
     ndim, shape, target = grid
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(2, 1, *shape, generator=gen)
     points = GridDomain(ndim, 1).subsample(x, max(k, round(fraction * x[0, 0].numel())), generator=gen)
-    rows, dist = nearest_points(points, target, k)
+    rows, dist = nearest_points(points, target, k, implementation=implementation)
     nodes = cell_centres(target, dtype=torch.float64, device=x.device)
     all_pairs = torch.cdist(nodes.expand(2, -1, -1), points.coords.double()).square()
     torch.testing.assert_close(dist, all_pairs.topk(k, largest=False).values)
