@@ -1,7 +1,6 @@
 """ConvNeXt-like sparse residual blocks (Liu et al. 2022) with modulated LayerNorm, as in the official ∞-Diff (REFERENCE.md §2)."""
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -9,17 +8,10 @@ from torch import nn
 
 from funcdiff._typing import Float, Int, Tensor
 from funcdiff.operators.backends import BackendName, ConvPlan
+from funcdiff.operators.chunking import pointwise
 from funcdiff.operators.conv import SparseDepthwiseConv
 from funcdiff.operators.layers import Modulation
 from funcdiff.points import Points
-
-
-def pointwise(fn: Callable[..., Tensor], *xs: Tensor, chunk: int | None) -> Tensor:
-    """``fn`` applied to (b, n, ...) tensors in chunks of at most ``chunk`` points along n (all at once if None)."""
-    n = xs[0].shape[1]
-    if chunk is None or chunk >= n:
-        return fn(*xs)
-    return torch.cat([fn(*(x[:, i : i + chunk] for x in xs)) for i in range(0, n, chunk)], dim=1)
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,5 +71,6 @@ class SparseBlock(nn.Module):
         if self.fuse is not None:
             x = pointwise(lambda a, s: self.fuse(torch.cat([a, s], dim=-1)), x, skip, chunk=layout.chunk)
         h = pointwise(lambda a: self._modulate(self.norm1(a), mod1), x, chunk=layout.chunk)
-        x = x + layout.conv(self.conv, h)
+        # The convolution's output is a fresh tensor that nothing saves for backward: add the residual in place.
+        x = layout.conv(self.conv, h).add_(x)
         return pointwise(lambda a: a + self.mlp(self._modulate(self.norm2(a), mod2)), x, chunk=layout.chunk)

@@ -11,6 +11,7 @@ from torch import nn
 
 from funcdiff._typing import Float, Tensor
 from funcdiff.operators.backends import BackendName, ConvPlan, make_plan, sparse_sum
+from funcdiff.operators.chunking import fill_chunks
 from funcdiff.operators.kernels import resample_kernel, resampled_shape
 from funcdiff.points import Points
 
@@ -102,13 +103,13 @@ class SparseDepthwiseConv(nn.Module):
         conv = _CONV[self.ndim]
         rows = shape[0] if chunk_rows is None else max(1, chunk_rows)
         scale = self.kernel_size**self.ndim / dense_count(shape, kernel_shape, dtype=x.dtype, device=x.device)
-        slabs = []
-        for start in range(0, shape[0], rows):
-            stop = min(start + rows, shape[0])
+
+        def slab(start: int, stop: int) -> Tensor:
             lo, hi = max(0, start - pad[0]), min(shape[0], stop + pad[0])
-            slab = F.pad(x[:, :, lo:hi], [0, 0] * (self.ndim - 1) + [pad[0] - (start - lo), pad[0] - (hi - stop)])
-            slabs.append(conv(slab, weight, padding=(0, *pad[1:]), groups=self.channels) * scale[start:stop])
-        return slabs[0] if len(slabs) == 1 else torch.cat(slabs, dim=2)
+            padded = F.pad(x[:, :, lo:hi], [0, 0] * (self.ndim - 1) + [pad[0] - (start - lo), pad[0] - (hi - stop)])
+            return conv(padded, weight, padding=(0, *pad[1:]), groups=self.channels) * scale[start:stop]
+
+        return fill_chunks(slab, shape[0], rows, dim=2)
 
 
 def dense_count(

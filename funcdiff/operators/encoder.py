@@ -8,7 +8,8 @@ from jaxtyping import jaxtyped
 from torch import nn
 
 from funcdiff._typing import Float, Tensor
-from funcdiff.operators.blocks import Layout, pointwise
+from funcdiff.operators.blocks import Layout
+from funcdiff.operators.chunking import pointwise
 from funcdiff.operators.config import OperatorConfig
 from funcdiff.operators.infty_diff import layout_for, sparse_stack, unet_for
 from funcdiff.operators.interpolate import knn_to_grid

@@ -10,7 +10,8 @@ from torch import nn
 
 from funcdiff._typing import Float, Tensor
 from funcdiff.operators.base import NeuralOperator
-from funcdiff.operators.blocks import Layout, SparseBlock, pointwise
+from funcdiff.operators.blocks import Layout, SparseBlock
+from funcdiff.operators.chunking import pointwise
 from funcdiff.operators.config import OperatorConfig
 from funcdiff.operators.interpolate import grid_to_points, knn_to_grid
 from funcdiff.operators.layers import TimeEmbedding

@@ -1,0 +1,35 @@
+"""Evaluating per-point and per-slab work in chunks, so that dense evaluation of large grids keeps a bounded footprint."""
+
+from collections.abc import Callable
+
+import torch
+
+from funcdiff._typing import Tensor
+
+
+def pointwise(fn: Callable[..., Tensor], *xs: Tensor, chunk: int | None) -> Tensor:
+    """``fn`` applied to (b, n, ...) tensors in chunks of at most ``chunk`` points along n (all at once if None).
+
+    Without autograd the chunks are written into one preallocated output, so the peak is the output plus one
+    chunk's temporaries.
+    """
+    n = xs[0].shape[1]
+    if chunk is None or chunk >= n:
+        return fn(*xs)
+    return fill_chunks(lambda i, j: fn(*(x[:, i:j] for x in xs)), n, chunk, dim=1)
+
+
+def fill_chunks(part: Callable[[int, int], Tensor], n: int, chunk: int, *, dim: int) -> Tensor:
+    """Concatenate ``part(i, j)`` over ``[0, n)`` in steps of ``chunk`` along ``dim`` (in place when no grad is needed)."""
+    first = part(0, min(chunk, n))
+    if first.requires_grad:
+        return torch.cat([first] + [part(i, min(i + chunk, n)) for i in range(chunk, n, chunk)], dim=dim)
+    shape = list(first.shape)
+    shape[dim] = n
+    # Allocate with the first chunk's memory layout (e.g. channels-last), so no copy is needed afterwards.
+    order = sorted(range(first.dim()), key=first.stride, reverse=True)
+    out = first.new_empty([shape[a] for a in order]).permute(*[order.index(a) for a in range(first.dim())])
+    out.narrow(dim, 0, first.shape[dim]).copy_(first)
+    for i in range(chunk, n, chunk):
+        out.narrow(dim, i, min(chunk, n - i)).copy_(part(i, min(i + chunk, n)))
+    return out
