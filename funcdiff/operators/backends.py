@@ -16,7 +16,8 @@ on CPU than PyTorch's depthwise ``grad_weight`` (SPARSE-BACKENDS.md §2).
 A ``torchsparse`` adapter (CUDA) is not implemented: the depthwise kernel lives only in the fork used by the
 official code (REFERENCE.md §2, §7), which cannot be installed here.
 
-``"auto"`` honours the environment variable ``FUNCDIFF_SPARSE_BACKEND``, then prefers ``native`` on CPU, then
+``"auto"`` honours the environment variable ``FUNCDIFF_SPARSE_BACKEND``, then prefers ``native`` for float32/64 on
+CPU, then
 ``dense`` for small grids and densities of at least 1/16, else ``gather``.
 """
 
@@ -159,8 +160,8 @@ def _gather_plan(index: Int[Tensor, "b n d"], shape: tuple[int, ...], kernel_sha
 
 
 def _native_plan(index: Int[Tensor, "b n d"], shape: tuple[int, ...], kernel_shape: tuple[int, ...], dtype: torch.dtype) -> ConvPlan:
-    if index.device.type != "cpu" or native.load() is None:
-        raise ValueError(f"backend 'native' needs CPU tensors and a compiled extension (device {index.device.type})")
+    if index.device.type != "cpu" or dtype not in (torch.float32, torch.float64) or native.load() is None:
+        raise ValueError(f"backend 'native' needs float32/64 CPU tensors and a compiled extension, got {dtype} on {index.device.type}")
     offsets = window_offsets(kernel_shape)
     nbr = native.load().kernel_map(index.long().contiguous(), offsets, list(shape))
     return ConvPlan("native", kernel_shape, (nbr >= 0).sum(1, dtype=dtype).unsqueeze(1), nbr)
@@ -171,12 +172,12 @@ def available_backends() -> tuple[str, ...]:
     return tuple(name for name in _PLAN if name != "native" or native.load() is not None)
 
 
-def choose_backend(batch: int, points: int, shape: tuple[int, ...], *, device: torch.device) -> str:
+def choose_backend(batch: int, points: int, shape: tuple[int, ...], *, device: torch.device, dtype: torch.dtype) -> str:
     """Automatic choice (see the module docstring; measurements in benchmarks/README.md)."""
     forced = os.environ.get("FUNCDIFF_SPARSE_BACKEND")
     if forced:
         return forced
-    if device.type == "cpu" and native.load() is not None:
+    if device.type == "cpu" and dtype in (torch.float32, torch.float64) and native.load() is not None:
         return "native"
     cells = math.prod(shape)
     return "dense" if batch * cells <= 1 << 16 or points * 16 >= cells else "gather"
@@ -187,7 +188,7 @@ def make_plan(
 ) -> ConvPlan:
     """Build the plan of ``backend`` (``"auto"`` resolved by `choose_backend`) for points at ``index`` on ``shape``."""
     if backend == "auto":
-        backend = choose_backend(index.shape[0], index.shape[1], shape, device=index.device)
+        backend = choose_backend(index.shape[0], index.shape[1], shape, device=index.device, dtype=dtype)
     if backend not in _PLAN:
         raise ValueError(f"backend must be 'auto' or one of {tuple(_PLAN)}, got {backend!r}")
     if any(k % 2 == 0 for k in kernel_shape):

@@ -184,3 +184,12 @@ def test_torchsparse_matches_dense() -> None:
     expected = conv(points)
     conv.backend = "torchsparse"
     torch.testing.assert_close(conv(points), expected)
+
+
+def test_auto_choice_and_environment_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``auto`` follows FUNCDIFF_SPARSE_BACKEND when set, otherwise picks an available backend."""
+    points = random_points(2, (9, 7), 0.4, 2, 0)
+    conv = SparseDepthwiseConv(2, 3, ndim=2, reference_shape=(9, 7)).double()
+    assert conv.plan(points).backend in available_backends()
+    monkeypatch.setenv("FUNCDIFF_SPARSE_BACKEND", "gather")
+    assert conv.plan(points).backend == "gather"

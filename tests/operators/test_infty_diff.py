@@ -118,3 +118,16 @@ def test_jaxtyping_catches_batch_mismatch() -> None:
     op = tiny()
     with pytest.raises(jaxtyping.TypeCheckError):
         op.forward_dense(torch.randn(2, 2, 16, 16, dtype=torch.float64), torch.rand(3, dtype=torch.float64))
+
+
+@pytest.mark.parametrize(("ndim", "resolution"), [(1, 32), (3, 8)])
+def test_operator_in_one_and_three_dimensions(ndim: int, resolution: int) -> None:
+    """The whole operator runs on 1-d signals and 3-d volumes, sparse and dense paths agreeing (ARCHITECTURE.md)."""
+    torch.manual_seed(0)
+    op = InftyDiffOperator(preset_config("tiny", channels=2, resolution=resolution, ndim=ndim)).double().eval()
+    x = torch.randn(2, 2, *(resolution,) * ndim, dtype=torch.float64)
+    t = torch.rand(2, dtype=torch.float64)
+    dense = op.forward_dense(x, t, chunk_points=37)
+    torch.testing.assert_close(op(Points.from_dense(x), t), dense.flatten(2).transpose(1, 2))
+    points = GridDomain(ndim, 2).subsample(x, 0.3)
+    assert op(points, t).shape == points.values.shape
