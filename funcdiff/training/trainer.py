@@ -226,7 +226,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool | None = 
     """Train an ∞-Diff operator as ``config`` says and write samples at 1x, 2x and 4x resolution at the end."""
     trainer = Trainer(config, resume=resume, progress=progress)
     result = trainer.run()
-    trainer.write_samples()
+    if not (config.sample_every and result.step % config.sample_every == 0):  # else the last step already sampled
+        trainer.write_samples()
     return result
 
 
