@@ -197,8 +197,13 @@ def make_plan(
 
 
 def sparse_sum(x: Float[Tensor, "m c"], weight: Float[Tensor, "c k"], plan: ConvPlan) -> Float[Tensor, "m c"]:
-    """``sum_{o present} weight[:, o] x[neighbour_o]`` for every point, by the plan's backend."""
-    return _SparseSum.apply(x.contiguous(), weight.contiguous(), plan)
+    """``sum_{o present} weight[:, o] x[neighbour_o]`` for every point, by the plan's backend.
+
+    The weight is cast to the features' dtype (autocast); the native kernel computes half precision in float32.
+    """
+    if plan.backend == "native" and x.dtype not in (torch.float32, torch.float64):
+        return sparse_sum(x.float(), weight.float(), plan).to(x.dtype)
+    return _SparseSum.apply(x.contiguous(), weight.to(x.dtype).contiguous(), plan)
 
 
 _PLAN = {"dense": _dense_plan, "gather": _gather_plan, "native": _native_plan}

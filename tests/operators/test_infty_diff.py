@@ -131,3 +131,15 @@ def test_operator_in_one_and_three_dimensions(ndim: int, resolution: int) -> Non
     torch.testing.assert_close(op(Points.from_dense(x), t), dense.flatten(2).transpose(1, 2))
     points = GridDomain(ndim, 2).subsample(x, 0.3)
     assert op(points, t).shape == points.values.shape
+
+
+@pytest.mark.parametrize("backend", available_backends())
+def test_bf16_autocast_training_step(backend: str) -> None:
+    """Under CPU bf16 autocast every backend runs forward and backward with finite results."""
+    torch.manual_seed(0)
+    op = InftyDiffOperator(dataclasses.replace(preset_config("tiny", channels=2, resolution=16), backend=backend))
+    points = GridDomain(2, 2).subsample(torch.randn(2, 2, 16, 16), 0.3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = op(points, torch.rand(2)).float().square().mean()
+    loss.backward()
+    assert torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for p in op.parameters())
