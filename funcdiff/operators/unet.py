@@ -10,6 +10,7 @@ from funcdiff._typing import Float, Tensor
 from funcdiff.operators.layers import Modulation
 
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+_TRANSPOSED = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
 
 
 def group_norm(channels: int) -> nn.GroupNorm:
@@ -81,7 +82,7 @@ class GridUNet(nn.Module):
     Down level ``i`` runs ``blocks`` residual blocks at ``channels * (1, *mults)[i]`` and then a stride-2 convolution
     to the next width (a stride-1 one after the last level); the middle is block, attention, block at
     ``channels * mults[-1]``; up level ``i`` runs ``blocks`` blocks to ``channels * mults[i]``, each taking one skip
-    from the matching down block, then nearest upsampling and a convolution. Attention follows every block at a
+    from the matching down block, then a stride-2 transposed convolution (4 taps) back to the level's input width. Attention follows every block at a
     resolution (the largest grid axis) in ``attention_resolutions``; dropout is used at resolutions up to
     ``dropout_from_resolution`` (Nichol & Dhariwal 2021).
 
@@ -134,7 +135,8 @@ class GridUNet(nn.Module):
                 self.up.append(stage(ch + skips.pop(), widths[level + 1], res))
                 ch = widths[level + 1]
             if level:
-                self.up.append(conv(ch, ch, 3, padding=1))
+                self.up.append(_TRANSPOSED[ndim](ch, widths[level], 4, stride=2, padding=1))
+                ch = widths[level]
                 res *= 2
         self.head = nn.Sequential(group_norm(ch), nn.GELU(), conv(ch, c_out, 3, padding=1))
 
@@ -158,8 +160,5 @@ class GridUNet(nn.Module):
             raise ValueError("this GridUNet was built with decoder=False; use encode")
         h, skips = self.encode(x, emb, z)
         for layer in self.up:
-            if isinstance(layer, Stage):
-                h = layer(torch.cat([h, skips.pop()], dim=1), emb, z)
-            else:
-                h = layer(F.interpolate(h, scale_factor=2.0, mode="nearest"))
+            h = layer(torch.cat([h, skips.pop()], dim=1), emb, z) if isinstance(layer, Stage) else layer(h)
         return self.head(h)
