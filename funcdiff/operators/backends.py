@@ -172,15 +172,22 @@ def available_backends() -> tuple[str, ...]:
     return tuple(name for name in _PLAN if name != "native" or native.load() is not None)
 
 
-def choose_backend(batch: int, points: int, shape: tuple[int, ...], *, device: torch.device, dtype: torch.dtype) -> str:
-    """Automatic choice (see the module docstring; measurements in benchmarks/README.md)."""
+def choose_backend(
+    batch: int, points: int, shape: tuple[int, ...], *, taps: int, device: torch.device, dtype: torch.dtype
+) -> str:
+    """Automatic choice (see the module docstring; measurements in benchmarks/README.md).
+
+    Kernel maps hold one index per point and tap, so when they would pass 2^28 entries (huge resampled kernels on
+    many points, e.g. sampling far above the training resolution) the ``dense`` backend is used instead.
+    """
     forced = os.environ.get("FUNCDIFF_SPARSE_BACKEND")
     if forced:
         return forced
-    if device.type == "cpu" and dtype in (torch.float32, torch.float64) and native.load() is not None:
+    small_map = batch * points * taps <= 1 << 28
+    if small_map and device.type == "cpu" and dtype in (torch.float32, torch.float64) and native.load() is not None:
         return "native"
     cells = math.prod(shape)
-    return "dense" if batch * cells <= 1 << 16 or points * 16 >= cells else "gather"
+    return "dense" if not small_map or batch * cells <= 1 << 16 or points * 16 >= cells else "gather"
 
 
 def make_plan(
@@ -188,7 +195,8 @@ def make_plan(
 ) -> ConvPlan:
     """Build the plan of ``backend`` (``"auto"`` resolved by `choose_backend`) for points at ``index`` on ``shape``."""
     if backend == "auto":
-        backend = choose_backend(index.shape[0], index.shape[1], shape, device=index.device, dtype=dtype)
+        taps = math.prod(kernel_shape)
+        backend = choose_backend(index.shape[0], index.shape[1], shape, taps=taps, device=index.device, dtype=dtype)
     if backend not in _PLAN:
         raise ValueError(f"backend must be 'auto' or one of {tuple(_PLAN)}, got {backend!r}")
     if any(k % 2 == 0 for k in kernel_shape):

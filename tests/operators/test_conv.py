@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from funcdiff.domains.grid import GridDomain, box_average
-from funcdiff.operators.backends import available_backends, make_plan, sparse_sum
+from funcdiff.operators.backends import available_backends, choose_backend, make_plan, sparse_sum
 from funcdiff.operators.conv import SparseDepthwiseConv
 from funcdiff.operators.kernels import resample_kernel, resampled_size
 from funcdiff.points import Points
@@ -191,5 +191,6 @@ def test_auto_choice_and_environment_override(monkeypatch: pytest.MonkeyPatch) -
     points = random_points(2, (9, 7), 0.4, 2, 0)
     conv = SparseDepthwiseConv(2, 3, ndim=2, reference_shape=(9, 7)).double()
     assert conv.plan(points).backend in available_backends()
+    assert choose_backend(1, 1 << 20, (1024, 1024), taps=29 * 29, device=torch.device("cpu"), dtype=torch.float32) == "dense"
     monkeypatch.setenv("FUNCDIFF_SPARSE_BACKEND", "gather")
     assert conv.plan(points).backend == "gather"
