@@ -119,6 +119,6 @@ def dense_count(
     count = torch.ones((), dtype=dtype, device=device)
     for size, k in zip(shape, kernel_shape):
         pos = torch.arange(size, dtype=dtype, device=device)
-        axis = torch.minimum(pos, torch.tensor(k // 2, dtype=dtype)) + torch.minimum(size - 1 - pos, torch.tensor(k // 2, dtype=dtype)) + 1
+        axis = pos.clamp(max=k // 2) + (size - 1 - pos).clamp(max=k // 2) + 1
         count = count.unsqueeze(-1) * axis
     return count

@@ -1,5 +1,6 @@
 """Sparse depthwise convolution (MATH.md §8): backends against a brute-force sum, invariances, resampling."""
 
+import importlib.util
 import math
 
 import pytest
@@ -176,9 +177,9 @@ def test_backend_validation() -> None:
     assert {"dense", "gather"} <= set(available_backends())
 
 
-@pytest.mark.skipif("torchsparse" not in available_backends(), reason="torchsparse is not installed")
+@pytest.mark.skipif(importlib.util.find_spec("torchsparse") is None, reason="torchsparse is not installed")
 def test_torchsparse_matches_dense() -> None:
-    """The optional torchsparse backend agrees with the dense one when the library is importable."""
+    """The torchsparse backend agrees with the dense one wherever the library is importable (adapter still to write)."""
     points = random_points(2, (9, 7), 0.4, 2, 0)
     conv = SparseDepthwiseConv(2, 3, ndim=2, reference_shape=(9, 7), backend="dense").double()
     expected = conv(points)
