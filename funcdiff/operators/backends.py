@@ -54,6 +54,8 @@ class ConvPlan:
             ``m`` for absent neighbours; ``native``: the kernel map ``(m, taps)``, int32, with -1 for absent ones.
         scatter_index: ``dense``: row of each point in the zero-padded grid; unused by ``gather``.
         grid_shape: ``dense``: ``(batch, *padded spatial)``; unused by ``gather``.
+        crowded: ``dense`` with at least half of the cells present: PyTorch's own convolution autograd is then faster
+            than the point-side weight gradient (benchmarks/README.md), so it is used.
     """
 
     backend: str
@@ -62,6 +64,7 @@ class ConvPlan:
     gather_index: Tensor
     scatter_index: Tensor | None = None
     grid_shape: tuple[int, ...] = ()
+    crowded: bool = False
 
 
 def offset_weight_grad(source: Float[Tensor, "r c"], grad: Float[Tensor, "m c"], rows: Iterable[Tensor]) -> Float[Tensor, "c k"]:
@@ -82,11 +85,12 @@ def _dense_plan(index: Int[Tensor, "b n d"], shape: tuple[int, ...], kernel_shap
     ndim = len(shape)
     box = _POOL[ndim](mask.view(batch, *padded, 1).movedim(-1, 1), kernel_shape, stride=1)
     count = (box * math.prod(kernel_shape)).round().movedim(1, -1).reshape(-1, 1).index_select(0, out_rows)
-    return ConvPlan("dense", kernel_shape, count, out_rows, centre, (batch, *padded))
+    crowded = 2 * index.shape[1] >= math.prod(shape)
+    return ConvPlan("dense", kernel_shape, count, out_rows, centre, (batch, *padded), crowded)
 
 
 def _scatter_padded(x: Float[Tensor, "m c"], plan: ConvPlan) -> Float[Tensor, "r c"]:
-    return x.new_zeros(math.prod(plan.grid_shape), x.shape[1]).index_copy_(0, plan.scatter_index, x)
+    return x.new_zeros(math.prod(plan.grid_shape), x.shape[1]).index_copy(0, plan.scatter_index, x)
 
 
 def _dense_apply(x: Float[Tensor, "m c"], weight: Float[Tensor, "c k"], plan: ConvPlan) -> Float[Tensor, "m c"]:
@@ -211,6 +215,8 @@ def sparse_sum(x: Float[Tensor, "m c"], weight: Float[Tensor, "c k"], plan: Conv
     """
     if plan.backend == "native" and x.dtype not in (torch.float32, torch.float64):
         return sparse_sum(x.float(), weight.float(), plan).to(x.dtype)
+    if plan.crowded:
+        return _dense_apply(x, weight.to(x.dtype), plan)
     return _SparseSum.apply(x.contiguous(), weight.to(x.dtype).contiguous(), plan)
 
 
