@@ -37,7 +37,10 @@ def case(method: str, size: int, density: float, batch: int, channels: int, kern
         field = x.contiguous(memory_format=torch.channels_last).requires_grad_()
         weight = torch.randn(channels, 1, kernel, kernel, requires_grad=True, generator=gen)
         grad = torch.randn_like(field)
-        return measure(lambda: F.conv2d(field, weight, padding=kernel // 2, groups=channels).backward(grad), warmup=warmup, repeats=repeats)
+        def step() -> None:
+            F.conv2d(field, weight, padding=kernel // 2, groups=channels).backward(grad)
+
+        return measure(step, warmup=warmup, repeats=repeats)
     conv = SparseDepthwiseConv(channels, kernel, ndim=2, reference_shape=(size, size), backend=method)
     points = GridDomain(2, channels).subsample(x, density, generator=gen)
     points = points.with_values(points.values.clone().requires_grad_())
@@ -66,7 +69,7 @@ def main() -> None:
     from funcdiff.operators import available_backends
 
     backends = available_backends()
-    extra = ["--batch", str(args.batch), "--channels", str(args.channels), "--kernel", str(args.kernel), "--threads", str(args.threads)]
+    extra = [f"--{name}={getattr(args, name)}" for name in ("batch", "channels", "kernel", "threads")]
     print(f"batch {args.batch}, channels {args.channels}, kernel {args.kernel}, threads {args.threads}; backends {backends}")
     print(f"{'size':>5} {'case':<22} {'median ms':>10} {'min ms':>8} {'setup ms':>9} {'peak MB':>8} {'ratio':>6}")
     for size in args.sizes:
@@ -82,7 +85,8 @@ def main() -> None:
                 continue
             ratio = r["median_s"] / reference["median_s"] if reference else float("nan")
             setup = r.get("setup_s", 0.0) * 1e3
-            print(f"{size:>5} {label:<22} {r['median_s'] * 1e3:>10.1f} {r['min_s'] * 1e3:>8.1f} {setup:>9.1f} {r['peak_delta_mb']:>8.0f} {ratio:>6.2f}", flush=True)
+            times = f"{r['median_s'] * 1e3:>10.1f} {r['min_s'] * 1e3:>8.1f} {setup:>9.1f}"
+            print(f"{size:>5} {label:<22} {times} {r['peak_delta_mb']:>8.0f} {ratio:>6.2f}", flush=True)
 
 
 if __name__ == "__main__":

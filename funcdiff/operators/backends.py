@@ -17,7 +17,8 @@ A ``torchsparse`` adapter (CUDA) is not implemented: the depthwise kernel lives 
 official code (REFERENCE.md §2, §7), which cannot be installed here.
 
 ``"auto"`` honours the environment variable ``FUNCDIFF_SPARSE_BACKEND``, then prefers ``native`` for float32/64 on
-CPU, then
+CPU once a batch has at least 8192 points (below that ``dense`` is about as fast, and the first build of the
+extension, about a minute, is not worth it) or the extension is already loaded, then
 ``dense`` for small grids and densities of at least 1/16, else ``gather``.
 """
 
@@ -74,7 +75,9 @@ def offset_weight_grad(source: Float[Tensor, "r c"], grad: Float[Tensor, "m c"],
     return torch.stack(taps, dim=1)
 
 
-def _dense_plan(index: Int[Tensor, "b n d"], shape: tuple[int, ...], kernel_shape: tuple[int, ...], dtype: torch.dtype) -> ConvPlan:
+def _dense_plan(
+    index: Int[Tensor, "b n d"], shape: tuple[int, ...], kernel_shape: tuple[int, ...], dtype: torch.dtype
+) -> ConvPlan:
     batch = index.shape[0]
     padded = tuple(s + k - 1 for s, k in zip(shape, kernel_shape))
     rows = torch.arange(batch, device=index.device).unsqueeze(1)
@@ -157,15 +160,21 @@ _APPLY = {"dense": _dense_apply, "gather": _gather_apply, "native": _native_appl
 _WEIGHT_GRAD = {"dense": _dense_weight_grad, "gather": _gather_weight_grad, "native": _native_weight_grad}
 
 
-def _gather_plan(index: Int[Tensor, "b n d"], shape: tuple[int, ...], kernel_shape: tuple[int, ...], dtype: torch.dtype) -> ConvPlan:
+def _gather_plan(
+    index: Int[Tensor, "b n d"], shape: tuple[int, ...], kernel_shape: tuple[int, ...], dtype: torch.dtype
+) -> ConvPlan:
     nbr = kernel_map(index, shape, kernel_shape)
     count = (nbr < nbr.shape[1]).sum(0, dtype=dtype).unsqueeze(1)
     return ConvPlan("gather", kernel_shape, count, nbr)
 
 
-def _native_plan(index: Int[Tensor, "b n d"], shape: tuple[int, ...], kernel_shape: tuple[int, ...], dtype: torch.dtype) -> ConvPlan:
+def _native_plan(
+    index: Int[Tensor, "b n d"], shape: tuple[int, ...], kernel_shape: tuple[int, ...], dtype: torch.dtype
+) -> ConvPlan:
     if index.device.type != "cpu" or dtype not in (torch.float32, torch.float64) or native.load() is None:
-        raise ValueError(f"backend 'native' needs float32/64 CPU tensors and a compiled extension, got {dtype} on {index.device.type}")
+        raise ValueError(
+            f"backend 'native' needs float32/64 CPU tensors and a compiled extension, got {dtype} on {index.device.type}"
+        )
     offsets = window_offsets(kernel_shape)
     nbr = native.load().kernel_map(index.long().contiguous(), offsets, list(shape))
     return ConvPlan("native", kernel_shape, (nbr >= 0).sum(1, dtype=dtype).unsqueeze(1), nbr)
@@ -188,7 +197,9 @@ def choose_backend(
     if forced:
         return forced
     small_map = batch * points * taps <= 1 << 28
-    if small_map and device.type == "cpu" and dtype in (torch.float32, torch.float64) and native.load() is not None:
+    worth_building = batch * points >= 1 << 13 or native.ready()
+    native_ok = device.type == "cpu" and dtype in (torch.float32, torch.float64)
+    if small_map and worth_building and native_ok and native.load() is not None:
         return "native"
     cells = math.prod(shape)
     return "dense" if not small_map or batch * cells <= 1 << 16 or points * 16 >= cells else "gather"

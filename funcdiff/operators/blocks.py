@@ -1,4 +1,7 @@
-"""ConvNeXt-like sparse residual blocks (Liu et al. 2022) with modulated LayerNorm, as in the official ∞-Diff (REFERENCE.md §2)."""
+"""ConvNeXt-like sparse residual blocks (Liu et al. 2022) with modulated LayerNorm, as in the official ∞-Diff.
+
+REFERENCE.md §2 describes the official block; MATH.md §8 the kernel integral inside it.
+"""
 
 import math
 from dataclasses import dataclass
@@ -54,7 +57,9 @@ class SparseBlock(nn.Module):
         super().__init__()
         self.fuse = nn.Linear(2 * channels, channels) if skip else None
         self.norm1, self.mod1 = nn.LayerNorm(channels), Modulation(channels, time_dim, z_dim)
-        self.conv = SparseDepthwiseConv(channels, kernel_size, ndim=len(reference_shape), reference_shape=reference_shape, backend=backend)
+        self.conv = SparseDepthwiseConv(
+            channels, kernel_size, ndim=len(reference_shape), reference_shape=reference_shape, backend=backend
+        )
         self.norm2, self.mod2 = nn.LayerNorm(channels), Modulation(channels, time_dim, z_dim)
         hidden = mlp_ratio * channels
         self.mlp = nn.Sequential(nn.Linear(channels, hidden), nn.GELU(), nn.Linear(hidden, channels))

@@ -65,8 +65,12 @@ class OperatorConfig(JsonConfig):
 
     def __post_init__(self) -> None:
         if len(self.reference_shape) not in (1, 2, 3) or len(self.unet_shape) != len(self.reference_shape):
-            raise ValueError(f"reference_shape and unet_shape must have 1 to 3 equal-length axes, got {self.reference_shape}, {self.unet_shape}")
-        for name in ("channels", "width", "sparse_blocks", "kernel_size", "mlp_ratio", "time_dim", "knn", "unet_channels", "unet_blocks"):
+            raise ValueError(
+                "reference_shape and unet_shape must have 1 to 3 equal-length axes, "
+                f"got {self.reference_shape}, {self.unet_shape}"
+            )
+        positive = ("channels", "width", "sparse_blocks", "kernel_size", "mlp_ratio", "time_dim", "knn")
+        for name in (*positive, "unet_channels", "unet_blocks"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.kernel_size % 2 == 0:
@@ -110,7 +114,9 @@ _PRESETS: dict[str, dict[str, Any]] = {
     # REFERENCE.md §6: the 256 configs (uno_res 128 at 256 px) and ffhq_128 (uno_res 64, base 64, four levels).
     "paper-256": dict(width=64, sparse_blocks=3, kernel_size=7, time_dim=256, unet_channels=128, unet_mults=(1, 2, 4, 8, 8)),
     "paper-128": dict(width=64, sparse_blocks=3, kernel_size=7, time_dim=256, unet_channels=64, unet_mults=(1, 2, 4, 8)),
-    "cpu-small": dict(width=32, sparse_blocks=2, kernel_size=7, time_dim=128, unet_channels=32, unet_mults=(1, 2, 2), unet_blocks=1),
+    "cpu-small": dict(
+        width=32, sparse_blocks=2, kernel_size=7, time_dim=128, unet_channels=32, unet_mults=(1, 2, 2), unet_blocks=1
+    ),
     "tiny": dict(width=8, sparse_blocks=1, kernel_size=3, time_dim=16, unet_channels=8, unet_mults=(1, 2), unet_blocks=1),
 }
 

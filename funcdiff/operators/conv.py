@@ -54,7 +54,10 @@ class SparseDepthwiseConv(nn.Module):
         self.weight = nn.Parameter(torch.empty(channels, *(kernel_size,) * ndim).uniform_(-bound, bound))
 
     def extra_repr(self) -> str:
-        return f"{self.channels}, kernel_size={self.kernel_size}, ndim={self.ndim}, reference_shape={self.reference_shape}, backend={self.backend!r}"
+        return (
+            f"{self.channels}, kernel_size={self.kernel_size}, ndim={self.ndim}, "
+            f"reference_shape={self.reference_shape}, backend={self.backend!r}"
+        )
 
     def kernel_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         """Taps per axis on a grid of ``shape``."""
@@ -68,7 +71,8 @@ class SparseDepthwiseConv(nn.Module):
         """Neighbourhood data for ``points``; share it between convolutions with the same kernel size and backend."""
         if points.ndim != self.ndim:
             raise ValueError(f"points live on a {points.ndim}-d grid but this convolution has ndim={self.ndim}")
-        return make_plan(points.index, points.shape, self.kernel_shape(points.shape), backend=self.backend, dtype=points.values.dtype)
+        kernel_shape = self.kernel_shape(points.shape)
+        return make_plan(points.index, points.shape, kernel_shape, backend=self.backend, dtype=points.values.dtype)
 
     @jaxtyped(typechecker=beartype)
     def forward(self, points: Points, plan: ConvPlan | None = None) -> Float[Tensor, "b n c"]:

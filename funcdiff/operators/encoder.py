@@ -44,7 +44,8 @@ class SparseEncoder(nn.Module):
         h = pointwise(self.linear_in, points.values, chunk=layout.chunk)
         for block in self.blocks:
             h = block(h, None, None, None, layout)
-        grid = knn_to_grid(points.with_values(pointwise(self.to_grid, h, chunk=layout.chunk)), self.config.unet_shape, k=self.config.knn)
+        features = points.with_values(pointwise(self.to_grid, h, chunk=layout.chunk))
+        grid = knn_to_grid(features, self.config.unet_shape, k=self.config.knn)
         deep, _ = self.unet.encode(grid, None, None)
         return self.out(self.to_latent(deep.flatten(2).transpose(1, 2)).mean(dim=1))
 

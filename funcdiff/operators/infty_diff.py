@@ -76,7 +76,8 @@ class InftyDiffOperator(nn.Module, NeuralOperator):
         if ndim != self.config.ndim:
             raise ValueError(f"input lives on a {ndim}-d grid, the operator is {self.config.ndim}-d")
         if (cond is None) != (self.config.z_dim == 0):
-            raise ValueError(f"cond must be a (b, {self.config.z_dim}) latent iff config.z_dim > 0, got {None if cond is None else tuple(cond.shape)}")
+            got = None if cond is None else tuple(cond.shape)
+            raise ValueError(f"cond must be a (b, {self.config.z_dim}) latent iff config.z_dim > 0, got {got}")
         if cond is not None and cond.shape != (batch, self.config.z_dim):
             raise ValueError(f"cond must have shape ({batch}, {self.config.z_dim}), got {tuple(cond.shape)}")
 
@@ -87,10 +88,14 @@ class InftyDiffOperator(nn.Module, NeuralOperator):
         for block in self.down:
             h = block(h, None, emb, cond, layout)
             skips.append(h)
-        grid = knn_to_grid(points.with_values(pointwise(self.to_grid, h, chunk=layout.chunk)), self.config.unet_shape, k=self.config.knn)
+        features = points.with_values(pointwise(self.to_grid, h, chunk=layout.chunk))
+        grid = knn_to_grid(features, self.config.unet_shape, k=self.config.knn)
         grid = self.unet(grid, emb, cond)
         size = torch.tensor(points.shape, dtype=grid.dtype, device=grid.device)
-        h = pointwise(lambda index: self.from_grid(grid_to_points(grid, (index.to(grid.dtype) + 0.5) / size)), points.index, chunk=layout.chunk)
+        def read_grid(index: Tensor) -> Tensor:
+            return self.from_grid(grid_to_points(grid, (index.to(grid.dtype) + 0.5) / size))
+
+        h = pointwise(read_grid, points.index, chunk=layout.chunk)
         for block in self.up:
             h = block(h, skips.pop(), emb, cond, layout)
         return pointwise(self.linear_out, h, chunk=layout.chunk)

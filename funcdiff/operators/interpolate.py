@@ -50,13 +50,12 @@ def nearest_points(
     Lattice-aware: each node probes a window of lattice cells around it through a lattice hash and widens the
     window only where the k-th nearest point found could lie beyond it, so the cost grows with the number of
     points plus grid nodes, never their product. ``"auto"`` uses the C++ kernel (`funcdiff.operators.native`)
-    on CPU when it is available, else the vectorised PyTorch search.
+    on CPU when it is already loaded (never building it just for this), else the vectorised PyTorch search.
     """
     b, n, _ = points.values.shape
     shape = points.shape
     reach = 0.5 * (2 * k / n) ** (1 / len(shape))
-    cpu = points.index.device.type == "cpu"
-    if implementation == "native" or (implementation == "auto" and cpu and native.load() is not None):
+    if implementation == "native" or (implementation == "auto" and points.index.device.type == "cpu" and native.ready()):
         return tuple(native.load().knn_grid(points.index.long().contiguous(), list(shape), list(grid_shape), k, reach))
     table = LatticeHash(lattice_keys(points.index, shape).reshape(-1))
     nodes = cell_centres(grid_shape, dtype=torch.float64, device=points.values.device)

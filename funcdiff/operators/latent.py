@@ -46,7 +46,8 @@ class LatentMLP(nn.Module):
         z, hidden = config.z_dim, config.hidden
         self.time = nn.Sequential(SinusoidalEmbedding(config.time_dim), nn.Linear(config.time_dim, z), nn.GELU(), nn.Linear(z, z))
         self.layers = nn.ModuleList(
-            [_Layer(z, hidden, z, config.dropout)] + [_Layer(hidden + z, hidden, z, config.dropout) for _ in range(config.layers - 2)]
+            [_Layer(z, hidden, z, config.dropout)]
+            + [_Layer(hidden + z, hidden, z, config.dropout) for _ in range(config.layers - 2)]
         )
         self.out = nn.Linear(hidden + z, z)
 

@@ -92,6 +92,7 @@ def kernel_map(index: Int[Tensor, "b n d"], shape: tuple[int, ...], kernel_shape
     """
     table = LatticeHash(lattice_keys(index, shape).reshape(-1))
     m = index.shape[0] * index.shape[1]
-    rows = [table.lookup(neighbour_keys(index, shape, offset)).reshape(-1) for offset in window_offsets(kernel_shape, device=index.device)]
+    offsets = window_offsets(kernel_shape, device=index.device)
+    rows = [table.lookup(neighbour_keys(index, shape, offset)).reshape(-1) for offset in offsets]
     nbr = torch.stack(rows)
     return torch.where(nbr < 0, m, nbr)

@@ -35,7 +35,9 @@ class TimeEmbedding(nn.Module):
 
     def __init__(self, sinusoidal_dim: int, dim: int) -> None:
         super().__init__()
-        self.net = nn.Sequential(SinusoidalEmbedding(sinusoidal_dim), nn.Linear(sinusoidal_dim, dim), nn.GELU(), nn.Linear(dim, dim))
+        self.net = nn.Sequential(
+            SinusoidalEmbedding(sinusoidal_dim), nn.Linear(sinusoidal_dim, dim), nn.GELU(), nn.Linear(dim, dim)
+        )
 
     def forward(self, t: Float[Tensor, " b"]) -> Float[Tensor, "b e"]:
         """Embed continuous time in ``[0, 1]``."""

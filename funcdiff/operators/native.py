@@ -1,12 +1,13 @@
 """Optional C++ kernels for the sparse depthwise sum and the k-nearest search, compiled on first use.
 
 Built with ``torch.utils.cpp_extension.load_inline``: it needs only a C++ compiler (no CUDA, nothing beyond pip);
-if compiling fails the ``native`` backend is simply unavailable and the pure-PyTorch code is used. The kernel map is an open-addressing lattice hash like
-`funcdiff.operators.lattice.LatticeHash` (same hash, memory in the number of points), and the sum reads each
-neighbour's channel row directly, so nothing is scattered to the grid. The weight gradient is accumulated per
-thread and reduced at the end. The exact k-nearest search of `funcdiff.operators.interpolate.nearest_points`
-probes the same hash in a window that grows until the k-th distance is certain. Threads come from PyTorch's own pool (``at::parallel_for``), so
-``torch.set_num_threads`` applies and no second OpenMP runtime is loaded.
+if compiling fails the ``native`` backend is simply unavailable and the pure-PyTorch code is used. The kernel map
+is an open-addressing lattice hash like `funcdiff.operators.lattice.LatticeHash` (same hash, memory in the number
+of points), and the sum reads each neighbour's channel row directly, so nothing is scattered to the grid. The
+weight gradient is accumulated per thread and reduced at the end. The exact k-nearest search of
+`funcdiff.operators.interpolate.nearest_points` probes the same hash in a window that grows until the k-th
+distance is certain. Threads come from PyTorch's own pool (``at::parallel_for``), so ``torch.set_num_threads``
+applies and no second OpenMP runtime is loaded.
 """
 
 import functools
@@ -91,7 +92,8 @@ torch::Tensor kernel_map(torch::Tensor index, torch::Tensor offsets, std::vector
   return out;
 }
 
-std::vector<torch::Tensor> knn_grid(torch::Tensor index, std::vector<int64_t> shape, std::vector<int64_t> grid, int64_t k, double reach) {
+std::vector<torch::Tensor> knn_grid(torch::Tensor index, std::vector<int64_t> shape, std::vector<int64_t> grid, int64_t k,
+                                    double reach) {
   // For every example and node of `grid` (cell centres), the k nearest points: rows (b, nodes, k) and squared
   // distances in domain units. The window around a node grows (doubling `reach`, in domain units) until the k-th
   // distance found is within the window's inscribed radius, or the window covers the grid: the result is exact.
@@ -259,3 +261,8 @@ def load() -> ModuleType | None:
     except Exception as error:  # noqa: BLE001 - any build failure means: use the pure-PyTorch backends
         logger.warning("native sparse convolution kernel unavailable (%s); using pure PyTorch", error)
         return None
+
+
+def ready() -> bool:
+    """Whether the extension is already loaded in this process (checking never triggers a build)."""
+    return load.cache_info().currsize > 0 and load() is not None

@@ -82,9 +82,9 @@ class GridUNet(nn.Module):
     Down level ``i`` runs ``blocks`` residual blocks at ``channels * (1, *mults)[i]`` and then a stride-2 convolution
     to the next width (a stride-1 one after the last level); the middle is block, attention, block at
     ``channels * mults[-1]``; up level ``i`` runs ``blocks`` blocks to ``channels * mults[i]``, each taking one skip
-    from the matching down block, then a stride-2 transposed convolution (4 taps) back to the level's input width. Attention follows every block at a
-    resolution (the largest grid axis) in ``attention_resolutions``; dropout is used at resolutions up to
-    ``dropout_from_resolution`` (Nichol & Dhariwal 2021).
+    from the matching down block, then a stride-2 transposed convolution (4 taps) back to the level's input width.
+    Attention follows every block at a resolution (the largest grid axis) in ``attention_resolutions``; dropout is
+    used at resolutions up to ``dropout_from_resolution`` (Nichol & Dhariwal 2021).
 
     Args:
         c_in: input channels; c_out: output channels (ignored with ``decoder=False``).

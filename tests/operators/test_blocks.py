@@ -28,7 +28,9 @@ def test_block_output_is_resolution_consistent() -> None:
     """
     torch.manual_seed(0)
     n = 32
-    block = SparseBlock(3, kernel_size=7, reference_shape=(n, n), time_dim=0, z_dim=0, mlp_ratio=2, skip=False, backend="dense").double()
+    block = SparseBlock(
+        3, kernel_size=7, reference_shape=(n, n), time_dim=0, z_dim=0, mlp_ratio=2, skip=False, backend="dense"
+    ).double()
     taps = torch.arange(7, dtype=torch.float64) - 3
     with torch.no_grad():
         block.conv.weight.copy_(torch.exp(-(taps[:, None] ** 2 + taps[None] ** 2) / 8).expand(3, 7, 7))

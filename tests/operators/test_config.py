@@ -13,7 +13,10 @@ PRESETS = ("paper-256", "paper-128", "cpu-small", "tiny")
 
 
 @settings(deadline=None, max_examples=20)
-@given(name=st.sampled_from(PRESETS), channels=st.integers(1, 4), resolution=st.sampled_from([16, 32, 64, 128, 256]), ndim=st.integers(1, 3))
+@given(
+    name=st.sampled_from(PRESETS), channels=st.integers(1, 4), resolution=st.sampled_from([16, 32, 64, 128, 256]),
+    ndim=st.integers(1, 3),
+)
 def test_json_round_trip(name: str, channels: int, resolution: int, ndim: int) -> None:
     """``from_dict(json.loads(json.dumps(to_dict())))`` gives back an equal config."""
     config = preset_config(name, channels=channels, resolution=resolution, ndim=ndim)
