@@ -36,24 +36,38 @@ def _parse_points(text: str) -> int | float:
     return float(text) if "." in text or "e" in text.lower() else int(text)
 
 
+def config_field_help() -> dict[str, str]:
+    """Each `TrainConfig` field's description, read from the Attributes section of its docstring."""
+    helps: dict[str, str] = {}
+    name = ""
+    for line in (TrainConfig.__doc__ or "").partition("Attributes:")[2].splitlines():
+        head, sep, text = line.strip().partition(": ")
+        if sep and head.isidentifier() and not line.startswith(" " * 12):
+            name, helps[head] = head, text
+        elif line.strip():
+            helps[name] += " " + line.strip()
+    return helps
+
+
 def add_config_flags(parser: argparse.ArgumentParser, defaults: TrainConfig) -> None:
     """One kebab-case flag per `TrainConfig` field, typed from its annotation, defaulting to ``defaults``."""
-    hints = typing.get_type_hints(TrainConfig)
+    hints, helps = typing.get_type_hints(TrainConfig), config_field_help()
     for field in dataclasses.fields(TrainConfig):
-        hint, flag, default = hints[field.name], "--" + field.name.replace("_", "-"), getattr(defaults, field.name)
+        hint, flag = hints[field.name], "--" + field.name.replace("_", "-")
         args = typing.get_args(hint)
+        options = {"default": getattr(defaults, field.name), "help": helps[field.name].replace("%", "%%")}
         if hint is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **options)
         elif typing.get_origin(hint) is typing.Literal:
-            parser.add_argument(flag, choices=args, default=default)
+            parser.add_argument(flag, choices=args, **options)
         elif field.name == "points":
-            parser.add_argument(flag, type=_parse_points, default=default, help="a fraction of the grid or a count")
+            parser.add_argument(flag, type=_parse_points, **options)
         elif typing.get_origin(hint) is tuple:
-            parser.add_argument(flag, type=args[0], nargs=len(args), default=default)
+            parser.add_argument(flag, type=args[0], nargs=len(args), **options)
         elif isinstance(hint, types.UnionType) and type(None) in args:
-            parser.add_argument(flag, type=_parse_optional(args[0]), default=default, help="'none' for no value")
+            parser.add_argument(flag, type=_parse_optional(args[0]), **options)
         else:
-            parser.add_argument(flag, type=hint, default=default)
+            parser.add_argument(flag, type=hint, **options)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -122,16 +136,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     commands = parser.add_subparsers(dest="command", required=True)
     for name, defaults in (("demo", DEMO), ("train", TrainConfig())):
-        sub = commands.add_parser(name, help=f"{name} (see funcdiff --help)")
+        sub = commands.add_parser(name, help=f"{name} (see funcdiff --help)", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         add_config_flags(sub, defaults)
         sub.add_argument("--resume", action="store_true", help="continue from <out-dir>/checkpoint")
         sub.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
         if name == "demo":
             add_sample_flags(sub, resolutions=[32, 64, 128])
-    sub = commands.add_parser("sample", help="sample a checkpoint at any resolution")
+    sub = commands.add_parser("sample", help="sample a checkpoint at any resolution",
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     sub.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint directory")
-    sub.add_argument("--out-dir", default="runs/samples")
-    sub.add_argument("--device", default="cpu")
+    sub.add_argument("--out-dir", default="runs/samples", help="where the sample grids and images go")
+    sub.add_argument("--device", default="cpu", help='"cpu", "cuda", "cuda:1", ...')
     sub.add_argument("--dry-run", action="store_true", help="print the resolved settings and exit")
     add_sample_flags(sub, resolutions=[32])
     return parser
@@ -141,7 +156,7 @@ def add_sample_flags(parser: argparse.ArgumentParser, *, resolutions: list[int])
     """Flags that control sampling."""
     parser.add_argument("--resolutions", type=int, nargs="+", default=resolutions, help="sampling grid sides in pixels")
     parser.add_argument("--num", type=int, default=16, help="samples per resolution")
-    parser.add_argument("--sampler", choices=("ddim", "ddpm"), default="ddim")
+    parser.add_argument("--sampler", choices=("ddim", "ddpm"), default="ddim", help="DDIM over respaced steps or ancestral DDPM")
     parser.add_argument("--eta", type=float, default=0.0, help="DDIM noise (0 = deterministic)")
     parser.add_argument("--chunk-points", type=int, default=None, help="evaluate the operator this many points at a time")
     parser.add_argument("--ema", action=argparse.BooleanOptionalAction, default=True, help="use the EMA weights")
@@ -150,7 +165,7 @@ def add_sample_flags(parser: argparse.ArgumentParser, *, resolutions: list[int])
     if not any(a.dest == "sample_steps" for a in parser._actions):
         parser.add_argument("--sample-steps", type=int, default=100, help="DDIM/DDPM steps")
     if not any(a.dest == "seed" for a in parser._actions):
-        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--seed", type=int, default=0, help="seeds the prior noise")
 
 
 def main(argv: list[str] | None = None) -> int:

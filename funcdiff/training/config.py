@@ -18,20 +18,29 @@ class TrainConfig:
         preset: operator preset ("tiny", "cpu-small", "paper-128", "paper-256").
         points: points per example, a fraction of the grid (the paper's 0.25) or a count.
         batch_size: examples per step and process.
-        lr, optimizer, adam_betas, weight_decay, grad_clip: the optimiser (grad_clip 0 turns clipping off).
-        ema_decay, ema_every: EMA of the weights, updated every ``ema_every`` steps.
+        lr: the optimiser's learning rate.
+        optimizer: "adam" or "adamw".
+        adam_betas: the optimiser's two moment decays.
+        weight_decay: AdamW's decoupled weight decay (Adam: L2 added to the gradient).
+        grad_clip: clip the gradient's global norm to this (0 turns clipping off).
+        ema_decay: decay of the exponential moving average of the weights that samples are drawn from.
+        ema_every: update the EMA every this many steps.
         steps: stop after this many steps (None: only the time budget stops the run).
         time_budget: stop after this many seconds of training (None: no limit).
-        diffusion_steps, schedule, prediction: the process. The paper predicts the mollified noise; the default here is
-            x0, which after 500 CPU steps of the demo gave clean icon shapes where mollified-eps still gave speckle
-            (the Wiener filter at the end amplifies an undertrained model's high-frequency errors).
+        diffusion_steps: the number T of diffusion steps.
+        schedule: the noise schedule, "cosine" (Nichol & Dhariwal 2021) or "linear".
+        prediction: what the network predicts. The paper predicts the mollified noise; the default here is x0,
+            which after 500 CPU steps of the demo gave clean icon shapes where mollified-eps still gave speckle (the
+            Wiener filter at the end amplifies an undertrained model's high-frequency errors).
         sigma_pixels: the mollifier's standard deviation in pixels at the training resolution (0 = white noise).
         autocast: "none", or "bf16" / "fp16" mixed precision (fp16 on CUDA only).
         seed: seeds the model, the data order and the noise.
         device: "cpu", "cuda", "cuda:1", ...
-        log_every, sample_every, checkpoint_every: intervals in steps (0 = never; a last checkpoint and samples are
-            always written at the end).
-        sample_count, sample_steps: samples drawn at each sampling (DDIM steps).
+        log_every: append the loss and images/s to metrics.jsonl every this many steps (0 = only at the end).
+        sample_every: write sample grids every this many steps (0 = only at the end of `train`).
+        checkpoint_every: write a checkpoint every this many steps (0 = only at the end, which always happens).
+        sample_count: samples drawn at each sampling.
+        sample_steps: DDIM steps of each sampling.
         out_dir: where checkpoints, samples, metrics and the resolved config go.
     """
 

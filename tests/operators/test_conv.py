@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from funcdiff.domains.grid import GridDomain, box_average
 from funcdiff.operators.backends import available_backends, choose_backend, make_plan, sparse_sum
+from funcdiff.operators import conv as conv_module
 from funcdiff.operators.conv import SparseDepthwiseConv
 from funcdiff.operators.kernels import resample_kernel, resampled_size
 from funcdiff.points import Points
@@ -122,6 +123,40 @@ def test_interior_equals_plain_convolution_at_full_density() -> None:
     conv = SparseDepthwiseConv(2, 5, ndim=2, reference_shape=(12, 12)).double()
     plain = torch.nn.functional.conv2d(x, conv.weight.unsqueeze(1), groups=2)
     torch.testing.assert_close(conv.forward_dense(x)[..., 2:-2, 2:-2], plain)
+
+
+@settings(deadline=None, max_examples=25)
+@given(
+    ndim=st.integers(1, 3), sizes=st.lists(st.integers(1, 13), min_size=3, max_size=3),
+    taps=st.lists(st.integers(0, 3), min_size=3, max_size=3), seed=st.integers(0, 99),
+)
+def test_fft_correlation_equals_direct(ndim: int, sizes: list[int], taps: list[int], seed: int) -> None:
+    """The FFT path computes PyTorch's depthwise 'valid' cross-correlation, for any size (smooth or not) and d."""
+    kernel = [2 * t + 1 for t in taps[:ndim]]
+    shape = [k + s - 1 for k, s in zip(kernel, sizes)]
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, 3, *shape, generator=gen, dtype=torch.float64)
+    weight = torch.randn(3, *kernel, generator=gen, dtype=torch.float64)
+    direct = {1: torch.nn.functional.conv1d, 2: torch.nn.functional.conv2d, 3: torch.nn.functional.conv3d}[ndim]
+    torch.testing.assert_close(conv_module.fft_correlate(x, weight), direct(x, weight.unsqueeze(1), groups=3))
+
+
+@pytest.mark.parametrize("ndim", [1, 2, 3])
+@pytest.mark.parametrize("chunk_rows", [None, 2])
+def test_large_kernels_use_the_fft_and_agree(ndim: int, chunk_rows: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Far above the reference resolution forward_dense convolves by FFT, with the direct result (float32, chunked)."""
+    shape = {1: (64,), 2: (24, 20), 3: (9, 8, 10)}[ndim]
+    conv = SparseDepthwiseConv(4, 5, ndim=ndim, reference_shape=tuple(max(1, s // 3) for s in shape))
+    x = torch.randn(2, 4, *shape)
+    monkeypatch.setattr(conv_module, "FFT_MIN_TAPS", 10**9)
+    direct = conv.forward_dense(x, chunk_rows=chunk_rows)
+    calls = []
+    fft = conv_module.fft_correlate
+    monkeypatch.setattr(conv_module, "fft_correlate", lambda *a: calls.append(1) or fft(*a))
+    monkeypatch.setattr(conv_module, "FFT_MIN_TAPS", 1)
+    by_fft = conv.forward_dense(x, chunk_rows=chunk_rows)
+    assert len(calls) == (1 if chunk_rows is None else math.ceil(shape[0] / chunk_rows))
+    torch.testing.assert_close(by_fft, direct, rtol=1e-5, atol=1e-5)
 
 
 def test_resampled_size_rule() -> None:
