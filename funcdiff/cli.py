@@ -65,6 +65,7 @@ def add_config_flags(parser: argparse.ArgumentParser, defaults: TrainConfig) -> 
         elif typing.get_origin(hint) is tuple:
             parser.add_argument(flag, type=args[0], nargs=len(args), **options)
         elif isinstance(hint, types.UnionType) and type(None) in args:
+            options["help"] += " Pass 'none' for None."
             parser.add_argument(flag, type=_parse_optional(args[0]), **options)
         else:
             parser.add_argument(flag, type=hint, **options)
@@ -102,8 +103,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_sample(args: argparse.Namespace) -> int:
     """The ``sample`` command (and the demo's last part)."""
-    settings = {k: getattr(args, k) for k in ("checkpoint", "resolutions", "num", "sample_steps", "sampler", "eta", "seed", "device",
-                                             "chunk_points", "ema", "nested")}
+    names = ("checkpoint", "resolutions", "num", "sample_steps", "sampler", "eta", "seed", "device", "chunk_points", "ema", "nested")
+    settings = {k: getattr(args, k) for k in names}
     if args.dry_run:
         print(json.dumps({**settings, "checkpoint": str(args.checkpoint), "out_dir": str(args.out_dir)}, indent=2))
         return 0
@@ -136,7 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     commands = parser.add_subparsers(dest="command", required=True)
     for name, defaults in (("demo", DEMO), ("train", TrainConfig())):
-        sub = commands.add_parser(name, help=f"{name} (see funcdiff --help)", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        sub = commands.add_parser(
+            name, help=f"{name} (see funcdiff --help)", formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        )
         add_config_flags(sub, defaults)
         sub.add_argument("--resume", action="store_true", help="continue from <out-dir>/checkpoint")
         sub.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")

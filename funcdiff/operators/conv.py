@@ -124,8 +124,8 @@ class SparseDepthwiseConv(nn.Module):
 FFT_MIN_TAPS = 2048
 """Kernels with at least this many taps (45^2 in 2-d) are applied by FFT in `SparseDepthwiseConv.forward_dense`.
 
-Measured on 2 CPU cores, 32 channels (benchmarks/README.md): FFT / direct time 1.1-2.2 at 29^2 taps, 0.51 at 57^2
-(128 px), 0.31 at 57^2 (256 px) and 0.20 at 113^2 (512 px).
+Measured on 2 CPU cores, 32 channels (benchmarks/large_kernels.py, benchmarks/README.md): FFT / direct time 1.5-1.6
+at 13^2 and 29^2 taps, 0.44 at 57^2, 0.21 at 113^2 and 0.05 at 225^2 (a 32 px model sampled at 1024 px).
 """
 
 
@@ -146,7 +146,9 @@ def fft_correlate(x: Float[Tensor, "b c *padded"], weight: Float[Tensor, "c *tap
     """Depthwise cross-correlation without padding (``conv{d}(x, weight[:, None], groups=c)``) by FFT, in float32 or 64."""
     ndim = weight.ndim - 1
     if x.ndim != ndim + 2 or any(k > n for k, n in zip(weight.shape[1:], x.shape[2:])):
-        raise ValueError(f"x {tuple(x.shape)} must be (b, c, *spatial) with every axis at least the kernel's {tuple(weight.shape)}")
+        raise ValueError(
+            f"x {tuple(x.shape)} must be (b, c, *spatial) with every axis at least the kernel's {tuple(weight.shape)}"
+        )
     dtype = x.dtype if x.dtype == torch.float64 else torch.float32
     size = [_smooth_size(n) for n in x.shape[2:]]
     axes, kernel_axes = tuple(range(2, ndim + 2)), tuple(range(1, ndim + 1))
