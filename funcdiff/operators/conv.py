@@ -95,7 +95,8 @@ class SparseDepthwiseConv(nn.Module):
     def forward_dense(self, x: Float[Tensor, "b c *spatial"], *, chunk_rows: int | None = None) -> Float[Tensor, "b c *spatial"]:
         """The same integral with every grid point present, by a dense convolution (in slabs of ``chunk_rows``).
 
-        Kernels of at least `FFT_MIN_TAPS` taps (far above the training resolution) are applied by FFT.
+        Kernels of at least `FFT_MIN_TAPS` taps (far above the training resolution) are applied by FFT, in slabs at
+        least one kernel tall (a slab also reads half a kernel of rows on each side).
 
         Args:
             x: a dense field on a grid of any shape; channels-last strides are kept and are fastest.
@@ -107,7 +108,7 @@ class SparseDepthwiseConv(nn.Module):
         pad = [k // 2 for k in kernel_shape]
         by_fft = math.prod(kernel_shape) >= FFT_MIN_TAPS
         conv = _CONV[self.ndim]
-        rows = shape[0] if chunk_rows is None else max(1, chunk_rows)
+        rows = shape[0] if chunk_rows is None else max(1, chunk_rows, kernel_shape[0] if by_fft else 1)
         scale = self.kernel_size**self.ndim / dense_count(shape, kernel_shape, dtype=x.dtype, device=x.device)
 
         def slab(start: int, stop: int) -> Tensor:
