@@ -211,6 +211,11 @@ def make_plan(
     if backend == "auto":
         taps = math.prod(kernel_shape)
         backend = choose_backend(index.shape[0], index.shape[1], shape, taps=taps, device=index.device, dtype=dtype)
+    if backend == "torchsparse":
+        raise ValueError(
+            "backend 'torchsparse' is not available: its depthwise convolution exists only in the CUDA fork used by "
+            "the official code; use 'auto', 'native', 'dense' or 'gather'"
+        )
     if backend not in _PLAN:
         raise ValueError(f"backend must be 'auto' or one of {tuple(_PLAN)}, got {backend!r}")
     if any(k % 2 == 0 for k in kernel_shape):
