@@ -107,17 +107,22 @@ class SparseDepthwiseConv(nn.Module):
         kernel_shape = tuple(weight.shape[1:])
         pad = [k // 2 for k in kernel_shape]
         by_fft = math.prod(kernel_shape) >= FFT_MIN_TAPS
-        conv = _CONV[self.ndim]
         rows = shape[0] if chunk_rows is None else max(1, chunk_rows, kernel_shape[0] if by_fft else 1)
         scale = self.kernel_size**self.ndim / dense_count(shape, kernel_shape, dtype=x.dtype, device=x.device)
 
+        if by_fft:  # pad every axis here; slabs of one size share the kernel's spectrum
+            rest, spectra = [p for p in reversed(pad[1:]) for _ in (0, 1)], {}
+            def correlate(padded: Tensor) -> Tensor:
+                return fft_correlate(padded, weight, spectra=spectra)
+        else:  # the convolution pads the other axes itself
+            rest, conv = [0, 0] * (self.ndim - 1), _CONV[self.ndim]
+            def correlate(padded: Tensor) -> Tensor:
+                return conv(padded, weight.unsqueeze(1), padding=(0, *pad[1:]), groups=self.channels)
+
         def slab(start: int, stop: int) -> Tensor:
             lo, hi = max(0, start - pad[0]), min(shape[0], stop + pad[0])
-            rest = [p for p in reversed(pad[1:]) for _ in (0, 1)] if by_fft else [0, 0] * (self.ndim - 1)
             padded = F.pad(x[:, :, lo:hi], rest + [pad[0] - (start - lo), pad[0] - (hi - stop)])
-            if by_fft:
-                return fft_correlate(padded, weight) * scale[start:stop]
-            return conv(padded, weight.unsqueeze(1), padding=(0, *pad[1:]), groups=self.channels) * scale[start:stop]
+            return correlate(padded) * scale[start:stop]
 
         return fill_chunks(slab, shape[0], rows, dim=2)
 
@@ -143,8 +148,13 @@ def _smooth_size(n: int) -> int:
 
 
 @jaxtyped(typechecker=beartype)
-def fft_correlate(x: Float[Tensor, "b c *padded"], weight: Float[Tensor, "c *taps"]) -> Float[Tensor, "b c *valid"]:
-    """Depthwise cross-correlation without padding (``conv{d}(x, weight[:, None], groups=c)``) by FFT, in float32 or 64."""
+def fft_correlate(
+    x: Float[Tensor, "b c *padded"], weight: Float[Tensor, "c *taps"], *, spectra: dict[tuple[int, ...], Tensor] | None = None
+) -> Float[Tensor, "b c *valid"]:
+    """Depthwise cross-correlation without padding (``conv{d}(x, weight[:, None], groups=c)``) by FFT, in float32 or 64.
+
+    ``spectra``, if given, caches the kernel's transform per FFT size across calls with the same ``weight``.
+    """
     ndim = weight.ndim - 1
     if x.ndim != ndim + 2 or any(k > n for k, n in zip(weight.shape[1:], x.shape[2:])):
         raise ValueError(
@@ -153,7 +163,11 @@ def fft_correlate(x: Float[Tensor, "b c *padded"], weight: Float[Tensor, "c *tap
     dtype = x.dtype if x.dtype == torch.float64 else torch.float32
     size = [_smooth_size(n) for n in x.shape[2:]]
     axes, kernel_axes = tuple(range(2, ndim + 2)), tuple(range(1, ndim + 1))
-    kernel = torch.fft.rfftn(weight.to(dtype).flip(kernel_axes), s=size, dim=kernel_axes)
+    kernel = None if spectra is None else spectra.get(tuple(size))
+    if kernel is None:
+        kernel = torch.fft.rfftn(weight.to(dtype).flip(kernel_axes), s=size, dim=kernel_axes)
+        if spectra is not None:
+            spectra[tuple(size)] = kernel
     full = torch.fft.irfftn(torch.fft.rfftn(x.to(dtype), s=size, dim=axes) * kernel, s=size, dim=axes)
     # A circular convolution of length L >= n: entries k-1 .. n-1 saw no wrap-around and are the valid outputs.
     valid = full[(..., *(slice(k - 1, n) for k, n in zip(weight.shape[1:], x.shape[2:])))]

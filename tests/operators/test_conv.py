@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from funcdiff.domains.grid import GridDomain, box_average
-from funcdiff.operators.backends import available_backends, choose_backend, make_plan, sparse_sum
 from funcdiff.operators import conv as conv_module
+from funcdiff.operators.backends import available_backends, choose_backend, make_plan, sparse_sum
 from funcdiff.operators.conv import SparseDepthwiseConv
 from funcdiff.operators.kernels import resample_kernel, resampled_size
 from funcdiff.points import Points
@@ -151,7 +151,7 @@ def test_large_kernels_use_the_fft_and_agree(ndim: int, chunk_rows: int | None, 
     direct = conv.forward_dense(x, chunk_rows=chunk_rows)
     calls = []
     fft = conv_module.fft_correlate
-    monkeypatch.setattr(conv_module, "fft_correlate", lambda *a: calls.append(1) or fft(*a))
+    monkeypatch.setattr(conv_module, "fft_correlate", lambda *a, **k: calls.append(1) or fft(*a, **k))
     monkeypatch.setattr(conv_module, "FFT_MIN_TAPS", 1)
     by_fft = conv.forward_dense(x, chunk_rows=chunk_rows)
     taps = conv.kernel_shape(shape)[0]
