@@ -20,7 +20,6 @@ from _measure import measure, run_case  # noqa: E402
 
 def train_case(size: int, fraction: float, batch: int, backend: str) -> dict[str, float]:
     """One training step of ``cpu-small`` at ``size`` px on ``fraction`` of the points."""
-    import dataclasses
 
     import torch
 
@@ -28,7 +27,7 @@ def train_case(size: int, fraction: float, batch: int, backend: str) -> dict[str
     from funcdiff.operators import InftyDiffOperator, preset_config
 
     gen = torch.Generator().manual_seed(0)
-    op = InftyDiffOperator(dataclasses.replace(preset_config("cpu-small", channels=3, resolution=size), backend=backend))
+    op = InftyDiffOperator(preset_config("cpu-small", channels=3, resolution=size), backend=backend)
     x = torch.randn(batch, 3, size, size, generator=gen)
     t = torch.rand(batch, generator=gen)
     points = GridDomain(2, 3).subsample(x, fraction, generator=gen)

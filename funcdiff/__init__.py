@@ -1,7 +1,9 @@
 """funcdiff: diffusion models in function space (Bond-Taylor & Willcocks 2024, ∞-Diff).
 
 Data are functions on ``[0, 1]^d`` seen at some coordinates; a neural operator trained on random subsets of
-coordinates samples at any resolution.
+coordinates samples at any resolution. The protocols (`Domain`, `Mollifier`, `DiffusionProcess`,
+`NeuralOperator`) are the plug points: a user's class that implements one trains, samples and reloads through
+the same code once it is registered with `register`.
 """
 
 from funcdiff.domains import Domain, GridDomain
@@ -9,7 +11,10 @@ from funcdiff.mollifiers import GaussianMollifier, IdentityMollifier, Mollifier
 from funcdiff.operators import InftyDiffOperator, LatentMLP, NeuralOperator, OperatorConfig, SparseDepthwiseConv, SparseEncoder, operator_preset
 from funcdiff.points import Points
 from funcdiff.processes import (
+    DenoisingProcess,
     DiffusionProcess,
+    FlowProcess,
+    FunctionalFlowMatching,
     InpaintingGuidance,
     MollifiedDDPM,
     constant_schedule,
@@ -18,13 +23,19 @@ from funcdiff.processes import (
     linear_schedule,
     sample_ddim,
     sample_ddpm,
+    sample_euler,
+    sample_heun,
 )
+from funcdiff.registry import build, register
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DenoisingProcess",
     "DiffusionProcess",
     "Domain",
+    "FlowProcess",
+    "FunctionalFlowMatching",
     "GaussianMollifier",
     "GridDomain",
     "IdentityMollifier",
@@ -39,11 +50,15 @@ __all__ = [
     "SparseDepthwiseConv",
     "SparseEncoder",
     "__version__",
+    "build",
     "constant_schedule",
     "cosine_schedule",
     "encode_ddim",
     "linear_schedule",
     "operator_preset",
+    "register",
     "sample_ddim",
     "sample_ddpm",
+    "sample_euler",
+    "sample_heun",
 ]

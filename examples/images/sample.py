@@ -8,7 +8,8 @@ import sys
 
 import torch
 
-from funcdiff.training import load_trained, sample, save_images
+from funcdiff.domains import save_images
+from funcdiff.training import load_trained, sample
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,20 +18,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("checkpoint", help="a checkpoint directory")
     parser.add_argument("--resolutions", type=int, nargs="+", default=[256])
     parser.add_argument("--num", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=100, help="DDIM steps")
+    parser.add_argument("--steps", type=int, default=100, help="sampler steps (DDIM for a ddpm checkpoint, Heun for a flow)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--chunk-points", type=int, default=65536, help="points per operator call (bounds memory)")
     parser.add_argument("--out-dir", default="runs/samples")
     args = parser.parse_args(argv)
 
-    model, process, config = load_trained(args.checkpoint, device=args.device)
-    channels, *reference = config["data_shape"]
+    model, process, _ = load_trained(args.checkpoint, device=args.device)
     for resolution in args.resolutions:
         generator = torch.Generator(device=args.device).manual_seed(args.seed)
-        images = sample(model, process, resolution, batch=args.num, channels=channels, reference_shape=tuple(reference),
-                        steps=args.steps, generator=generator, device=args.device, chunk_points=args.chunk_points,
-                        nest_resolution=max(args.resolutions), progress=True)
+        images = sample(model, process, resolution, batch=args.num, steps=args.steps, generator=generator, device=args.device,
+                        chunk_points=args.chunk_points, nest_resolution=max(args.resolutions), progress=True)
         print(save_images(images.cpu(), args.out_dir, f"{resolution}px"))
     return 0
 

@@ -6,22 +6,21 @@ sigma of 1 pixel, random
 horizontal flips. Every flag shrinks or changes it, e.g. for a CPU smoke run:
 
     python examples/images/train_celebahq.py --data path/to/celebahq --resolution 32 --preset tiny \
-        --batch-size 4 --steps 20 --device cpu --autocast none
+        --batch-size 4 --steps 20 --time-budget None --device cpu --autocast none
 
 Use several GPUs with torchrun:  torchrun --nproc-per-node 8 examples/images/train_celebahq.py --data ...
 """
 
-import argparse
-import json
 import sys
 
 import torch
+import tyro
 
-from funcdiff.cli import add_config_flags, config_from_args
-from funcdiff.training import TrainConfig, train
+from funcdiff.cli import Train, run_train
+from funcdiff.factory import TrainConfig
 
 PAPER = TrainConfig(
-    data="data/celebahq", resolution=256, channels=3, flip=True, preset="paper-256", points=0.25, batch_size=32, lr=5e-5,
+    data="data/celebahq", resolution=256, channels=3, flip=True, preset="paper-256", process="ddpm", points=0.25, batch_size=32, lr=5e-5,
     adam_betas=(0.9, 0.99), ema_decay=0.995, ema_every=10, steps=None, time_budget=7 * 24 * 3600.0, sigma_pixels=1.0,
     prediction="mollified_eps",
     autocast="bf16" if torch.cuda.is_available() else "none", device="cuda" if torch.cuda.is_available() else "cpu",
@@ -30,19 +29,8 @@ PAPER = TrainConfig(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse the flags and train."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_flags(parser, PAPER)
-    parser.add_argument("--resume", action="store_true", help="continue from <out-dir>/checkpoint")
-    parser.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
-    args = parser.parse_args(argv)
-    config = config_from_args(args)
-    if args.dry_run:
-        print(json.dumps(config.to_dict(), indent=2))
-        return 0
-    result = train(config, resume=args.resume)
-    print(f"trained {result.step} steps; checkpoint in {result.out_dir / 'checkpoint'}")
-    return 0
+    """Parse the flags (the same as ``funcdiff train``'s, with the paper's defaults) and train."""
+    return run_train(tyro.cli(Train, args=argv, default=Train(config=PAPER), description=__doc__))
 
 
 if __name__ == "__main__":

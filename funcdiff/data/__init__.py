@@ -2,7 +2,8 @@
 
 Built in: `IconDataset` (vector icons, exact ground truth at every resolution dividing 512), `FashionMNIST`
 (Debian's ``dataset-fashion-mnist``), `ImageFolder` (any tree of PNG/JPEG files). Each has a ``shape``
-attribute ``(c, h, w)``. `make_dataset` picks one by name for the command line; `infinite_loader` yields
+attribute ``(c, h, w)`` and a registered kind (`funcdiff.factory.make_dataset` picks one by name for the command
+line); `infinite_loader` yields
 seeded, resumable batches.
 """
 
@@ -12,13 +13,11 @@ from funcdiff.data.glyphs import MASTER, GlyphSet, find_glyphs, render_masters
 from funcdiff.data.icons import IconDataset, default_cache_dir
 from funcdiff.data.loader import StreamSampler, epoch_permutation, infinite_loader
 from funcdiff.data.pixels import box_sums, sums_to_field
-from funcdiff.data.registry import NAMES, make_dataset
 from funcdiff.data.split import SPLITS, Split, is_held_out, split_indices
 
 __all__ = [
     "CLASSES",
     "MASTER",
-    "NAMES",
     "SPLITS",
     "DatasetNotFoundError",
     "FashionMNIST",
@@ -33,7 +32,6 @@ __all__ = [
     "find_glyphs",
     "infinite_loader",
     "is_held_out",
-    "make_dataset",
     "read_idx",
     "render_masters",
     "split_indices",

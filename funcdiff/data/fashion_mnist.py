@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 from funcdiff._typing import Float, Tensor
 from funcdiff.data.pixels import box_sums, sums_to_field
 from funcdiff.data.split import SPLITS, Split
+from funcdiff.registry import register
 
 DEFAULT_ROOT = Path("/usr/share/datasets/fashion-mnist")
 FILES = {
@@ -42,6 +43,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(shape)
 
 
+@register("fashion-mnist")
 @final
 class FashionMNIST(Dataset):
     """Fashion-MNIST as grey fields ``(1, r, r)`` in ``[-1, 1]`` (ink +1), at 28 px or box-averaged to 14 px.

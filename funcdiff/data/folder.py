@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from funcdiff._typing import Float, Tensor
 from funcdiff.data.split import Split, split_indices
+from funcdiff.registry import register
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +23,7 @@ UNREADABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 """What Pillow raises on a corrupt, truncated or hostile file."""
 
 
+@register("folder")
 @final
 class ImageFolder(Dataset):
     """Every image below ``root`` (recursive), resized on its shorter side and centre-cropped to ``resolution``.

@@ -16,6 +16,7 @@ from funcdiff._typing import Float, Tensor
 from funcdiff.data.glyphs import MASTER, GlyphSource, find_glyphs, render_masters
 from funcdiff.data.pixels import box_sums, sums_to_field
 from funcdiff.data.split import Split, split_indices
+from funcdiff.registry import register
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("FUNCDIFF_CACHE") or Path.home() / ".cache" / "funcdiff")
 
 
+@register("icons")
 @final
 class IconDataset(Dataset):
     """Vector icons as grey fields ``(1, r, r)`` in ``[-1, 1]``: glyph +1 (white) on background -1 (black).

@@ -1,11 +1,11 @@
-"""The Domain protocol: where functions live and how they are discretised."""
+"""The Domain protocol: where functions live, how they are discretised, subsampled and noised."""
 
 from abc import abstractmethod
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
 
-from funcdiff._typing import DenseField
+from funcdiff._typing import DenseField, PointIndex
 from funcdiff.points import Points
 
 SubsampleScheme = Literal["uniform", "stratified"]
@@ -13,7 +13,11 @@ SubsampleScheme = Literal["uniform", "stratified"]
 
 @runtime_checkable
 class Domain(Protocol):
-    """A family of functions ``[0, 1]^d -> R^c`` held on regular grids of any shape."""
+    """A family of functions ``[0, 1]^d -> R^c`` held on regular grids of any shape.
+
+    Processes get everything spatial from their domain: which points a training step sees (`draw_index`), the
+    resolution-consistent noise (`white_noise`) and the range samples are clipped to (``value_range``).
+    """
 
     ndim: int
     channels: int
@@ -24,10 +28,16 @@ class Domain(Protocol):
         """The spatial grid shape at ``resolution`` (one size for every axis, or one per axis)."""
 
     @abstractmethod
-    def subsample(
-        self, x: DenseField, n: int | float, *, generator: torch.Generator | None = None, scheme: SubsampleScheme = "uniform"
-    ) -> Points:
-        """Draw ``n`` distinct points per example (a count, or a fraction of the grid)."""
+    def draw_index(
+        self,
+        batch: int,
+        shape: tuple[int, ...],
+        n: int | float,
+        *,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ) -> PointIndex:
+        """Lattice positions of ``n`` distinct cells per example of a grid of ``shape`` (a count or a fraction)."""
 
     @abstractmethod
     def white_noise(
@@ -41,3 +51,12 @@ class Domain(Protocol):
         device: torch.device | str | None = None,
     ) -> DenseField:
         """Discrete white noise of shape ``(batch, *shape)`` with per-point variance ``prod(N / N_ref)`` (MATH.md §2)."""
+
+    @abstractmethod
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-safe configuration that rebuilds this domain (`funcdiff.registry.build`)."""
+
+    def subsample(self, x: DenseField, n: int | float, *, generator: torch.Generator | None = None) -> Points:
+        """``x`` at ``n`` cells per example drawn by `draw_index`."""
+        index = self.draw_index(x.shape[0], tuple(x.shape[2:]), n, generator=generator, device=x.device)
+        return Points.gather(x, index)

@@ -1,15 +1,16 @@
 """GridDomain: functions on ``[0, 1]^d`` held on regular grids of any dimension and shape."""
 
 import math
-from typing import final
+from typing import Any, final, get_args
 
 import torch
 from beartype import beartype
 from jaxtyping import jaxtyped
 
-from funcdiff._typing import DenseField, Float, Tensor
+from funcdiff._typing import DenseField, Float, PointIndex, Tensor
 from funcdiff.domains.base import Domain, SubsampleScheme
 from funcdiff.points import Points, unflatten_index
+from funcdiff.registry import component_dict, register
 
 
 def resolve_count(n: int | float, total: int, *, name: str = "points") -> int:
@@ -25,6 +26,7 @@ def resolve_count(n: int | float, total: int, *, name: str = "points") -> int:
     return n
 
 
+@register("grid")
 @final
 class GridDomain(Domain):
     """Functions ``[0, 1]^d -> R^channels`` on regular grids (d = 1 audio, 2 images, 3 volumes).
@@ -32,20 +34,34 @@ class GridDomain(Domain):
     Args:
         ndim: the spatial dimension d.
         channels: the number of channels c of each value.
-        value_range: the range data lie in (``[-1, 1]`` by convention).
+        value_range: the range data lie in (``[-1, 1]`` by convention); samplers clip to it.
+        scheme: how training points are drawn: ``"uniform"`` without replacement, or ``"stratified"`` (the row-major
+            cells split into ``n`` equal runs with one cell drawn from each, so no two points cluster along a row).
     """
 
-    def __init__(self, ndim: int, channels: int, value_range: tuple[float, float] = (-1.0, 1.0)) -> None:
+    def __init__(
+        self, ndim: int, channels: int, value_range: tuple[float, float] = (-1.0, 1.0), scheme: SubsampleScheme = "uniform"
+    ) -> None:
         if ndim < 1:
             raise ValueError(f"ndim must be >= 1, got {ndim}")
         if channels < 1:
             raise ValueError(f"channels must be >= 1, got {channels}")
+        low, high = value_range
+        if not low < high:
+            raise ValueError(f"value_range must be (low, high) with low < high, got {value_range}")
+        if scheme not in get_args(SubsampleScheme):
+            raise ValueError(f"scheme must be one of {get_args(SubsampleScheme)}, got {scheme!r}")
         self.ndim = ndim
         self.channels = channels
-        self.value_range = value_range
+        self.value_range = (float(low), float(high))
+        self.scheme: SubsampleScheme = scheme
 
     def __repr__(self) -> str:
-        return f"GridDomain(ndim={self.ndim}, channels={self.channels})"
+        return f"GridDomain(ndim={self.ndim}, channels={self.channels}, value_range={self.value_range}, scheme={self.scheme!r})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-safe configuration that rebuilds this domain."""
+        return component_dict(self.kind, ndim=self.ndim, channels=self.channels, value_range=self.value_range, scheme=self.scheme)
 
     def grid_shape(self, resolution: int | tuple[int, ...]) -> tuple[int, ...]:
         """The spatial grid shape at ``resolution`` (one size for every axis, or one per axis)."""
@@ -54,42 +70,35 @@ class GridDomain(Domain):
             raise ValueError(f"resolution must be a positive int or {self.ndim} positive ints, got {resolution}")
         return shape
 
-    def check_field(self, x: torch.Tensor, *, name: str = "x") -> None:
-        """Raise ``ValueError`` unless ``x`` is a dense field ``(b, channels, *spatial)`` of this domain."""
-        if x.ndim != self.ndim + 2 or x.shape[1] != self.channels:
-            raise ValueError(f"{name} must have shape (b, {self.channels}, {', '.join(['N'] * self.ndim)}), got {tuple(x.shape)}")
-
-    @jaxtyped(typechecker=beartype)
-    def subsample(
-        self, x: DenseField, n: int | float, *, generator: torch.Generator | None = None, scheme: SubsampleScheme = "uniform"
-    ) -> Points:
-        """Draw ``n`` distinct points per example, a count or a fraction of the grid (MATH.md §5).
-
-        ``"uniform"`` draws uniformly without replacement; ``"stratified"`` splits the row-major cells into ``n``
-        equal runs and draws one cell uniformly from each (jittered sampling: no two points cluster along a row).
-        Points are returned in row-major order.
-        """
-        self.check_field(x)
-        shape = tuple(x.shape[2:])
+    def draw_index(
+        self,
+        batch: int,
+        shape: tuple[int, ...],
+        n: int | float,
+        *,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ) -> PointIndex:
+        """Lattice positions of ``n`` distinct cells per example (a count or a fraction of the grid), row-major order."""
+        self.grid_shape(shape)
         total = math.prod(shape)
         count = resolve_count(n, total)
-        flat = self.draw_cells(x.shape[0], total, count, generator=generator, scheme=scheme, device=x.device)
-        return Points.gather(x, unflatten_index(flat, shape))
-
-    @staticmethod
-    def draw_cells(
-        batch: int, total: int, count: int, *, generator: torch.Generator | None, scheme: SubsampleScheme, device: torch.device
-    ) -> torch.Tensor:
-        """Row-major cell numbers ``(batch, count)``, distinct within each example and sorted."""
-        if scheme == "uniform":
+        if self.scheme == "uniform":
             keys = torch.rand(batch, total, generator=generator, device=device)
-            return keys.topk(count, dim=1, sorted=False).indices.sort(dim=1).values
-        if scheme == "stratified":
+            flat = keys.topk(count, dim=1, sorted=False).indices.sort(dim=1).values
+        else:
             edges = torch.arange(count + 1, device=device) * total // count
             width = (edges[1:] - edges[:-1]).unsqueeze(0)
             jitter = torch.rand(batch, count, generator=generator, device=device)
-            return edges[:-1].unsqueeze(0) + (jitter * width).long().clamp_max(width - 1)
-        raise ValueError(f"scheme must be 'uniform' or 'stratified', got {scheme!r}")
+            flat = edges[:-1].unsqueeze(0) + (jitter * width).long().clamp_max(width - 1)
+        return unflatten_index(flat, shape)
+
+    @jaxtyped(typechecker=beartype)
+    def subsample(self, x: DenseField, n: int | float, *, generator: torch.Generator | None = None) -> Points:
+        """Draw ``n`` distinct points per example, a count or a fraction of the grid (MATH.md §5)."""
+        if x.ndim != self.ndim + 2 or x.shape[1] != self.channels:
+            raise ValueError(f"x must have shape (b, {self.channels}, {', '.join(['N'] * self.ndim)}), got {tuple(x.shape)}")
+        return Points.gather(x, self.draw_index(x.shape[0], tuple(x.shape[2:]), n, generator=generator, device=x.device))
 
     def white_noise(
         self,
@@ -125,6 +134,30 @@ def white_noise(
         raise ValueError(f"shape {shape} and reference_shape {reference_shape} must be positive")
     scale = math.sqrt(math.prod(s / r for s, r in zip(spatial, reference_shape)))
     return torch.randn(batch, *shape, generator=generator, dtype=dtype, device=device) * scale
+
+
+def nested_white_noise(
+    batch: int,
+    shape: tuple[int, ...],
+    reference_shape: tuple[int, ...],
+    nest_shape: tuple[int, ...],
+    *,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> DenseField:
+    """White noise at ``shape = (c, *spatial)`` made by box-averaging noise drawn at ``nest_shape`` (MATH.md §2).
+
+    Noise at a finer grid, box-averaged, has exactly the distribution of noise at the coarser one, so one seed
+    and one ``nest_shape`` give the same underlying noise, hence (with a deterministic sampler) matching pictures,
+    at every resolution that divides ``nest_shape``.
+    """
+    spatial = shape[1:]
+    factors = {n // s for n, s in zip(nest_shape, spatial)}
+    if len(factors) != 1 or any(n % s for n, s in zip(nest_shape, spatial)):
+        raise ValueError(f"nest shape {nest_shape} must be the same integer multiple of every axis of {spatial}")
+    fine = white_noise(batch, (shape[0], *nest_shape), reference_shape, generator=generator, dtype=dtype, device=device)
+    return box_average(fine, factors.pop())
 
 
 def box_average(x: DenseField, factor: int) -> Float[Tensor, "b c *coarse"]:

@@ -1,5 +1,6 @@
-"""Reading and writing examples: PNG images (d = 2) and WAV audio (d = 1), values in ``[-1, 1]``."""
+"""Reading and writing examples: PNG images (d = 2) and WAV audio (d = 1), values in ``[-1, 1]``; picture grids."""
 
+import math
 import wave
 from pathlib import Path
 
@@ -9,7 +10,9 @@ from beartype import beartype
 from jaxtyping import jaxtyped
 from PIL import Image
 
-from funcdiff._typing import Float, Tensor
+from safetensors.torch import save_file
+
+from funcdiff._typing import DenseField, Float, Tensor
 
 
 @jaxtyped(typechecker=beartype)
@@ -59,3 +62,47 @@ def read_wav(path: str | Path) -> tuple[Float[Tensor, "c n"], int]:
         frames = np.frombuffer(f.readframes(f.getnframes()), dtype="<i2")
     signal = torch.from_numpy(frames.reshape(-1, channels).T.astype(np.float32)) / 32767
     return signal, rate
+
+
+def image_grid(images: Float[Tensor, "b c h w"], *, nrow: int | None = None, pad: int = 1) -> Float[Tensor, "c H W"]:
+    """Tile images into one picture, ``nrow`` per row (about square by default), separated by ``pad`` pixels of -1."""
+    b, c, h, w = images.shape
+    nrow = nrow or math.ceil(math.sqrt(b))
+    rows = math.ceil(b / nrow)
+    grid = images.new_full((c, rows * (h + pad) + pad, nrow * (w + pad) + pad), -1.0)
+    for i, image in enumerate(images):
+        r, col = divmod(i, nrow)
+        grid[:, pad + r * (h + pad) : pad + r * (h + pad) + h, pad + col * (w + pad) : pad + col * (w + pad) + w] = image
+    return grid
+
+
+def save_images(images: Float[Tensor, "b c h w"], directory: str | Path, prefix: str, *, individual: bool = True) -> Path:
+    """Write a grid ``<prefix>.png`` (and each image as ``<prefix>/<i>.png``); returns the grid's path."""
+    directory = Path(directory)
+    if individual:
+        for i, image in enumerate(images):
+            write_png(image, directory / prefix / f"{i:04d}.png")
+    return write_png(image_grid(images), directory / f"{prefix}.png")
+
+
+def side_by_side(batches: list[Float[Tensor, "_b c _h _w"]], *, count: int = 8, display: int | None = None) -> Float[Tensor, "c H W"]:
+    """One row per batch (e.g. per resolution): the first ``count`` images, enlarged (nearest) to a common size."""
+    display = display or max(b.shape[-1] for b in batches)
+    rows = [torch.nn.functional.interpolate(b[:count], size=(display, display), mode="nearest") for b in batches]
+    return image_grid(torch.cat(rows), nrow=min(count, min(len(b) for b in batches)))
+
+
+def save_samples(samples: DenseField, directory: str | Path, prefix: str, *, individual: bool = True) -> Path:
+    """Save samples of any domain: a PNG grid for 1- or 3-channel images, WAV files for 1-D signals, else a
+    ``<prefix>.safetensors`` tensor file. Returns the main file's path."""
+    directory = Path(directory)
+    if samples.ndim == 4 and samples.shape[1] in (1, 3):
+        return save_images(samples, directory, prefix, individual=individual)
+    if samples.ndim == 3:
+        for i, signal in enumerate(samples):
+            write_wav(signal, directory / prefix / f"{i:04d}.wav", sample_rate=signal.shape[-1])
+        return directory / prefix
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{prefix}.safetensors"
+    save_file({"samples": samples.detach().float().cpu().contiguous()}, str(path))
+    return path

@@ -2,6 +2,6 @@
 
 from funcdiff.mollifiers.base import Mollifier
 from funcdiff.mollifiers.dct import dct, idct
-from funcdiff.mollifiers.gaussian import GaussianMollifier, IdentityMollifier, mollifier_from_dict
+from funcdiff.mollifiers.gaussian import GaussianMollifier, IdentityMollifier
 
-__all__ = ["GaussianMollifier", "IdentityMollifier", "Mollifier", "dct", "idct", "mollifier_from_dict"]
+__all__ = ["GaussianMollifier", "IdentityMollifier", "Mollifier", "dct", "idct"]

@@ -20,4 +20,4 @@ class Mollifier(Protocol):
 
     @abstractmethod
     def to_dict(self) -> dict:
-        """The JSON-safe configuration that rebuilds this mollifier."""
+        """The JSON-safe configuration that rebuilds this mollifier (`funcdiff.registry.build`)."""

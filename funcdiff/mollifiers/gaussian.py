@@ -10,6 +10,7 @@ from jaxtyping import jaxtyped
 from funcdiff._typing import DenseField, Float, Tensor
 from funcdiff.mollifiers.base import Mollifier
 from funcdiff.mollifiers.dct import dct, idct
+from funcdiff.registry import component_dict, register
 
 
 def _check_field(x: Tensor, name: str) -> None:
@@ -31,6 +32,7 @@ def _spectral_multiply(x: Tensor, gain: Tensor) -> Tensor:
     return work.to(dtype)
 
 
+@register("gaussian")
 @final
 class GaussianMollifier(Mollifier):
     """Gaussian blur of standard deviation ``sigma`` in domain units with reflecting boundaries (MATH.md §1).
@@ -82,9 +84,10 @@ class GaussianMollifier(Mollifier):
 
     def to_dict(self) -> dict:
         """The JSON-safe configuration that rebuilds this mollifier."""
-        return {"kind": "gaussian", "sigma": self.sigma}
+        return component_dict(self.kind, sigma=self.sigma)
 
 
+@register("identity")
 @final
 class IdentityMollifier(Mollifier):
     """``T = I``: turns the mollified process into plain white-noise diffusion (MATH.md §7)."""
@@ -106,14 +109,4 @@ class IdentityMollifier(Mollifier):
 
     def to_dict(self) -> dict:
         """The JSON-safe configuration that rebuilds this mollifier."""
-        return {"kind": "identity"}
-
-
-def mollifier_from_dict(config: dict) -> Mollifier:
-    """Rebuild a mollifier from `Mollifier.to_dict` output."""
-    kind = config.get("kind")
-    if kind == "gaussian":
-        return GaussianMollifier(config["sigma"])
-    if kind == "identity":
-        return IdentityMollifier()
-    raise ValueError(f"unknown mollifier kind {kind!r}; expected 'gaussian' or 'identity'")
+        return component_dict(self.kind)

@@ -11,6 +11,7 @@ from funcdiff.operators.interpolate import grid_to_points, knn_to_grid
 from funcdiff.operators.kernels import resample_kernel, resampled_size
 from funcdiff.operators.latent import LatentMLP
 from funcdiff.operators.lattice import LatticeHash
+from funcdiff.operators.layers import parameter_count
 from funcdiff.operators.unet import GridUNet
 
 
@@ -35,6 +36,7 @@ __all__ = [
     "grid_to_points",
     "knn_to_grid",
     "operator_preset",
+    "parameter_count",
     "preset_config",
     "resample_kernel",
     "resampled_size",

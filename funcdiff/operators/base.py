@@ -1,7 +1,7 @@
 """The NeuralOperator protocol: a network that maps a function at some points of a grid to a prediction there."""
 
 from abc import abstractmethod
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from funcdiff._typing import Float, Tensor
 from funcdiff.points import Points
@@ -12,8 +12,12 @@ class NeuralOperator(Protocol):
     """What the diffusion processes and samplers call (ARCHITECTURE.md, "Protocols").
 
     Time ``t`` is continuous in ``[0, 1]``; ``cond`` is an optional latent ``(b, z)``. ``forward_dense`` on a whole grid
-    must agree with ``forward`` on all of its points, at any resolution.
+    must agree with ``forward`` on all of its points, at any resolution. ``reference_shape`` is the training grid
+    (where white noise is N(0, I)); ``to_dict`` names the architecture for checkpoints (`funcdiff.registry.build`
+    rebuilds it, freshly initialised, before the weights are loaded).
     """
+
+    reference_shape: tuple[int, ...]
 
     @abstractmethod
     def forward(self, points: Points, t: Float[Tensor, " b"], cond: Float[Tensor, "b z"] | None = None) -> Float[Tensor, "b n c"]:
@@ -25,3 +29,7 @@ class NeuralOperator(Protocol):
         chunk_points: int | None = None,
     ) -> Float[Tensor, "b c *spatial"]:
         """The prediction at every point of a dense grid."""
+
+    @abstractmethod
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-safe ``{"kind": ..., **settings}`` that rebuilds this operator's architecture."""

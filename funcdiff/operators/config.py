@@ -1,11 +1,8 @@
 """Frozen, JSON-safe configurations of the operators and the named presets (REFERENCE.md §6 for the paper's)."""
 
 import dataclasses
-import typing
 from dataclasses import dataclass
 from typing import Any, TypeVar
-
-from funcdiff.operators.backends import BackendName
 
 Config = TypeVar("Config", bound="JsonConfig")
 
@@ -42,7 +39,6 @@ class OperatorConfig(JsonConfig):
         unet_shape, unet_channels, unet_mults, unet_blocks: the grid U-Net (Nichol & Dhariwal 2021).
         attention_resolutions, dropout, dropout_from_resolution: attention and dropout placement in the U-Net.
         z_dim: latent size of the diffusion autoencoder (0: unconditional decoder, no encoder).
-        backend: sparse convolution backend (`funcdiff.operators.backends`).
     """
 
     channels: int
@@ -61,7 +57,6 @@ class OperatorConfig(JsonConfig):
     dropout: float = 0.1
     dropout_from_resolution: int = 16
     z_dim: int = 0
-    backend: str = "auto"
 
     def __post_init__(self) -> None:
         if len(self.reference_shape) not in (1, 2, 3) or len(self.unet_shape) != len(self.reference_shape):
@@ -81,8 +76,6 @@ class OperatorConfig(JsonConfig):
             raise ValueError(f"z_dim must be >= 0 and dropout in [0, 1), got {self.z_dim}, {self.dropout}")
         if any(s % 2 ** (len(self.unet_mults) - 1) for s in self.unet_shape):
             raise ValueError(f"unet_shape {self.unet_shape} must be divisible by 2^(len(unet_mults) - 1)")
-        if self.backend not in typing.get_args(BackendName):
-            raise ValueError(f"backend must be one of {typing.get_args(BackendName)}, got {self.backend!r}")
 
     @property
     def ndim(self) -> int:

@@ -1,6 +1,5 @@
 """The semantic encoder of the diffusion autoencoder: sparse blocks, the U-Net's down half, pooled to ``z`` (REFERENCE.md §3)."""
 
-import math
 from typing import final
 
 from beartype import beartype
@@ -8,10 +7,11 @@ from jaxtyping import jaxtyped
 from torch import nn
 
 from funcdiff._typing import Float, Tensor
+from funcdiff.operators.backends import BackendName
 from funcdiff.operators.blocks import Layout
+from funcdiff.operators.builders import layout_for, sparse_stack, unet_for
 from funcdiff.operators.chunking import pointwise
 from funcdiff.operators.config import OperatorConfig
-from funcdiff.operators.infty_diff import layout_for, sparse_stack, unet_for
 from funcdiff.operators.interpolate import knn_to_grid
 from funcdiff.points import Points, grid_index
 
@@ -26,15 +26,16 @@ class SparseEncoder(nn.Module):
 
     Args:
         config: an `OperatorConfig` with ``z_dim > 0``.
+        backend: the sparse convolution backend (`funcdiff.operators.backends`).
     """
 
-    def __init__(self, config: OperatorConfig) -> None:
+    def __init__(self, config: OperatorConfig, *, backend: BackendName = "auto") -> None:
         super().__init__()
         if config.z_dim < 1:
             raise ValueError(f"config.z_dim must be >= 1 for an encoder, got {config.z_dim}")
         self.config = config
         self.linear_in = nn.Linear(config.channels, config.width)
-        self.blocks = sparse_stack(config, time_dim=0, z_dim=0, skip=False)
+        self.blocks = sparse_stack(config, time_dim=0, z_dim=0, skip=False, backend=backend)
         self.to_grid = nn.Linear(config.width, config.unet_channels)
         self.unet = unet_for(config, time_dim=0, z_dim=0, decoder=False)
         self.to_latent = nn.Linear(self.unet.out_channels, config.z_dim)
@@ -65,7 +66,3 @@ class SparseEncoder(nn.Module):
         shape = tuple(spatial)
         points = Points(x.flatten(2).transpose(1, 2), grid_index(b, shape, device=x.device), shape)
         return self._body(points, Layout(points.index, shape, None, chunk_points))
-
-    def parameter_count(self) -> int:
-        """The number of trainable parameters."""
-        return sum(math.prod(p.shape) for p in self.parameters())

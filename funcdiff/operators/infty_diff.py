@@ -1,7 +1,6 @@
 """The ∞-Diff denoiser: sparse blocks, a grid U-Net, sparse blocks (Bond-Taylor & Willcocks 2024; REFERENCE.md §2-3)."""
 
-import math
-from typing import final
+from typing import Any, final
 
 import torch
 from beartype import beartype
@@ -9,42 +8,19 @@ from jaxtyping import jaxtyped
 from torch import nn
 
 from funcdiff._typing import Float, Tensor
+from funcdiff.operators.backends import BackendName
 from funcdiff.operators.base import NeuralOperator
-from funcdiff.operators.blocks import Layout, SparseBlock
+from funcdiff.operators.blocks import Layout
+from funcdiff.operators.builders import layout_for, sparse_stack, unet_for
 from funcdiff.operators.chunking import pointwise
 from funcdiff.operators.config import OperatorConfig
 from funcdiff.operators.interpolate import grid_to_points, knn_to_grid
 from funcdiff.operators.layers import TimeEmbedding
-from funcdiff.operators.unet import GridUNet
 from funcdiff.points import Points, grid_index
+from funcdiff.registry import register
 
 
-def sparse_stack(config: OperatorConfig, *, time_dim: int, z_dim: int, skip: bool) -> nn.ModuleList:
-    """``config.sparse_blocks`` sparse residual blocks of width ``config.width``."""
-    return nn.ModuleList(
-        SparseBlock(
-            config.width, kernel_size=config.kernel_size, reference_shape=config.reference_shape, time_dim=time_dim,
-            z_dim=z_dim, mlp_ratio=config.mlp_ratio, skip=skip, backend=config.backend,
-        )
-        for _ in range(config.sparse_blocks)
-    )
-
-
-def unet_for(config: OperatorConfig, *, time_dim: int, z_dim: int, decoder: bool) -> GridUNet:
-    """The grid U-Net of ``config``."""
-    return GridUNet(
-        config.unet_channels, config.unet_channels, ndim=config.ndim, shape=config.unet_shape, channels=config.unet_channels,
-        mults=config.unet_mults, blocks=config.unet_blocks, attention_resolutions=config.attention_resolutions,
-        dropout=config.dropout, dropout_from_resolution=config.dropout_from_resolution, time_dim=time_dim, z_dim=z_dim,
-        decoder=decoder,
-    )
-
-
-def layout_for(points: Points, conv: nn.Module, chunk: int | None) -> Layout:
-    """A sparse layout with the plan of ``conv`` (shared by every block: same kernel size and backend)."""
-    return Layout(points.index, points.shape, conv.plan(points), chunk)
-
-
+@register("infty_diff")
 @final
 class InftyDiffOperator(nn.Module, NeuralOperator):
     """Point-wise denoiser on any subset of any grid: ``linear_in``, sparse blocks, points to a fixed grid (K nearest,
@@ -55,19 +31,21 @@ class InftyDiffOperator(nn.Module, NeuralOperator):
 
     Args:
         config: the architecture; ``InftyDiffOperator(config)`` rebuilds the same parameters.
+        backend: the sparse convolution backend (`funcdiff.operators.backends`): a choice of this machine, not of
+            the architecture, so it is not saved with the config.
     """
 
-    def __init__(self, config: OperatorConfig) -> None:
+    def __init__(self, config: OperatorConfig, *, backend: BackendName = "auto") -> None:
         super().__init__()
         self.config = config
         width, unet = config.width, config.unet_channels
         self.time = TimeEmbedding(config.time_dim, config.time_dim)
         self.linear_in = nn.Linear(config.channels, width)
-        self.down = sparse_stack(config, time_dim=config.time_dim, z_dim=config.z_dim, skip=False)
+        self.down = sparse_stack(config, time_dim=config.time_dim, z_dim=config.z_dim, skip=False, backend=backend)
         self.to_grid = nn.Linear(width, unet)
         self.unet = unet_for(config, time_dim=config.time_dim, z_dim=config.z_dim, decoder=True)
         self.from_grid = nn.Linear(unet, width)
-        self.up = sparse_stack(config, time_dim=config.time_dim, z_dim=config.z_dim, skip=True)
+        self.up = sparse_stack(config, time_dim=config.time_dim, z_dim=config.z_dim, skip=True, backend=backend)
         self.linear_out = nn.Linear(width, config.channels)
 
     def _check(self, batch: int, channels: int, ndim: int, cond: Tensor | None) -> None:
@@ -126,6 +104,16 @@ class InftyDiffOperator(nn.Module, NeuralOperator):
         out = self._body(points, t, cond, Layout(points.index, shape, None, chunk_points))
         return out.transpose(1, 2).reshape(b, self.config.channels, *shape)
 
-    def parameter_count(self) -> int:
-        """The number of trainable parameters."""
-        return sum(math.prod(p.shape) for p in self.parameters())
+    @property
+    def reference_shape(self) -> tuple[int, ...]:
+        """The training grid, where white noise is N(0, I) and kernels have their reference size."""
+        return self.config.reference_shape
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-safe configuration that rebuilds this operator's architecture (`funcdiff.registry.build`)."""
+        return {"kind": self.kind, **self.config.to_dict()}
+
+    @classmethod
+    def from_dict(cls, settings: dict[str, Any]) -> "InftyDiffOperator":
+        """The operator (freshly initialised) that `to_dict`'s settings describe."""
+        return cls(OperatorConfig.from_dict(settings))

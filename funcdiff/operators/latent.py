@@ -1,6 +1,5 @@
 """The latent denoiser of the diffusion autoencoder: an MLP with skip connections of its input (Preechakul et al. 2022)."""
 
-import math
 from typing import final
 
 import torch
@@ -61,7 +60,3 @@ class LatentMLP(nn.Module):
         for layer in self.layers[1:]:
             h = layer(torch.cat([h, z], dim=-1), cond)
         return self.out(torch.cat([h, z], dim=-1))
-
-    def parameter_count(self) -> int:
-        """The number of trainable parameters."""
-        return sum(math.prod(p.shape) for p in self.parameters())

@@ -68,3 +68,8 @@ class Modulation(nn.Module):
         if scale is None:
             return None
         return scale, torch.zeros_like(scale) if shift is None else shift
+
+
+def parameter_count(module: nn.Module) -> int:
+    """The number of trainable parameters of ``module``."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)

@@ -1,48 +1,148 @@
-"""The DiffusionProcess protocol and the callable types that processes and samplers accept."""
+"""The process protocols (what the trainer and samplers call), the model callables they accept, and the shared
+subsampled loss.
+
+Time conventions, stated once: a `DenoisingProcess` counts integer steps ``t`` down from ``T`` (noise) to 0 (data)
+and models receive ``t / T``; a `FlowProcess` runs continuous time ``s`` up from 0 (noise) to 1 (data) and models
+receive ``s``. Either way a model sees one float time in ``[0, 1]`` per example.
+"""
 
 from abc import abstractmethod
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
 from funcdiff._typing import DenseField, Float, Int, PointValues, Tensor
+from funcdiff.domains.base import Domain
+from funcdiff.mollifiers.base import Mollifier
 from funcdiff.points import Points
 
 
 @runtime_checkable
 class PointModel(Protocol):
-    """A network on points: ``(y_t at points, t in [0, 1], cond) -> output at the same points``."""
+    """A network on points: ``(y at points, time in [0, 1], cond) -> output at the same points``."""
 
     def __call__(self, points: Points, t: Float[Tensor, " b"], cond: Tensor | None) -> PointValues: ...
 
 
 @runtime_checkable
 class DenseModel(Protocol):
-    """A network on dense fields: ``(y_t, t in [0, 1], cond) -> output`` of the same shape."""
+    """A network on dense fields: ``(y, time in [0, 1], cond) -> output`` of the same shape."""
 
     def __call__(self, y: DenseField, t: Float[Tensor, " b"], cond: Tensor | None) -> DenseField: ...
 
 
 @runtime_checkable
 class DiffusionProcess(Protocol):
-    """A forward noising process with closed-form posterior; it owns no network and no loop state."""
+    """What the trainer and `funcdiff.training.sample` call: a subsampled training loss and a prior at any resolution.
 
-    @abstractmethod
-    def q_sample(self, x0: DenseField, t: Int[Tensor, " b"], noise: DenseField) -> DenseField:
-        """Draw ``y_t`` given clean data ``x0`` and white noise."""
+    A process owns no network and no loop state; it owns its `Domain` (points, noise, value range) and `Mollifier`.
+    """
 
-    @abstractmethod
-    def posterior(self, x0: DenseField, y_t: DenseField, t: Int[Tensor, " b"]) -> tuple[DenseField, Float[Tensor, " b"]]:
-        """Mean and variance factor of ``q(y_{t-1} | y_t, x0)``."""
+    domain: Domain
+    mollifier: Mollifier
 
     @abstractmethod
     def loss(
         self, model: PointModel, x0: DenseField, *, points: int | float, generator: torch.Generator | None, cond: Tensor | None = None
     ) -> Float[Tensor, ""]:
-        """The subsampled Monte-Carlo training loss."""
+        """The subsampled Monte-Carlo training loss of ``model`` on clean data ``x0`` (at ``points`` cells per example)."""
 
     @abstractmethod
     def prior(
-        self, batch: int, shape: tuple[int, ...], reference_shape: tuple[int, ...], *, generator: torch.Generator | None
+        self,
+        batch: int,
+        shape: tuple[int, ...],
+        reference_shape: tuple[int, ...],
+        *,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
     ) -> DenseField:
-        """A draw of ``y_T``."""
+        """A draw of the sampler's starting state at ``shape = (c, *spatial)``, noise scaled for ``reference_shape``."""
+
+    @abstractmethod
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-safe configuration that rebuilds this process (`funcdiff.registry.build`)."""
+
+
+@runtime_checkable
+class DenoisingProcess(DiffusionProcess, Protocol):
+    """A discrete-time VP process in mollified space, ``y_t = T(sqrt(abar_t) x0 + sqrt(1 - abar_t) eps)``: what
+    `sample_ddpm`, `sample_ddim` and `encode_ddim` run (MATH.md §3-6)."""
+
+    num_steps: int
+
+    @abstractmethod
+    def time(self, t: Int[Tensor, " b"]) -> Float[Tensor, " b"]:
+        """The model's time for step ``t`` (``t / T``)."""
+
+    @abstractmethod
+    def alpha_bar(self, t: Int[Tensor, " b"]) -> Float[Tensor, " b"]:
+        """``abar_t`` per example in float64 (``abar_0 = 1``)."""
+
+    @abstractmethod
+    def predict(self, output: DenseField, y_t: DenseField, t: Int[Tensor, " b"]) -> tuple[DenseField, DenseField]:
+        """``(T xhat0, T epshat)`` from a model output, differentiable in ``y_t`` and ``output`` (MATH.md §5)."""
+
+    @abstractmethod
+    def estimate(
+        self, output: DenseField, y_t: DenseField, t: Int[Tensor, " b"], *, clip: bool, correction: DenseField | None = None
+    ) -> tuple[DenseField, DenseField]:
+        """``(T xhat0, xhat0)``: the state-space estimate a sampler steps with and the data-space sample it reports.
+
+        ``correction`` (from guidance) is added to ``T xhat0`` first; with ``clip`` the estimate is clipped to the
+        domain's value range. The reported sample is the one the (corrected, clipped) ``T xhat0`` comes from.
+        """
+
+
+@runtime_checkable
+class FlowProcess(DiffusionProcess, Protocol):
+    """A flow from noise (``s = 0``) to data (``s = 1``) in mollified space: what `sample_euler` and `sample_heun`
+    integrate (MATH.md §11)."""
+
+    @abstractmethod
+    def velocity(self, output: DenseField, y_s: DenseField, s: Float[Tensor, " b"]) -> DenseField:
+        """``dy/ds`` at ``(y_s, s)`` from a model output."""
+
+    @abstractmethod
+    def finalize(self, y_1: DenseField) -> DenseField:
+        """The reported sample for the final state ``y_1 = T x1`` (``W y_1``, MATH.md §1)."""
+
+
+def mollified_noise(
+    domain: Domain,
+    mollifier: Mollifier,
+    batch: int,
+    shape: tuple[int, ...],
+    reference_shape: tuple[int, ...],
+    *,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> DenseField:
+    """``T eps`` with the domain's resolution-consistent white noise ``eps`` at ``shape = (c, *spatial)`` (MATH.md §2)."""
+    noise = domain.white_noise(batch, shape, reference_shape, generator=generator, dtype=dtype, device=device)
+    return mollifier.mollify(noise)
+
+
+def subsampled_mse(
+    model: PointModel,
+    domain: Domain,
+    state: DenseField,
+    target: DenseField,
+    time: Float[Tensor, " b"],
+    *,
+    points: int | float,
+    generator: torch.Generator | None,
+    cond: Tensor | None,
+) -> Float[Tensor, ""]:
+    """The Monte-Carlo loss of MATH.md §5 (paper Eq. 10): the model sees ``state`` at ``points`` cells per example
+    drawn by the domain and is scored there against ``target`` by the mean squared error."""
+    index = domain.draw_index(state.shape[0], tuple(state.shape[2:]), points, generator=generator, device=state.device)
+    output = model(Points.gather(state, index), time, cond)
+    return (output - Points.gather(target, index).values).square().mean()
+
+
+def broadcast(coefficient: Float[Tensor, " b"], like: Tensor) -> Tensor:
+    """A per-example coefficient (computed in float64) cast to ``like``'s dtype and shaped to broadcast against it."""
+    return coefficient.to(like.dtype).view(-1, *([1] * (like.ndim - 1)))

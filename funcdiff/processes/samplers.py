@@ -1,4 +1,5 @@
-"""Samplers as plain functions: ancestral DDPM, DDIM with eta, and deterministic DDIM encoding (MATH.md §6)."""
+"""Samplers of any `DenoisingProcess` as plain functions: ancestral DDPM, DDIM with eta, and deterministic DDIM
+encoding (MATH.md §6). Schedule coefficients are formed in float64 and cast to the state's dtype at use."""
 
 from collections.abc import Callable, Sequence
 
@@ -8,63 +9,44 @@ from jaxtyping import jaxtyped
 from tqdm.auto import tqdm
 
 from funcdiff._typing import DenseField, Tensor
-from funcdiff.domains.grid import white_noise
-from funcdiff.processes.base import DenseModel
+from funcdiff.processes.base import DenoisingProcess, DenseModel, broadcast, mollified_noise
 from funcdiff.processes.guidance import Guidance
-from funcdiff.processes.mollified import MollifiedDDPM
-from funcdiff.processes.schedules import respace
+from funcdiff.processes.schedules import posterior_coefficients, respace
 
 Callback = Callable[[int, DenseField, DenseField], None]
 
 
 def _denoise(
-    model: DenseModel,
-    process: MollifiedDDPM,
-    y: DenseField,
-    t: Tensor,
-    cond: Tensor | None,
-    clip: bool,
-    guidance: Guidance | None,
+    model: DenseModel, process: DenoisingProcess, y: DenseField, t: Tensor, cond: Tensor | None, clip: bool, guidance: Guidance | None
 ) -> tuple[DenseField, DenseField]:
-    """One network call at step ``t``: the (guided, optionally clipped) ``T xhat0`` and the output in data terms."""
+    """One network call at step ``t``: ``(T xhat0, xhat0)``, guided and clipped as asked (`DenoisingProcess.estimate`)."""
     if guidance is None:
-        output = model(y, process.time(t), cond)
-        tx0, _ = process.predict(output, y, t)
-    else:
-        with torch.enable_grad():
-            y_grad = y.detach().requires_grad_(True)
-            output = model(y_grad, process.time(t), cond)
-            tx0, _ = process.predict(output, y_grad, t)
-            tx0 = guidance(y_grad, tx0, process.alpha_bar(t, y)).detach()
-        output = output.detach()
-    if clip:
-        # T is an average, so T x0 of data in [-1, 1] stays in [-1, 1] (MATH.md §1).
-        if process.prediction == "x0":
-            output = output.clamp(-1, 1)
-            tx0 = process.mollifier.mollify(output)
-        else:
-            tx0 = tx0.clamp(-1, 1)
-    return tx0, output
+        return process.estimate(model(y, process.time(t), cond), y, t, clip=clip)
+    with torch.enable_grad():
+        y_grad = y.detach().requires_grad_(True)
+        output = model(y_grad, process.time(t), cond)
+        tx0, _ = process.predict(output, y_grad, t)
+        correction = (guidance(y_grad, tx0, broadcast(process.alpha_bar(t), y)) - tx0).detach()
+    return process.estimate(output.detach(), y, t, clip=clip, correction=correction)
 
 
-def _steps(process: MollifiedDDPM, y: DenseField, timesteps: int | Sequence[int]) -> list[tuple[Tensor, Tensor]]:
+def _steps(process: DenoisingProcess, y: DenseField, timesteps: int | Sequence[int]) -> list[tuple[Tensor, Tensor]]:
     """Pairs ``(t, prev)`` of batched step tensors, from the first step down to ``prev = 0``."""
     steps = respace(process.num_steps, timesteps)
     full = lambda s: torch.full((y.shape[0],), s, dtype=torch.long, device=y.device)  # noqa: E731
     return [(full(t), full(p)) for t, p in zip(steps, steps[1:] + [0])]
 
 
-def _noise(y: DenseField, process: MollifiedDDPM, reference_shape: tuple[int, ...] | None, generator) -> DenseField:
-    """Mollified resolution-consistent white noise ``T z`` shaped like ``y`` (MATH.md §2)."""
-    reference = tuple(y.shape[2:]) if reference_shape is None else reference_shape
-    z = white_noise(y.shape[0], tuple(y.shape[1:]), reference, generator=generator, dtype=y.dtype, device=y.device)
-    return process.mollifier.mollify(z)
+def _mollified_eps(process: DenoisingProcess, tx0: DenseField, y: DenseField, t: Tensor) -> DenseField:
+    """``T epshat = (y_t - sqrt(abar_t) T xhat0) / sqrt(1 - abar_t)`` (MATH.md §6)."""
+    a = process.alpha_bar(t)
+    return broadcast((1 - a).rsqrt(), y) * y - broadcast((a / (1 - a)).sqrt(), y) * tx0
 
 
 def _run(
     update: Callable[[DenseField, DenseField, Tensor, Tensor], DenseField],
     model: DenseModel,
-    process: MollifiedDDPM,
+    process: DenoisingProcess,
     y_T: DenseField,
     timesteps: int | Sequence[int],
     *,
@@ -76,28 +58,34 @@ def _run(
     callback: Callback | None,
 ) -> DenseField:
     """The reverse loop shared by the samplers; ``update(y, tx0, t, prev)`` takes one step."""
-    y, tx0, output = y_T, y_T, y_T
+    y, x0 = y_T, y_T
     with torch.no_grad():
         for t, prev in tqdm(_steps(process, y_T, timesteps), desc="sampling", disable=not progress, leave=False):
-            tx0, output = _denoise(model, process, y, t, cond, clip, guidance)
+            tx0, x0 = _denoise(model, process, y, t, cond, clip, guidance)
             y = update(y, tx0, t, prev)
             if callback is not None:
                 callback(int(t[0]), y, tx0)
-    return process.finalize(tx0, output) if denoise else y
+    return x0 if denoise else y
+
+
+def _check_reference(y_T: DenseField, reference_shape: tuple[int, ...]) -> None:
+    """Raise ``ValueError`` unless ``reference_shape`` has one size per spatial axis of ``y_T``."""
+    if len(reference_shape) != y_T.ndim - 2 or any(r < 1 for r in reference_shape):
+        raise ValueError(f"reference_shape must give the training grid's {y_T.ndim - 2} spatial sizes, got {reference_shape}")
 
 
 @jaxtyped(typechecker=beartype)
 def sample_ddpm(
     model: DenseModel,
-    process: MollifiedDDPM,
+    process: DenoisingProcess,
     y_T: DenseField,
     timesteps: int | Sequence[int] | None = None,
     *,
+    reference_shape: tuple[int, ...],
     generator: torch.Generator | None = None,
     cond: Tensor | None = None,
     clip: bool = True,
     guidance: Guidance | None = None,
-    reference_shape: tuple[int, ...] | None = None,
     denoise: bool = True,
     progress: bool = False,
     callback: Callback | None = None,
@@ -109,23 +97,27 @@ def sample_ddpm(
         process: the diffusion process.
         y_T: the start, usually ``process.prior(...)``.
         timesteps: all ``T`` steps (None), a number of evenly respaced steps, or a decreasing sequence.
+        reference_shape: the spatial shape the model was trained at, where white noise is N(0, I) (MATH.md §2);
+            required, because the fresh noise's variance depends on it when ``y_T`` is at another resolution.
         generator: for the fresh noise.
         cond: passed to the model unchanged.
-        clip: clip ``T xhat0`` to ``[-1, 1]``.
+        clip: clip the estimate to the domain's value range.
         guidance: optional correction of ``T xhat0`` (e.g. `InpaintingGuidance`).
-        reference_shape: spatial shape at which white noise is N(0, I); defaults to ``y_T``'s.
-        denoise: return the data-space sample (`MollifiedDDPM.finalize`); else the final state ``T xhat0``.
+        denoise: return the reported sample ``xhat0`` of the last step; else the final state ``T xhat0``.
         progress: show a progress bar.
         callback: called as ``callback(t, y_prev, T xhat0)`` after every step.
     """
+    _check_reference(y_T, reference_shape)
     timesteps = process.num_steps if timesteps is None else timesteps
 
     def update(y: DenseField, tx0: DenseField, t: Tensor, prev: Tensor) -> DenseField:
-        c1, c2, var = process.posterior_coefficients(t, prev, y)
-        mean = c1 * tx0 + c2 * y
+        c1, c2, var = posterior_coefficients(process.alpha_bar(t), process.alpha_bar(prev))
+        mean = broadcast(c1, y) * tx0 + broadcast(c2, y) * y
         if int(prev[0]) == 0:
             return mean
-        return mean + var.sqrt() * _noise(y, process, reference_shape, generator)
+        z = mollified_noise(process.domain, process.mollifier, y.shape[0], tuple(y.shape[1:]), reference_shape,
+                            generator=generator, dtype=y.dtype, device=y.device)
+        return mean + broadcast(var.sqrt(), y) * z
 
     return _run(update, model, process, y_T, timesteps, cond=cond, clip=clip, guidance=guidance, denoise=denoise,
                 progress=progress, callback=callback)
@@ -134,16 +126,16 @@ def sample_ddpm(
 @jaxtyped(typechecker=beartype)
 def sample_ddim(
     model: DenseModel,
-    process: MollifiedDDPM,
+    process: DenoisingProcess,
     y_T: DenseField,
     timesteps: int | Sequence[int] = 100,
     *,
+    reference_shape: tuple[int, ...],
     eta: float = 0.0,
     generator: torch.Generator | None = None,
     cond: Tensor | None = None,
     clip: bool = True,
     guidance: Guidance | None = None,
-    reference_shape: tuple[int, ...] | None = None,
     denoise: bool = True,
     progress: bool = False,
     callback: Callback | None = None,
@@ -153,17 +145,20 @@ def sample_ddim(
     ``y_prev = sqrt(abar_prev) T xhat0 + sqrt(1 - abar_prev - s^2) T epshat + s T z`` with
     ``s = eta sqrt((1 - abar_prev) / (1 - abar_t)) sqrt(1 - abar_t / abar_prev)``. Arguments as in `sample_ddpm`.
     """
+    _check_reference(y_T, reference_shape)
     if eta < 0:
         raise ValueError(f"eta must be >= 0, got {eta}")
 
     def update(y: DenseField, tx0: DenseField, t: Tensor, prev: Tensor) -> DenseField:
-        a_t, a_p = process.alpha_bar(t, y), process.alpha_bar(prev, y)
+        a_t, a_p = process.alpha_bar(t), process.alpha_bar(prev)
         s = eta * ((1 - a_p) / (1 - a_t)).sqrt() * (1 - a_t / a_p).sqrt()
-        teps = process.mollified_eps(tx0, y, t)
-        y_prev = a_p.sqrt() * tx0 + (1 - a_p - s**2).clamp(min=0).sqrt() * teps
+        teps = _mollified_eps(process, tx0, y, t)
+        y_prev = broadcast(a_p.sqrt(), y) * tx0 + broadcast((1 - a_p - s**2).clamp(min=0).sqrt(), y) * teps
         if eta == 0 or int(prev[0]) == 0:
             return y_prev
-        return y_prev + s * _noise(y, process, reference_shape, generator)
+        z = mollified_noise(process.domain, process.mollifier, y.shape[0], tuple(y.shape[1:]), reference_shape,
+                            generator=generator, dtype=y.dtype, device=y.device)
+        return y_prev + broadcast(s, y) * z
 
     return _run(update, model, process, y_T, timesteps, cond=cond, clip=clip, guidance=guidance, denoise=denoise,
                 progress=progress, callback=callback)
@@ -172,7 +167,7 @@ def sample_ddim(
 @jaxtyped(typechecker=beartype)
 def encode_ddim(
     model: DenseModel,
-    process: MollifiedDDPM,
+    process: DenoisingProcess,
     x0: DenseField,
     timesteps: int | Sequence[int] = 100,
     *,
@@ -188,8 +183,8 @@ def encode_ddim(
     y = process.mollifier.mollify(x0)
     with torch.no_grad():
         for t, prev in tqdm(pairs, desc="encoding", disable=not progress, leave=False):
-            a_t, a_p = process.alpha_bar(t, y), process.alpha_bar(prev, y)
+            a_t, a_p = process.alpha_bar(t), process.alpha_bar(prev)
             _, teps = process.predict(model(y, process.time(t), cond), y, t)
-            tx0 = (y - (1 - a_p).sqrt() * teps) / a_p.sqrt()
-            y = a_t.sqrt() * tx0 + (1 - a_t).sqrt() * teps
+            tx0 = broadcast(a_p.rsqrt(), y) * y - broadcast(((1 - a_p) / a_p).sqrt(), y) * teps
+            y = broadcast(a_t.sqrt(), y) * tx0 + broadcast((1 - a_t).sqrt(), y) * teps
     return y

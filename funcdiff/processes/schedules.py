@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import torch
 
 from funcdiff._typing import Float, Tensor
+from funcdiff.registry import register
 
 
 @dataclass(frozen=True, eq=False)
@@ -15,7 +16,7 @@ class Schedule:
 
     Attributes:
         alpha_bar: float64 tensor of length ``T + 1``, strictly decreasing, ``alpha_bar[0] = 1``.
-        config: the JSON-safe arguments that rebuild the schedule with `schedule_from_dict`.
+        config: the JSON-safe ``{"kind": ..., **arguments}`` that rebuilds the schedule with `funcdiff.registry.build`.
     """
 
     alpha_bar: Float[Tensor, " T1"]
@@ -56,6 +57,7 @@ def _check_steps(num_steps: int) -> None:
         raise ValueError(f"num_steps must be a positive int, got {num_steps!r}")
 
 
+@register("cosine")
 def cosine_schedule(num_steps: int = 1000, *, offset: float = 0.008, max_beta: float = 0.999) -> Schedule:
     """Cosine schedule of Nichol & Dhariwal (2021): ``alpha_bar(t) ~ cos^2(((t/T + s)/(1 + s)) pi/2)``, betas capped."""
     _check_steps(num_steps)
@@ -65,6 +67,7 @@ def cosine_schedule(num_steps: int = 1000, *, offset: float = 0.008, max_beta: f
     return _from_betas(betas, {"kind": "cosine", "num_steps": num_steps, "offset": offset, "max_beta": max_beta})
 
 
+@register("linear")
 def linear_schedule(num_steps: int = 1000, *, beta_start: float | None = None, beta_end: float | None = None) -> Schedule:
     """Linear betas of Ho et al. (2020), by default 1e-4 to 2e-2 scaled by ``1000 / T``."""
     _check_steps(num_steps)
@@ -77,21 +80,13 @@ def linear_schedule(num_steps: int = 1000, *, beta_start: float | None = None, b
     return _from_betas(betas, {"kind": "linear", "num_steps": num_steps, "beta_start": start, "beta_end": end})
 
 
+@register("constant")
 def constant_schedule(num_steps: int = 1000, *, beta: float = 0.008) -> Schedule:
     """Constant ``beta_t = beta`` (the reference latent model uses 0.008 over 1000 steps)."""
     _check_steps(num_steps)
     if not 0 < beta < 1:
         raise ValueError(f"beta must lie in (0, 1), got {beta}")
     return _from_betas(torch.full((num_steps,), beta, dtype=torch.float64), {"kind": "constant", "num_steps": num_steps, "beta": beta})
-
-
-def schedule_from_dict(config: dict) -> Schedule:
-    """Rebuild a schedule from `Schedule.to_dict` output."""
-    makers = {"cosine": cosine_schedule, "linear": linear_schedule, "constant": constant_schedule}
-    kind = config.get("kind")
-    if kind not in makers:
-        raise ValueError(f"unknown schedule kind {kind!r}; expected one of {sorted(makers)}")
-    return makers[kind](**{k: v for k, v in config.items() if k != "kind"})
 
 
 def respace(num_steps: int, timesteps: int | Sequence[int]) -> list[int]:
@@ -113,3 +108,16 @@ def respace(num_steps: int, timesteps: int | Sequence[int]) -> list[int]:
     if not steps or any(not 1 <= s <= num_steps for s in steps) or any(a <= b for a, b in zip(steps, steps[1:])):
         raise ValueError(f"timesteps must be a non-empty strictly decreasing sequence in [1, {num_steps}], got {steps}")
     return steps
+
+
+def posterior_coefficients(
+    alpha_bar_t: Float[Tensor, " b"], alpha_bar_prev: Float[Tensor, " b"]
+) -> tuple[Float[Tensor, " b"], Float[Tensor, " b"], Float[Tensor, " b"]]:
+    """``(c1, c2, betatilde)`` of ``q(y_prev | y_t, x0)`` for any earlier step (MATH.md §4; ``prev = t - 1`` is Eq. 12).
+
+    Pass float64 ``alpha_bar`` values and cast the results at use.
+    """
+    beta = 1 - alpha_bar_t / alpha_bar_prev
+    c1 = alpha_bar_prev.sqrt() * beta / (1 - alpha_bar_t)
+    c2 = (alpha_bar_t / alpha_bar_prev).sqrt() * (1 - alpha_bar_prev) / (1 - alpha_bar_t)
+    return c1, c2, beta * (1 - alpha_bar_prev) / (1 - alpha_bar_t)

@@ -1,14 +1,15 @@
-"""Training and sampling: the trainer loop, EMA, checkpoints, distributed set-up and any-resolution sampling."""
+"""Training and sampling over built components: the trainer loop, EMA, checkpoints, distributed set-up and
+any-resolution sampling."""
 
-from funcdiff.training.checkpoint import Checkpoint, load_weights, read_checkpoint, save_checkpoint
-from funcdiff.training.config import TrainConfig
+from funcdiff.training.checkpoint import Checkpoint, load_trained, load_weights, read_checkpoint, save_checkpoint
+from funcdiff.training.config import TrainSettings
 from funcdiff.training.distributed import DistributedContext, init_distributed
 from funcdiff.training.ema import make_ema, update_ema
-from funcdiff.training.sampling import image_grid, nested_white_noise, sample, save_images
-from funcdiff.training.trainer import Trainer, TrainResult, build_process, load_trained, train
+from funcdiff.training.sampling import Sampler, default_sampler, sample
+from funcdiff.training.trainer import Trainer, TrainResult, train
 
 __all__ = [
-    "Checkpoint", "DistributedContext", "TrainConfig", "TrainResult", "Trainer", "build_process", "image_grid",
-    "init_distributed", "load_trained", "load_weights", "make_ema", "nested_white_noise", "read_checkpoint", "sample",
-    "save_checkpoint", "save_images", "train", "update_ema",
+    "Checkpoint", "DistributedContext", "Sampler", "TrainResult", "TrainSettings", "Trainer", "default_sampler",
+    "init_distributed", "load_trained", "load_weights", "make_ema", "read_checkpoint", "sample", "save_checkpoint", "train",
+    "update_ema",
 ]

@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,9 @@ import torch
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-import funcdiff
+from funcdiff.operators.base import NeuralOperator
+from funcdiff.processes.base import DiffusionProcess
+from funcdiff.registry import build
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +46,7 @@ def save_checkpoint(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
-        full = {"format_version": FORMAT_VERSION, "funcdiff_version": funcdiff.__version__, **config}
+        full = {"format_version": FORMAT_VERSION, "funcdiff_version": metadata.version("funcdiff"), **config}
         (tmp / CONFIG).write_text(json.dumps(full, indent=2, sort_keys=True))
         save_model(model, str(tmp / MODEL))
         if ema is not None:
@@ -85,3 +88,18 @@ def load_weights(module: nn.Module, path: str | Path, *, ema: bool = False) -> n
         raise FileNotFoundError(f"{file} does not exist")
     load_model(module, str(file), strict=True)
     return module
+
+
+def load_trained(path: str | Path, *, ema: bool = True, device: str = "cpu") -> tuple[NeuralOperator, DiffusionProcess, dict[str, Any]]:
+    """A checkpoint's operator (EMA weights by default, in eval mode), its process and its config, ready to sample.
+
+    Both are rebuilt from their registered kinds (`funcdiff.registry.build`): a user's own components load once the
+    module that registers them has been imported.
+    """
+    checkpoint = read_checkpoint(path, with_state=False)
+    for key in ("operator", "process"):
+        if "kind" not in checkpoint.config.get(key, {}):
+            raise ValueError(f"{path}: config.json has no {key} kind; it was written by an older funcdiff")
+    model = build(checkpoint.config["operator"])
+    load_weights(model, path, ema=ema)
+    return model.to(device).eval(), build(checkpoint.config["process"]), checkpoint.config

@@ -1,4 +1,4 @@
-"""The training loop: subsampled mollified loss, EMA, checkpoints, samples, metrics; CPU, CUDA or torchrun."""
+"""The training loop over built components: subsampled loss, EMA, checkpoints, samples, metrics; CPU, CUDA or torchrun."""
 
 import contextlib
 import json
@@ -6,28 +6,27 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
+from beartype import beartype
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from funcdiff.data import infinite_loader, make_dataset
-from funcdiff.mollifiers import GaussianMollifier, IdentityMollifier
-from funcdiff.operators import InftyDiffOperator, OperatorConfig, operator_preset
-from funcdiff.processes import MollifiedDDPM, cosine_schedule, linear_schedule
+from funcdiff.data import infinite_loader
+from funcdiff.domains.io import save_samples
+from funcdiff.operators.base import NeuralOperator
+from funcdiff.processes.base import DiffusionProcess
 from funcdiff.training.checkpoint import load_weights, read_checkpoint, save_checkpoint
-from funcdiff.training.config import TrainConfig
+from funcdiff.training.config import TrainSettings
 from funcdiff.training.distributed import DistributedContext, init_distributed
 from funcdiff.training.ema import make_ema, update_ema
 from funcdiff.training.plots import plot_loss_curve
-from funcdiff.training.sampling import sample, save_images
+from funcdiff.training.sampling import Sampler, default_sampler, sample
 
 logger = logging.getLogger(__name__)
-
-MODEL_FIELDS = ("data", "resolution", "channels", "preset", "diffusion_steps", "schedule", "prediction", "sigma_pixels")
-"""Settings a resumed run must share with its checkpoint."""
 
 
 @dataclass(frozen=True)
@@ -41,79 +40,101 @@ class TrainResult:
     loss: float
 
 
-def build_process(config: TrainConfig) -> MollifiedDDPM:
-    """The diffusion process a training config describes (sigma given in training pixels, stored in domain units)."""
-    schedule = cosine_schedule(config.diffusion_steps) if config.schedule == "cosine" else linear_schedule(config.diffusion_steps)
-    mollifier = GaussianMollifier(config.sigma_pixels / config.resolution) if config.sigma_pixels > 0 else IdentityMollifier()
-    return MollifiedDDPM(schedule, mollifier, config.prediction)
-
-
-def build_dataset(config: TrainConfig, *, split: str = "train") -> Dataset:
-    """The training data a config names, limited to ``data_limit`` examples."""
-    if config.data == "icons":
-        return make_dataset("icons", resolution=config.resolution, split=split, limit=config.data_limit)
-    options = {} if config.data == "fashion-mnist" else {"channels": config.channels, "flip": config.flip}
-    dataset = make_dataset(config.data, resolution=config.resolution, split=split, **options)
-    return dataset if config.data_limit is None else Subset(dataset, range(min(config.data_limit, len(dataset))))
-
-
-def _autocast(config: TrainConfig, device: str) -> contextlib.AbstractContextManager:
+def _autocast(settings: TrainSettings, device: str) -> contextlib.AbstractContextManager:
     """Mixed precision as configured (bf16 on CPU or CUDA, fp16 on CUDA), else nothing."""
-    if config.autocast == "none":
+    if settings.autocast == "none":
         return contextlib.nullcontext()
-    dtype = torch.bfloat16 if config.autocast == "bf16" else torch.float16
+    dtype = torch.bfloat16 if settings.autocast == "bf16" else torch.float16
     if dtype == torch.float16 and not device.startswith("cuda"):
         raise ValueError("autocast='fp16' needs a CUDA device; use 'bf16' on the CPU")
     return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
 
 
+def _differences(saved: Any, current: Any, prefix: str) -> list[str]:
+    """Dotted names of the settings where two nested config dicts differ."""
+    if isinstance(saved, dict) and isinstance(current, dict):
+        return [d for key in sorted(set(saved) | set(current)) for d in _differences(saved.get(key), current.get(key), f"{prefix}.{key}")]
+    return [] if saved == current else [prefix]
+
+
+def _label(shape: tuple[int, ...]) -> str:
+    """``32px`` for a square grid, ``32x48px`` otherwise."""
+    return f"{shape[0]}px" if len(set(shape)) == 1 else "x".join(map(str, shape)) + "px"
+
+
 class Trainer:
-    """Runs one training configuration to its end; rank 0 writes everything under ``config.out_dir``.
+    """Trains a model under a process on a data set; rank 0 writes everything under ``settings.out_dir``.
+
+    The components arrive built (`funcdiff.factory` builds them from a config): any `NeuralOperator` that is an
+    ``nn.Module``, any `DiffusionProcess`, and any data set of dense fields ``(c, *spatial)``. Their ``to_dict()``
+    goes into every checkpoint, so `funcdiff.training.load_trained` rebuilds them by their registered kinds.
 
     Args:
-        config: the run's settings.
-        resume: continue from ``<out_dir>/checkpoint`` if it exists (same model settings required).
+        model: the network, initialised (seed it before building it for a reproducible run).
+        process: the diffusion process (it owns the domain and the mollifier).
+        data: the training examples, all of one shape, at the model's reference resolution.
+        settings: optimiser, loop, budget and output settings.
+        sampler: how the periodic samples are drawn (default: `default_sampler` of the process).
+        resume: continue from ``<out_dir>/checkpoint`` if it exists (the same components required).
         progress: show a progress bar (None: only on a terminal).
+        run_config: the config that built the components (e.g. the command line's), recorded in config.json.
     """
 
-    def __init__(self, config: TrainConfig, *, resume: bool = False, progress: bool | None = None) -> None:
-        self.config = config
-        self.ctx: DistributedContext = init_distributed(config.device)
-        self.out_dir = Path(config.out_dir)
+    @beartype
+    def __init__(
+        self,
+        model: NeuralOperator,
+        process: DiffusionProcess,
+        data: Dataset,
+        settings: TrainSettings,
+        *,
+        sampler: Sampler | None = None,
+        resume: bool = False,
+        progress: bool | None = None,
+        run_config: dict[str, Any] | None = None,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module implementing NeuralOperator, got {type(model).__name__}")
+        self.settings = settings
+        self.ctx: DistributedContext = init_distributed(settings.device)
+        self.out_dir = Path(settings.out_dir)
         self.progress = progress
-        self.process = build_process(config)
-        self.dataset = build_dataset(config)
-        self.data_shape = tuple(self.dataset[0].shape)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)
-            self.model = operator_preset(config.preset, channels=self.data_shape[0], resolution=config.resolution).to(self.ctx.device)
+        self.process = process
+        self.dataset = data
+        self.data_shape = tuple(data[0].shape)
+        if self.data_shape[0] != process.domain.channels or len(self.data_shape) - 1 != process.domain.ndim:
+            raise ValueError(f"data of shape {self.data_shape} does not fit the domain {process.domain!r}")
+        self.reference_shape = tuple(model.reference_shape)
+        self.sampler = sampler
+        self.run_config = run_config
+        self.model = model.to(self.ctx.device)
         self.ema = make_ema(self.model)
-        opt = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-        self.optimizer = opt(self.model.parameters(), lr=config.lr, betas=config.adam_betas, weight_decay=config.weight_decay)
+        opt = torch.optim.AdamW if settings.optimizer == "adamw" else torch.optim.Adam
+        self.optimizer = opt(self.model.parameters(), lr=settings.lr, betas=settings.adam_betas, weight_decay=settings.weight_decay)
         self.step = 0
-        self.noise = torch.Generator(device=self.ctx.device).manual_seed(config.seed * 1000 + self.ctx.rank)
-        self.rng_state = torch.Generator().manual_seed(config.seed * 1000 + self.ctx.rank + 1).get_state()
+        self.noise = torch.Generator(device=self.ctx.device).manual_seed(settings.seed * 1000 + self.ctx.rank)
+        self.rng_state = torch.Generator().manual_seed(settings.seed * 1000 + self.ctx.rank + 1).get_state()
         if resume and (self.out_dir / "checkpoint").exists():
             self._resume(self.out_dir / "checkpoint")
 
     @property
-    def checkpoint_config(self) -> dict:
-        """The config.json of this run's checkpoints: operator, process, training settings and data shape."""
-        return {
-            "operator": self.model.config.to_dict(),
+    def checkpoint_config(self) -> dict[str, Any]:
+        """The config.json of this run's checkpoints: operator, process, settings, data shape and step."""
+        config = {
+            "operator": self.model.to_dict(),
             "process": self.process.to_dict(),
-            "train": self.config.to_dict(),
+            "train": self.settings.to_dict(),
             "data_shape": list(self.data_shape),
             "step": self.step,
         }
+        return config if self.run_config is None else {**config, "run": self.run_config}
 
     def _resume(self, path: Path) -> None:
         """Load weights, optimizer, step and RNG states from a checkpoint of the same model."""
         checkpoint = read_checkpoint(path)
-        saved = TrainConfig.from_dict(checkpoint.config["train"])
-        differing = [f for f in MODEL_FIELDS if getattr(saved, f) != getattr(self.config, f)]
+        differing = [d for key in ("operator", "process") for d in _differences(checkpoint.config.get(key), self.checkpoint_config[key], key)]
         if differing:
-            raise ValueError(f"cannot resume {path}: settings differ from the checkpoint's: {differing}")
+            raise ValueError(f"cannot resume {path}: the components differ from the checkpoint's in {differing}")
         if checkpoint.training_state is None:
             raise ValueError(f"cannot resume {path}: it has no training_state.pt")
         load_weights(self.model, path)
@@ -136,18 +157,20 @@ class Trainer:
         return path
 
     def write_samples(self) -> list[Path]:
-        """Sample the EMA model at 1x, 2x and 4x the training resolution with nested noise (rank 0 only)."""
+        """Sample the EMA model at 1x, 2x and 4x its reference resolution with nested noise (rank 0 only)."""
         if not self.ctx.is_main:
             return []
-        c = self.config
+        s = self.settings
         paths = []
         generator = torch.Generator(device=self.ctx.device)
+        sampler = self.sampler or default_sampler(self.process, reference_shape=self.reference_shape, generator=generator)
+        nest = tuple(4 * r for r in self.reference_shape)
         for factor in (1, 2, 4):
-            generator.manual_seed(c.seed)
-            images = sample(self.ema, self.process, c.resolution * factor, batch=c.sample_count, channels=self.data_shape[0],
-                            reference_shape=self.data_shape[1:], steps=c.sample_steps, generator=generator,
-                            device=self.ctx.device, nest_resolution=c.resolution * 4)
-            paths.append(save_images(images.cpu(), self.out_dir / "samples", f"step{self.step:07d}_{c.resolution * factor}px", individual=False))
+            generator.manual_seed(s.seed)
+            shape = tuple(factor * r for r in self.reference_shape)
+            samples = sample(self.ema, self.process, shape, batch=s.sample_count, steps=s.sample_steps, sampler=sampler,
+                             generator=generator, device=self.ctx.device, nest_resolution=nest)
+            paths.append(save_samples(samples.cpu(), self.out_dir / "samples", f"step{self.step:07d}_{_label(shape)}", individual=False))
         return paths
 
     def _plot(self) -> None:
@@ -159,7 +182,7 @@ class Trainer:
 
     def run(self) -> TrainResult:
         """Train until ``steps`` or ``time_budget`` is reached; a checkpoint is saved on exit, even on Ctrl-C."""
-        c, ctx = self.config, self.ctx
+        c, ctx = self.settings, self.ctx
         if ctx.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             (self.out_dir / "config.json").write_text(json.dumps(self.checkpoint_config, indent=2, sort_keys=True))
@@ -204,7 +227,7 @@ class Trainer:
 
     def _done(self, start: float) -> bool:
         """Whether the step or time budget is spent (agreed across processes)."""
-        c = self.config
+        c = self.settings
         over = (c.steps is not None and self.step >= c.steps) or (c.time_budget is not None and time.perf_counter() - start >= c.time_budget)
         return self.ctx.any(over)
 
@@ -212,28 +235,31 @@ class Trainer:
         """Append the mean loss and throughput since the last log to metrics.jsonl; returns the new window start."""
         now = time.perf_counter()
         loss = self.ctx.mean(sum(losses) / len(losses))
-        rate = len(losses) * self.config.batch_size * self.ctx.world_size / max(now - since, 1e-9)
+        rate = len(losses) * self.settings.batch_size * self.ctx.world_size / max(now - since, 1e-9)
         if self.ctx.is_main:
-            row = {"step": self.step, "loss": loss, "images_per_s": rate, "lr": self.optimizer.param_groups[0]["lr"], "time": time.time()}
+            row = {"step": self.step, "loss": loss, "examples_per_s": rate, "lr": self.optimizer.param_groups[0]["lr"], "time": time.time()}
             with (self.out_dir / "metrics.jsonl").open("a") as f:
                 f.write(json.dumps(row) + "\n")
             if bar is not None:
-                bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{rate:.1f}")
+                bar.set_postfix(loss=f"{loss:.4f}", ex_s=f"{rate:.1f}")
         return now
 
 
-def train(config: TrainConfig, *, resume: bool = False, progress: bool | None = None) -> TrainResult:
-    """Train an ∞-Diff operator as ``config`` says and write samples at 1x, 2x and 4x resolution at the end."""
-    trainer = Trainer(config, resume=resume, progress=progress)
+@beartype
+def train(
+    model: NeuralOperator,
+    process: DiffusionProcess,
+    data: Dataset,
+    settings: TrainSettings,
+    *,
+    sampler: Sampler | None = None,
+    resume: bool = False,
+    progress: bool | None = None,
+    run_config: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train with a `Trainer` (same arguments) and write samples at 1x, 2x and 4x resolution at the end."""
+    trainer = Trainer(model, process, data, settings, sampler=sampler, resume=resume, progress=progress, run_config=run_config)
     result = trainer.run()
-    if not (config.sample_every and result.step % config.sample_every == 0):  # else the last step already sampled
+    if not (settings.sample_every and result.step % settings.sample_every == 0):  # else the last step already sampled
         trainer.write_samples()
     return result
-
-
-def load_trained(path: str | Path, *, ema: bool = True, device: str = "cpu") -> tuple[InftyDiffOperator, MollifiedDDPM, dict]:
-    """An operator (EMA weights by default), its process and the checkpoint config, ready to sample."""
-    checkpoint = read_checkpoint(path, with_state=False)
-    model = InftyDiffOperator(OperatorConfig.from_dict(checkpoint.config["operator"]))
-    load_weights(model, path, ema=ema)
-    return model.to(device).eval(), MollifiedDDPM.from_dict(checkpoint.config["process"]), checkpoint.config

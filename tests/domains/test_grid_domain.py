@@ -18,9 +18,9 @@ def test_subsample_draws_distinct_cells_and_gathers_their_values(shape: tuple[in
     """n distinct cells per example, values read at those cells, scatter back recovers them."""
     total = math.prod(shape)
     n = data.draw(st.integers(1, total))
-    domain = GridDomain(len(shape), 2)
+    domain = GridDomain(len(shape), 2, scheme=scheme)
     x = torch.randn(3, 2, *shape)
-    p = domain.subsample(x, n, generator=torch.Generator().manual_seed(0), scheme=scheme)
+    p = domain.subsample(x, n, generator=torch.Generator().manual_seed(0))
     assert p.values.shape == (3, n, 2) and p.shape == shape
     assert all(len(set(row.tolist())) == n for row in p.flat)
     dense, mask = p.to_dense()
@@ -31,7 +31,7 @@ def test_subsample_draws_distinct_cells_and_gathers_their_values(shape: tuple[in
 
 def test_stratified_sampling_spreads_points() -> None:
     """Stratified sampling puts exactly one point in each run of total / n row-major cells."""
-    p = GridDomain(2, 1).subsample(torch.zeros(4, 1, 8, 8), 16, scheme="stratified", generator=torch.Generator().manual_seed(1))
+    p = GridDomain(2, 1, scheme="stratified").subsample(torch.zeros(4, 1, 8, 8), 16, generator=torch.Generator().manual_seed(1))
     assert bool((torch.div(p.flat, 4, rounding_mode="floor") == torch.arange(16)).all())
 
 

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from funcdiff import GaussianMollifier, IdentityMollifier
 from funcdiff.domains import box_average
-from funcdiff.mollifiers import dct, idct, mollifier_from_dict
+from funcdiff.mollifiers import dct, idct
+from funcdiff.registry import build
 from tests.helpers import dct_matrix, gaussian_conv_symmetric, mollifier_matrix
 
 shapes = st.lists(st.integers(1, 7), min_size=1, max_size=3).map(tuple)
@@ -116,7 +117,7 @@ def test_identity_and_config_round_trip() -> None:
     x = torch.randn(2, 3, 5)
     assert torch.equal(IdentityMollifier().mollify(x), x) and torch.equal(IdentityMollifier().unmollify(x), x)
     for m in (GaussianMollifier(0.1), IdentityMollifier()):
-        assert mollifier_from_dict(m.to_dict()).to_dict() == m.to_dict()
+        assert build(m.to_dict()).to_dict() == m.to_dict()
 
 
 def test_half_precision_input_keeps_dtype() -> None:

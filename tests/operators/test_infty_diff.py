@@ -1,6 +1,5 @@
 """The ∞-Diff operator (REFERENCE.md §2-3): dense/sparse agreement, chunking, any resolution, dropout, gradients."""
 
-import dataclasses
 
 import jaxtyping
 import pytest
@@ -14,9 +13,8 @@ from funcdiff.points import Points
 
 
 def tiny(z_dim: int = 0, backend: str = "auto") -> InftyDiffOperator:
-    config = dataclasses.replace(preset_config("tiny", channels=2, resolution=16, z_dim=z_dim), backend=backend)
     torch.manual_seed(0)
-    return InftyDiffOperator(config).double().eval()
+    return InftyDiffOperator(preset_config("tiny", channels=2, resolution=16, z_dim=z_dim), backend=backend).double().eval()
 
 
 @pytest.mark.parametrize("backend", available_backends())
@@ -137,7 +135,7 @@ def test_operator_in_one_and_three_dimensions(ndim: int, resolution: int) -> Non
 def test_bf16_autocast_training_step(backend: str) -> None:
     """Under CPU bf16 autocast every backend runs forward and backward with finite results."""
     torch.manual_seed(0)
-    op = InftyDiffOperator(dataclasses.replace(preset_config("tiny", channels=2, resolution=16), backend=backend))
+    op = InftyDiffOperator(preset_config("tiny", channels=2, resolution=16), backend=backend)
     points = GridDomain(2, 2).subsample(torch.randn(2, 2, 16, 16), 0.3)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         loss = op(points, torch.rand(2)).float().square().mean()

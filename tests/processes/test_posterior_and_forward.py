@@ -5,7 +5,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from funcdiff import GaussianMollifier, IdentityMollifier, MollifiedDDPM
+from funcdiff import GaussianMollifier, IdentityMollifier, GridDomain, MollifiedDDPM
 from funcdiff.processes import Schedule
 from tests.helpers import mollifier_matrix, sample_moments
 
@@ -36,7 +36,7 @@ def test_posterior_matches_dense_gaussian_conditioning(seed: int, shape: tuple[i
     steps = 12
     t = data.draw(st.integers(1, steps))
     mollifier = IdentityMollifier() if sigma is None else GaussianMollifier(sigma)
-    process = MollifiedDDPM(random_schedule(seed, steps), mollifier)
+    process = MollifiedDDPM(GridDomain(len(shape), 1), random_schedule(seed, steps), mollifier)
     a = process.schedule.alpha_bar
     gen = torch.Generator().manual_seed(seed)
     x0 = torch.randn(1, 1, *shape, generator=gen, dtype=torch.float64)
@@ -61,7 +61,7 @@ def test_posterior_matches_dense_gaussian_conditioning(seed: int, shape: tuple[i
 def test_forward_marginal_and_chain_moments(mollifier) -> None:
     """MATH.md §3: q(y_t | x0) = N(sqrt(abar) T x0, (1 - abar) T T*), and q(y_t | y_{t-1}) composes to it."""
     shape, num = (8,), 40_000
-    process = MollifiedDDPM(random_schedule(3, 6), mollifier)
+    process = MollifiedDDPM(GridDomain(1, 1), random_schedule(3, 6), mollifier)
     gen = torch.Generator().manual_seed(1)
     x0 = torch.randn(1, 1, *shape, dtype=torch.float64, generator=gen).expand(num, 1, *shape)
     t = torch.full((num,), 4)

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from funcdiff import (
     GaussianMollifier,
+    GridDomain,
     IdentityMollifier,
     InpaintingGuidance,
     MollifiedDDPM,
@@ -18,7 +19,8 @@ from funcdiff import (
     linear_schedule,
     sample_ddim,
 )
-from funcdiff.processes import Schedule, respace, schedule_from_dict
+from funcdiff.processes import Schedule, respace
+from funcdiff.registry import build
 
 
 @pytest.mark.parametrize("make", [cosine_schedule, linear_schedule, constant_schedule])
@@ -27,7 +29,7 @@ def test_schedule_contract(make) -> None:
     s = make(50)
     assert s.alpha_bar.dtype == torch.float64 and s.alpha_bar.shape == (51,) and s.alpha_bar[0] == 1
     assert bool((s.alpha_bar[1:] < s.alpha_bar[:-1]).all())
-    rebuilt = schedule_from_dict(json.loads(json.dumps(s.to_dict())))
+    rebuilt = build(json.loads(json.dumps(s.to_dict())))
     assert torch.equal(rebuilt.alpha_bar, s.alpha_bar)
 
 
@@ -54,7 +56,7 @@ def test_respacing() -> None:
 @given(points=st.one_of(st.integers(1, 48), st.floats(0.05, 1.0)), prediction=st.sampled_from(["mollified_eps", "x0"]))
 def test_loss_scores_the_model_at_the_drawn_points(points: int | float, prediction: str) -> None:
     """MATH.md §5: the model sees y_t at n distinct cells and is scored there against T eps (or x0)."""
-    process = MollifiedDDPM(cosine_schedule(100), GaussianMollifier(0.1), prediction)
+    process = MollifiedDDPM(GridDomain(2, 2), cosine_schedule(100), GaussianMollifier(0.1), prediction)
     x0 = torch.rand(3, 2, 6, 8) * 2 - 1
     seen: list[Points] = []
 
@@ -79,7 +81,7 @@ def test_loss_scores_the_model_at_the_drawn_points(points: int | float, predicti
 
 def test_prior_variance_is_resolution_consistent() -> None:
     """MATH.md §2: y_T = T eps has the same per-point variance at N_ref and 2 N_ref."""
-    process = MollifiedDDPM(cosine_schedule(10), GaussianMollifier(0.05))
+    process = MollifiedDDPM(GridDomain(2, 1), cosine_schedule(10), GaussianMollifier(0.05))
     gen = torch.Generator().manual_seed(0)
     var = [process.prior(2000, (1, n, n), (16, 16), generator=gen)[:, 0, n // 2, n // 2].var().item() for n in (16, 32)]
     assert abs(var[0] / var[1] - 1) < 0.15
@@ -87,7 +89,7 @@ def test_prior_variance_is_resolution_consistent() -> None:
 
 def test_inpainting_guidance_pulls_samples_toward_known_values() -> None:
     """MATH.md §10: reconstruction guidance moves T xhat0 toward T x_a where the mask is 1."""
-    process = MollifiedDDPM(cosine_schedule(100), GaussianMollifier(0.05))
+    process = MollifiedDDPM(GridDomain(1, 1), cosine_schedule(100), GaussianMollifier(0.05))
     known = torch.linspace(-0.8, 0.8, 16).view(1, 1, 16).expand(4, 1, 16).contiguous()
     mask = torch.zeros(1, 1, 16)
     mask[..., :8] = 1
@@ -96,8 +98,8 @@ def test_inpainting_guidance_pulls_samples_toward_known_values() -> None:
         return 0.5 * y  # any differentiable denoiser
 
     y_T = process.prior(4, (1, 16), (16,), generator=torch.Generator().manual_seed(0))
-    free = sample_ddim(model, process, y_T, 20, denoise=False)
-    guided = sample_ddim(model, process, y_T, 20, denoise=False, guidance=InpaintingGuidance(known, mask, process.mollifier, 4.0))
+    free = sample_ddim(model, process, y_T, 20, reference_shape=(16,), denoise=False)
+    guided = sample_ddim(model, process, y_T, 20, reference_shape=(16,), denoise=False, guidance=InpaintingGuidance(known, mask, process.mollifier, 4.0))
     target = process.mollifier.mollify(known)
     err = lambda y: ((y - target) * mask).abs().mean()  # noqa: E731
     assert err(guided) < 0.5 * err(free)
@@ -105,17 +107,18 @@ def test_inpainting_guidance_pulls_samples_toward_known_values() -> None:
 
 def test_config_round_trip() -> None:
     """A process rebuilds from its JSON config."""
-    process = MollifiedDDPM(linear_schedule(100), IdentityMollifier(), "x0")
-    rebuilt = MollifiedDDPM.from_dict(json.loads(json.dumps(process.to_dict())))
+    process = MollifiedDDPM(GridDomain(2, 3), linear_schedule(100), IdentityMollifier(), "x0")
+    rebuilt = build(json.loads(json.dumps(process.to_dict())))
+    assert isinstance(rebuilt, MollifiedDDPM)
     assert rebuilt.to_dict() == process.to_dict()
 
 
 def test_bad_input_raises_clear_errors() -> None:
     """Wrong shapes, unknown prediction, too many points, t out of range, bad schedules: ValueError naming the argument."""
-    process = MollifiedDDPM(cosine_schedule(10), GaussianMollifier(0.1))
+    process = MollifiedDDPM(GridDomain(2, 1), cosine_schedule(10), GaussianMollifier(0.1))
     x0 = torch.zeros(2, 1, 4, 4)
     with pytest.raises((ValueError, TypeError), match="prediction"):  # TypeError from the test-time type checker
-        MollifiedDDPM(cosine_schedule(10), GaussianMollifier(0.1), "eps")  # type: ignore[arg-type]
+        MollifiedDDPM(GridDomain(2, 1), cosine_schedule(10), GaussianMollifier(0.1), "eps")  # type: ignore[arg-type]
     # Shape and dtype errors are ValueErrors from funcdiff, or TypeErrors from the test-time jaxtyping hook
     # (which checks first); both name the argument.
     with pytest.raises((ValueError, TypeError), match="noise"):
@@ -133,11 +136,11 @@ def test_bad_input_raises_clear_errors() -> None:
     with pytest.raises(ValueError, match="alpha_bar"):
         Schedule(torch.tensor([1.0, 0.5, 0.7], dtype=torch.float64))
     with pytest.raises(ValueError, match="eta"):
-        sample_ddim(lambda y, t, c: y, process, x0, 2, eta=-1.0)
+        sample_ddim(lambda y, t, c: y, process, x0, 2, reference_shape=(4, 4), eta=-1.0)
 
 
 def test_jaxtyping_catches_mismatched_shapes_at_the_boundary() -> None:
     """A batch of steps that does not match the batch of x0 is refused by the runtime shape check."""
-    process = MollifiedDDPM(cosine_schedule(10), GaussianMollifier(0.1))
+    process = MollifiedDDPM(GridDomain(1, 1), cosine_schedule(10), GaussianMollifier(0.1))
     with pytest.raises(Exception, match="b"):
         process.posterior(torch.zeros(2, 1, 4), torch.zeros(3, 1, 4), torch.tensor([1, 2]))

@@ -1,10 +1,11 @@
-"""Fixtures for training tests: a private icon cache and a tiny, fast training config."""
+"""Fixtures for training tests: a private icon cache, a tiny fast config, and trainers built from configs."""
 
 import dataclasses
 
 import pytest
 
-from funcdiff.training import TrainConfig
+from funcdiff.factory import TrainConfig, build_run
+from funcdiff.training import Trainer, TrainResult, train
 
 
 @pytest.fixture(autouse=True)
@@ -24,3 +25,15 @@ def tiny_config(tmp_path) -> TrainConfig:
 def replace(config: TrainConfig, **changes) -> TrainConfig:
     """A copy of ``config`` with some fields changed."""
     return dataclasses.replace(config, **changes)
+
+
+def trainer_for(config: TrainConfig, **options) -> Trainer:
+    """A `Trainer` over the components that ``config`` builds (as the command line does)."""
+    model, process, data = build_run(config)
+    return Trainer(model, process, data, config.settings(), run_config=config.to_dict(), **options)
+
+
+def train_config(config: TrainConfig, **options) -> TrainResult:
+    """`train` over the components that ``config`` builds."""
+    model, process, data = build_run(config)
+    return train(model, process, data, config.settings(), run_config=config.to_dict(), **options)

@@ -31,26 +31,40 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 def test_dry_run_prints_the_resolved_config(tmp_path: Path) -> None:
     """--dry-run prints the config with flags applied and writes nothing."""
-    out = run("-m", "funcdiff", "train", "--dry-run", "--resolution", "48", "--points", "0.5", "--steps", "none",
-              "--time-budget", "60", "--out-dir", "x", cwd=tmp_path)
+    out = run("-m", "funcdiff", "train", "--dry-run", "--resolution", "48", "--points", "0.5", "--steps", "None",
+              "--time-budget", "60", "--out-dir", "x", "--process", "flow", cwd=tmp_path)
     config = json.loads(out.stdout)
     assert config["resolution"] == 48 and config["points"] == 0.5 and config["steps"] is None and config["time_budget"] == 60
+    assert config["process"] == "flow"
+    counted = json.loads(run("-m", "funcdiff", "train", "--dry-run", "--points", "4096", cwd=tmp_path).stdout)
+    assert counted["points"] == 4096 and isinstance(counted["points"], int)
     assert not (tmp_path / "x").exists()
     demo = json.loads(run("-m", "funcdiff", "demo", "--dry-run", cwd=tmp_path).stdout)
     assert demo["preset"] == "cpu-small" and demo["resolution"] == 32 and demo["points"] == 0.25
 
 
-def test_every_flag_says_what_it_does() -> None:
-    """Each training setting's flag carries its description from the TrainConfig docstring, and help shows it."""
-    from funcdiff.cli import build_parser, config_field_help
-    from funcdiff.training import TrainConfig
+def test_every_flag_says_what_it_does(capsys) -> None:
+    """Each training setting is a flag whose help shows its description (from the config's docstring) and default."""
+    from funcdiff.cli import main
+    from funcdiff.factory import TrainConfig
 
-    helps = config_field_help()
-    assert set(helps) == {f.name for f in dataclasses.fields(TrainConfig)}
-    assert all(len(text) > 10 for text in helps.values())
-    assert "Wiener filter" in helps["prediction"]  # a continuation line joins its entry
-    text = " ".join(build_parser()._subparsers._group_actions[0].choices["train"].format_help().split())
-    assert "--points POINTS" in text and "the paper's 0.25" in text and "(default: 0.25)" in text
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.replace("│", " ").split())
+    for field in dataclasses.fields(TrainConfig):
+        assert "--" + field.name.replace("_", "-") in text, field.name
+    assert "the paper's 0.25" in text and "(default: 0.25)" in text
+    assert "Wiener filter at the end" in text  # a continuation line of the docstring joins its entry
+    assert "--process {ddpm,flow}" in text
+
+
+def test_bad_flags_are_refused(capsys) -> None:
+    """A value the config refuses is an error that names the setting, and nothing runs."""
+    from funcdiff.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["train", "--process", "flow", "--prediction", "x0", "--dry-run"])
+    assert "prediction" in capsys.readouterr().err
 
 
 def test_train_then_sample_through_the_command(tmp_path: Path) -> None:
@@ -61,6 +75,7 @@ def test_train_then_sample_through_the_command(tmp_path: Path) -> None:
     out = run("-m", "funcdiff", "sample", "--checkpoint", "run/checkpoint", "--resolutions", "16", "32", "--num", "2",
               "--sample-steps", "3", "--out-dir", "samples", cwd=tmp_path)
     assert "32 px" in out.stdout
+    assert json.loads((tmp_path / "run" / "checkpoint" / "config.json").read_text())["process"]["kind"] == "mollified_ddpm"
     for name, size in (("16px.png", 16), ("32px.png", 32)):
         with Image.open(tmp_path / "samples" / name) as image:
             assert image.size == (2 * size + 3, size + 2)
@@ -76,7 +91,7 @@ def test_celebahq_example_on_a_tiny_generated_folder(tmp_path: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(rng.integers(0, 255, (40, 30, 3), dtype=np.uint8)).save(folder / f"{i}.png")
     run(str(ROOT / "examples/images/train_celebahq.py"), "--data", "faces", "--resolution", "16", "--preset", "tiny",
-        "--batch-size", "2", "--steps", "3", "--time-budget", "none", "--device", "cpu", "--autocast", "none",
+        "--batch-size", "2", "--steps", "3", "--time-budget", "None", "--device", "cpu", "--autocast", "none",
         "--sample-count", "1", "--sample-steps", "2", "--checkpoint-every", "0", "--sample-every", "0",
         "--diffusion-steps", "50", "--out-dir", "celeba", cwd=tmp_path)
     run(str(ROOT / "examples/images/sample.py"), "celeba/checkpoint", "--resolutions", "16", "--num", "1", "--steps", "2",
@@ -88,10 +103,10 @@ def test_celebahq_example_on_a_tiny_generated_folder(tmp_path: Path) -> None:
 def _ddp_worker(rank: int, port: int, config, out: str) -> None:
     """One of two gloo processes: train, then save this replica's weights."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank))
-    from funcdiff.training import train
+    from tests.training.conftest import train_config
 
     torch.set_num_threads(1)
-    result = train(config, progress=False)
+    result = train_config(config, progress=False)
     torch.save({k: v.clone() for k, v in result.model.state_dict().items()}, f"{out}/rank{rank}.pt")
     torch.distributed.destroy_process_group()
 

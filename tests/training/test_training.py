@@ -7,15 +7,16 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from funcdiff.training import TrainConfig, Trainer, load_trained, read_checkpoint, sample, train
+from funcdiff.factory import TrainConfig
+from funcdiff.training import TrainSettings, load_trained, read_checkpoint, sample
 from funcdiff.training import checkpoint as checkpoint_module
-from tests.training.conftest import replace
+from tests.training.conftest import replace, train_config, trainer_for
 
 
 def test_tiny_run_lowers_the_loss_and_samples_at_two_resolutions(tiny_config: TrainConfig) -> None:
     """A few dozen steps lower the loss; the checkpoint samples finite images at 1x and 2x resolution."""
     config = replace(tiny_config, steps=60)
-    result = train(config, progress=False)
+    result = train_config(config, progress=False)
     rows = [json.loads(line) for line in (result.out_dir / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in rows]
     assert len(losses) == 60 and all(math.isfinite(v) for v in losses)
@@ -26,21 +27,22 @@ def test_tiny_run_lowers_the_loss_and_samples_at_two_resolutions(tiny_config: Tr
     model, process, config_json = load_trained(result.out_dir / "checkpoint")
     assert not model.training
     for resolution in (16, 32):
-        images = sample(model, process, resolution, batch=2, channels=1, reference_shape=(16, 16), steps=5,
-                        generator=torch.Generator().manual_seed(0))
+        images = sample(model, process, resolution, batch=2, steps=5, generator=torch.Generator().manual_seed(0))
         assert images.shape == (2, 1, resolution, resolution) and bool(images.isfinite().all())
 
 
 def test_checkpoint_round_trip(tiny_config: TrainConfig) -> None:
     """config.json and the safetensors weights read back identical; the EMA starts as a copy of the model."""
-    trainer = Trainer(replace(tiny_config, steps=2), progress=False)
+    config = replace(tiny_config, steps=2)
+    trainer = trainer_for(config, progress=False)
     for p, e in zip(trainer.model.parameters(), trainer.ema.parameters()):
         assert torch.equal(p, e)
     trainer.run()
     path = trainer.out_dir / "checkpoint"
     checkpoint = read_checkpoint(path)
-    assert checkpoint.config["operator"] == trainer.model.config.to_dict()
-    assert TrainConfig.from_dict(checkpoint.config["train"]) == trainer.config
+    assert checkpoint.config["operator"] == {"kind": "infty_diff", **trainer.model.config.to_dict()}
+    assert TrainSettings.from_dict(checkpoint.config["train"]) == config.settings()
+    assert TrainConfig.from_dict(checkpoint.config["run"]) == config
     assert checkpoint.training_state is not None and checkpoint.training_state["step"] == 2
     model, _, _ = load_trained(path, ema=False)
     weights = load_file(str(path / "model.safetensors"))
@@ -51,9 +53,9 @@ def test_checkpoint_round_trip(tiny_config: TrainConfig) -> None:
 
 def test_resume_equals_an_uninterrupted_run(tiny_config: TrainConfig, tmp_path) -> None:
     """Stopping after 3 steps and resuming to 6 ends with exactly the parameters of 6 steps in one go."""
-    whole = Trainer(replace(tiny_config, out_dir=str(tmp_path / "whole")), progress=False).run()
-    Trainer(replace(tiny_config, steps=3, out_dir=str(tmp_path / "split")), progress=False).run()
-    resumed = Trainer(replace(tiny_config, out_dir=str(tmp_path / "split")), resume=True, progress=False).run()
+    whole = trainer_for(replace(tiny_config, out_dir=str(tmp_path / "whole")), progress=False).run()
+    trainer_for(replace(tiny_config, steps=3, out_dir=str(tmp_path / "split")), progress=False).run()
+    resumed = trainer_for(replace(tiny_config, out_dir=str(tmp_path / "split")), resume=True, progress=False).run()
     assert resumed.step == whole.step == 6
     for (name, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), name
@@ -63,14 +65,16 @@ def test_resume_equals_an_uninterrupted_run(tiny_config: TrainConfig, tmp_path) 
 
 def test_resume_refuses_a_different_model(tiny_config: TrainConfig) -> None:
     """Resuming with other model settings is an error that names them."""
-    Trainer(replace(tiny_config, steps=1), progress=False).run()
-    with pytest.raises(ValueError, match="resolution"):
-        Trainer(replace(tiny_config, resolution=32), resume=True, progress=False)
+    trainer_for(replace(tiny_config, steps=1), progress=False).run()
+    with pytest.raises(ValueError, match="operator.reference_shape"):
+        trainer_for(replace(tiny_config, resolution=32), resume=True, progress=False)
+    with pytest.raises(ValueError, match="process.prediction"):
+        trainer_for(replace(tiny_config, prediction="mollified_eps"), resume=True, progress=False)
 
 
 def test_crash_during_a_checkpoint_write_keeps_the_previous_one(tiny_config: TrainConfig, monkeypatch) -> None:
     """A failure while writing leaves the last good checkpoint loadable and no temporary directory behind."""
-    trainer = Trainer(replace(tiny_config, steps=2), progress=False)
+    trainer = trainer_for(replace(tiny_config, steps=2), progress=False)
     trainer.run()
     before = load_file(str(trainer.out_dir / "checkpoint" / "model.safetensors"))
 
@@ -101,7 +105,7 @@ def test_bad_training_settings() -> None:
 
 def test_bf16_autocast_on_cpu_trains(tiny_config: TrainConfig) -> None:
     """Mixed precision (bf16 autocast on the CPU) runs and gives finite losses; fp16 on the CPU is refused."""
-    result = Trainer(replace(tiny_config, steps=3, autocast="bf16"), progress=False).run()
+    result = trainer_for(replace(tiny_config, steps=3, autocast="bf16"), progress=False).run()
     assert math.isfinite(result.loss)
     with pytest.raises(ValueError, match="fp16"):
-        Trainer(replace(tiny_config, steps=1, autocast="fp16"), progress=False).run()
+        trainer_for(replace(tiny_config, steps=1, autocast="fp16"), progress=False).run()

@@ -1,11 +1,9 @@
-"""Any-resolution sampling helpers: nested prior noise and picture grids."""
+"""Nested white noise across resolutions (MATH.md §2) and picture grids."""
 
 import pytest
 import torch
 
-from funcdiff.domains import box_average
-from funcdiff.training import image_grid, nested_white_noise
-from funcdiff.training.sampling import side_by_side
+from funcdiff.domains import box_average, image_grid, nested_white_noise, side_by_side
 
 
 def test_nested_noise_is_the_box_average_of_one_fine_draw() -> None:
