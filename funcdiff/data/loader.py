@@ -1,6 +1,6 @@
 """Endless, deterministic and resumable batches: one seeded permutation per epoch, cut into batches as one stream."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -57,7 +57,7 @@ class StreamSampler(Sampler[int]):
 
 
 def infinite_loader(
-    dataset: Dataset,
+    dataset: Dataset | Sequence[Tensor],
     batch_size: int,
     *,
     seed: int = 0,
@@ -75,7 +75,7 @@ def infinite_loader(
     With ``world_size`` processes each step takes ``batch_size * world_size`` entries, rank ``r`` the ``r``-th part.
 
     Args:
-        dataset: a map-style data set with a length, whose items are tensors of one shape.
+        dataset: a map-style data set with a length (or a list), whose items are tensors of one shape.
         batch_size: examples per batch (per rank).
         seed: the seed of the epoch permutations; the same on every rank.
         start_step: the number of batches to skip (the step to resume at).

@@ -6,11 +6,12 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from beartype import beartype
-from torch import nn
+from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
@@ -72,7 +73,7 @@ class Trainer:
     Args:
         model: the network, initialised (seed it before building it for a reproducible run).
         process: the diffusion process (it owns the domain and the mollifier).
-        data: the training examples, all of one shape, at the model's reference resolution.
+        data: the training examples (a data set or a list of tensors), all of one shape ``(c, *spatial)``.
         settings: optimiser, loop, budget and output settings.
         sampler: how the periodic samples are drawn (default: `default_sampler` of the process).
         resume: continue from ``<out_dir>/checkpoint`` if it exists (the same components required).
@@ -85,7 +86,7 @@ class Trainer:
         self,
         model: NeuralOperator,
         process: DiffusionProcess,
-        data: Dataset,
+        data: Dataset | Sequence[Tensor],
         settings: TrainSettings,
         *,
         sampler: Sampler | None = None,
@@ -249,7 +250,7 @@ class Trainer:
 def train(
     model: NeuralOperator,
     process: DiffusionProcess,
-    data: Dataset,
+    data: Dataset | Sequence[Tensor],
     settings: TrainSettings,
     *,
     sampler: Sampler | None = None,

@@ -67,15 +67,16 @@ def test_bad_flags_are_refused(capsys) -> None:
     assert "prediction" in capsys.readouterr().err
 
 
-def test_train_then_sample_through_the_command(tmp_path: Path) -> None:
-    """A few-step train writes a checkpoint and config; sample writes grids at each resolution."""
-    run("-m", "funcdiff", "train", *TINY, "--steps", "3", "--out-dir", "run", cwd=tmp_path)
+@pytest.mark.parametrize("process, kind", [("ddpm", "mollified_ddpm"), ("flow", "flow_matching")])
+def test_train_then_sample_through_the_command(tmp_path: Path, process: str, kind: str) -> None:
+    """A few-step train writes a checkpoint and config; sample writes grids at each resolution, for both processes."""
+    run("-m", "funcdiff", "train", *TINY, "--process", process, "--steps", "3", "--out-dir", "run", cwd=tmp_path)
     assert (tmp_path / "run" / "checkpoint" / "model.safetensors").is_file()
     assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["steps"] == 3
     out = run("-m", "funcdiff", "sample", "--checkpoint", "run/checkpoint", "--resolutions", "16", "32", "--num", "2",
               "--sample-steps", "3", "--out-dir", "samples", cwd=tmp_path)
     assert "32 px" in out.stdout
-    assert json.loads((tmp_path / "run" / "checkpoint" / "config.json").read_text())["process"]["kind"] == "mollified_ddpm"
+    assert json.loads((tmp_path / "run" / "checkpoint" / "config.json").read_text())["process"]["kind"] == kind
     for name, size in (("16px.png", 16), ("32px.png", 32)):
         with Image.open(tmp_path / "samples" / name) as image:
             assert image.size == (2 * size + 3, size + 2)
