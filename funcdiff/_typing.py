@@ -19,20 +19,14 @@ DenseField: TypeAlias = Float[Tensor, "b c *spatial"]
 PointValues: TypeAlias = Float[Tensor, "b n c"]
 PointIndex: TypeAlias = Int[Tensor, "b n d"]
 PointCoords: TypeAlias = Float[Tensor, "b n d"]
-Mask: TypeAlias = Bool[Tensor, "b 1 *spatial"]
-Timesteps: TypeAlias = Int[Tensor, " b"]
-Latent: TypeAlias = Float[Tensor, "b z"]
 
 __all__ = [
     "Bool",
     "DenseField",
     "Float",
     "Int",
-    "Latent",
-    "Mask",
     "PointCoords",
     "PointIndex",
     "PointValues",
     "Tensor",
-    "Timesteps",
 ]

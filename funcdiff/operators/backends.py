@@ -39,7 +39,8 @@ from funcdiff.points import flat_index
 
 BackendName = Literal["auto", "dense", "gather", "native"]
 
-_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+DEPTHWISE_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+"""PyTorch's convolution for each spatial dimension (used with ``groups = channels``)."""
 _POOL = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
 
 
@@ -102,7 +103,7 @@ def _dense_apply(x: Float[Tensor, "m c"], weight: Float[Tensor, "c k"], plan: Co
     field = _scatter_padded(x, plan).view(*plan.grid_shape, c).movedim(-1, 1)
     if len(padded) == 2:
         field = field.contiguous(memory_format=torch.channels_last)
-    out = _CONV[len(padded)](field, weight.reshape(c, 1, *plan.kernel_shape), groups=c)
+    out = DEPTHWISE_CONV[len(padded)](field, weight.reshape(c, 1, *plan.kernel_shape), groups=c)
     return out.movedim(1, -1).reshape(-1, c).index_select(0, plan.gather_index)
 
 

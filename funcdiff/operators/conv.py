@@ -10,12 +10,11 @@ from jaxtyping import jaxtyped
 from torch import nn
 
 from funcdiff._typing import Float, Tensor
-from funcdiff.operators.backends import BackendName, ConvPlan, make_plan, sparse_sum
+from funcdiff.operators.backends import DEPTHWISE_CONV, BackendName, ConvPlan, make_plan, sparse_sum
 from funcdiff.operators.chunking import fill_chunks
 from funcdiff.operators.kernels import resample_kernel, resampled_shape
 from funcdiff.points import Points
 
-_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 
 @final
@@ -115,7 +114,7 @@ class SparseDepthwiseConv(nn.Module):
             def correlate(padded: Tensor) -> Tensor:
                 return fft_correlate(padded, weight, spectra=spectra)
         else:  # the convolution pads the other axes itself
-            rest, conv = [0, 0] * (self.ndim - 1), _CONV[self.ndim]
+            rest, conv = [0, 0] * (self.ndim - 1), DEPTHWISE_CONV[self.ndim]
             def correlate(padded: Tensor) -> Tensor:
                 return conv(padded, weight.unsqueeze(1), padding=(0, *pad[1:]), groups=self.channels)
 

@@ -7,6 +7,20 @@
 
 static const int64_t GOLDEN = (int64_t)0x9E3779B97F4A7C15ULL;
 
+// Input checks at the boundary: every kernel reads raw CPU pointers, so shapes, dtypes and layout are verified here.
+static void check_cpu_contiguous(const torch::Tensor& t, const char* name) {
+  TORCH_CHECK(t.device().is_cpu(), name, " must be a CPU tensor");
+  TORCH_CHECK(t.is_contiguous(), name, " must be contiguous");
+}
+
+static void check_rows(const torch::Tensor& x, const torch::Tensor& nbr) {
+  check_cpu_contiguous(x, "x");
+  check_cpu_contiguous(nbr, "nbr");
+  TORCH_CHECK(x.dim() == 2 && nbr.dim() == 2, "x must be (m, c) and nbr (m, k)");
+  TORCH_CHECK(nbr.scalar_type() == torch::kInt32, "nbr must be int32");
+  TORCH_CHECK(nbr.size(0) == x.size(0), "x and nbr must have the same number of rows");
+}
+
 // Open-addressing hash of the points' lattice keys (example, row-major position) -> row over the batch.
 struct Lattice {
   const int64_t* idx;
@@ -54,6 +68,12 @@ struct Lattice {
 
 torch::Tensor kernel_map(torch::Tensor index, torch::Tensor offsets, std::vector<int64_t> shape) {
   // index: (b, n, d) int64 lattice positions; offsets: (k, d) int64. Returns (b n, k) int32 rows, -1 where absent.
+  check_cpu_contiguous(index, "index");
+  check_cpu_contiguous(offsets, "offsets");
+  TORCH_CHECK(index.dim() == 3 && index.scalar_type() == torch::kInt64, "index must be (b, n, d) int64");
+  TORCH_CHECK(offsets.dim() == 2 && offsets.scalar_type() == torch::kInt64 && offsets.size(1) == index.size(2),
+              "offsets must be (k, d) int64 with the d of index");
+  TORCH_CHECK(index.size(2) >= 1 && index.size(2) <= 3 && (int64_t)shape.size() == index.size(2), "shape must give 1 to 3 axes, one per index column");
   const Lattice lattice(index, shape);
   const int64_t d = lattice.d, n = lattice.n, k = offsets.size(0), m = index.size(0) * n;
   const int64_t* off = offsets.data_ptr<int64_t>();
@@ -76,6 +96,11 @@ std::vector<torch::Tensor> knn_grid(torch::Tensor index, std::vector<int64_t> sh
   // For every example and node of `grid` (cell centres), the k nearest points: rows (b, nodes, k) and squared
   // distances in domain units. The window around a node grows (doubling `reach`, in domain units) until the k-th
   // distance found is within the window's inscribed radius, or the window covers the grid: the result is exact.
+  check_cpu_contiguous(index, "index");
+  TORCH_CHECK(index.dim() == 3 && index.scalar_type() == torch::kInt64, "index must be (b, n, d) int64");
+  TORCH_CHECK(index.size(2) >= 1 && index.size(2) <= 3 && (int64_t)shape.size() == index.size(2) && grid.size() == shape.size(),
+              "shape and grid must give one size per index column (1 to 3)");
+  TORCH_CHECK(k >= 1 && k <= index.size(1), "k must lie in [1, n]");
   const Lattice lattice(index, shape);
   const int64_t b = index.size(0), d = lattice.d;
   int64_t nodes = 1;
@@ -165,6 +190,10 @@ static void sum_impl(const T* x, const T* w, const int32_t* nbr, T* out, int64_t
 
 torch::Tensor sparse_sum(torch::Tensor x, torch::Tensor w_kc, torch::Tensor nbr) {
   // x: (m, c); w_kc: (k, c) taps-major; nbr: (m, k) int32. out[p] = sum_t w[t] * x[nbr[p, t]].
+  check_rows(x, nbr);
+  check_cpu_contiguous(w_kc, "w_kc");
+  TORCH_CHECK(w_kc.dim() == 2 && w_kc.size(0) == nbr.size(1) && w_kc.size(1) == x.size(1), "w_kc must be (k, c)");
+  TORCH_CHECK(w_kc.scalar_type() == x.scalar_type(), "x and w_kc must have one dtype");
   auto out = torch::empty_like(x);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "sparse_sum", [&] {
     sum_impl<scalar_t>(x.data_ptr<scalar_t>(), w_kc.data_ptr<scalar_t>(), nbr.data_ptr<int32_t>(), out.data_ptr<scalar_t>(),
@@ -200,6 +229,9 @@ static void weight_grad_impl(const T* x, const T* g, const int32_t* nbr, T* out,
 
 torch::Tensor weight_grad(torch::Tensor x, torch::Tensor g, torch::Tensor nbr) {
   // (k, c): gw[t] = sum_p g[p] * x[nbr[p, t]].
+  check_rows(x, nbr);
+  check_cpu_contiguous(g, "g");
+  TORCH_CHECK(g.sizes() == x.sizes() && g.scalar_type() == x.scalar_type(), "g must have the shape and dtype of x");
   auto out = torch::empty({nbr.size(1), x.size(1)}, x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "weight_grad", [&] {
     weight_grad_impl<scalar_t>(x.data_ptr<scalar_t>(), g.data_ptr<scalar_t>(), nbr.data_ptr<int32_t>(), out.data_ptr<scalar_t>(),

@@ -38,6 +38,14 @@ class Checkpoint:
     training_state: dict[str, Any] | None
 
 
+def _version() -> str:
+    """The installed funcdiff's version, or "unknown" when it runs from a source tree that was never installed."""
+    try:
+        return metadata.version("funcdiff")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def save_checkpoint(
     path: str | Path, *, config: dict[str, Any], model: nn.Module, ema: nn.Module | None = None, training_state: dict[str, Any] | None = None
 ) -> Path:
@@ -46,7 +54,7 @@ def save_checkpoint(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
-        full = {"format_version": FORMAT_VERSION, "funcdiff_version": metadata.version("funcdiff"), **config}
+        full = {"format_version": FORMAT_VERSION, "funcdiff_version": _version(), **config}
         (tmp / CONFIG).write_text(json.dumps(full, indent=2, sort_keys=True))
         save_model(model, str(tmp / MODEL))
         if ema is not None:

@@ -6,13 +6,13 @@ describes both halves for the command line.
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Literal
 
-Settings = TypeVar("Settings", bound="TrainSettings")
+from funcdiff.json_config import JsonConfig
 
 
 @dataclass(frozen=True, kw_only=True)
-class TrainSettings:
+class TrainSettings(JsonConfig):
     """The optimiser and loop settings of a training run (defaults: the CPU demo).
 
     Attributes:
@@ -79,19 +79,6 @@ class TrainSettings:
             "sample_count": self.sample_count >= 1,
             "sample_steps": self.sample_steps >= 1,
         }
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-safe dict of every field."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls: type[Settings], config: dict[str, Any]) -> Settings:
-        """Rebuild from `to_dict` output (lists become tuples)."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(config) - known
-        if unknown:
-            raise ValueError(f"unknown training settings: {sorted(unknown)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()})
 
     def settings(self) -> "TrainSettings":
         """Only the `TrainSettings` fields (drops a subclass's extra fields)."""

@@ -4,6 +4,8 @@ import functools
 from typing import Protocol, runtime_checkable
 
 import torch
+from beartype import beartype
+from jaxtyping import jaxtyped
 
 from funcdiff._typing import DenseField, Float, Tensor
 from funcdiff.domains.grid import box_average
@@ -32,6 +34,7 @@ def default_sampler(process: DiffusionProcess, *, reference_shape: tuple[int, ..
 
 
 @torch.no_grad()
+@jaxtyped(typechecker=beartype)
 def sample(
     model: NeuralOperator,
     process: DiffusionProcess,

@@ -133,7 +133,8 @@ class Trainer:
     def _resume(self, path: Path) -> None:
         """Load weights, optimizer, step and RNG states from a checkpoint of the same model."""
         checkpoint = read_checkpoint(path)
-        differing = [d for key in ("operator", "process") for d in _differences(checkpoint.config.get(key), self.checkpoint_config[key], key)]
+        current = json.loads(json.dumps(self.checkpoint_config))  # as the checkpoint stores it (tuples become lists)
+        differing = [d for key in ("operator", "process") for d in _differences(checkpoint.config.get(key), current[key], key)]
         if differing:
             raise ValueError(f"cannot resume {path}: the components differ from the checkpoint's in {differing}")
         if checkpoint.training_state is None:

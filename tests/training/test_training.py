@@ -112,7 +112,7 @@ def test_bad_training_settings() -> None:
         TrainConfig(batch_size=0)
     with pytest.raises(ValueError, match="steps or time_budget"):
         TrainConfig(steps=None, time_budget=None)
-    with pytest.raises(ValueError, match="unknown training settings"):
+    with pytest.raises(ValueError, match="unknown keys"):
         TrainConfig.from_dict({"learning_rate": 1.0})
 
 
