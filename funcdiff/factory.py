@@ -33,7 +33,7 @@ ProcessName = Literal["ddpm", "flow"]
 PredictionName = Literal["auto", "mollified_eps", "x0", "velocity", "x1"]
 SamplerName = Literal["ddim", "ddpm", "euler", "heun"]
 
-_PREDICTIONS: dict[str, tuple[str, ...]] = {"ddpm": ("x0", "mollified_eps"), "flow": ("velocity", "x1")}
+_PREDICTIONS: dict[str, tuple[str, ...]] = {"ddpm": ("x0", "mollified_eps"), "flow": ("x1", "velocity")}
 """Each process family's predictions; the first is what ``"auto"`` picks."""
 
 SAMPLERS: dict[str, tuple[type, Any]] = {
@@ -59,10 +59,11 @@ class TrainConfig(TrainSettings):
         process: "ddpm" (the mollified DDPM, MATH.md §3-6) or "flow" (functional flow matching, MATH.md §11).
         diffusion_steps: the number T of diffusion steps (ddpm).
         schedule: the noise schedule (ddpm), "cosine" (Nichol & Dhariwal 2021) or "linear".
-        prediction: what the network predicts: "auto" (ddpm: x0; flow: velocity), "mollified_eps" or "x0" (ddpm),
-            "velocity" or "x1" (flow). The paper predicts the mollified noise; x0 is the ddpm default here: after 500
-            CPU steps of the demo it gave clean icon shapes where mollified-eps still gave speckle (the Wiener filter
-            at the end amplifies an undertrained model's high-frequency errors).
+        prediction: what the network predicts: "auto" (ddpm: x0; flow: x1), "mollified_eps" or "x0" (ddpm),
+            "velocity" or "x1" (flow). The paper predicts the mollified noise; the data are the defaults here: after
+            500 CPU steps of the demo x0 gave clean icon shapes where mollified-eps still gave speckle, and after the
+            demo's four minutes a flow predicting x1 gave clean shapes where one predicting the velocity gave speckle
+            (the Wiener filter at the end amplifies an undertrained model's high-frequency errors).
         sigma_pixels: the mollifier's standard deviation in pixels at the training resolution (0 = white noise).
         sigma_min: the noise left at the end of the flow (flow).
         sampler: "ddim" or "ddpm" (ddpm), "euler" or "heun" (flow), for samples written during training; "auto"
