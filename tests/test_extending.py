@@ -121,6 +121,9 @@ def test_loading_an_unregistered_kind_says_what_to_import(user, tmp_path: Path) 
     with pytest.raises(ValueError, match="import the module that registers it"):
         load_trained(tmp_path / "r" / "checkpoint")
     assert read_checkpoint(tmp_path / "r" / "checkpoint").config["operator"]["kind"] == "two-kernel"
+    path.write_text(json.dumps({**config, "format_version": 1}))  # written before components had kinds
+    with pytest.raises(ValueError, match="checkpoint format 1"):
+        load_trained(tmp_path / "r" / "checkpoint")
 
 
 def test_trainer_refuses_what_is_not_a_component(user, tmp_path: Path) -> None:

@@ -25,7 +25,8 @@ from funcdiff.registry import build
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: components stored as registered kinds with their settings (1: the operator config and a DDPM-only process)."""
 CONFIG, MODEL, EMA, STATE = "config.json", "model.safetensors", "ema.safetensors", "training_state.pt"
 
 
@@ -105,9 +106,6 @@ def load_trained(path: str | Path, *, ema: bool = True, device: str = "cpu") -> 
     module that registers them has been imported.
     """
     checkpoint = read_checkpoint(path, with_state=False)
-    for key in ("operator", "process"):
-        if "kind" not in checkpoint.config.get(key, {}):
-            raise ValueError(f"{path}: config.json has no {key} kind; it was written by an older funcdiff")
     model = build(checkpoint.config["operator"])
     load_weights(model, path, ema=ema)
     return model.to(device).eval(), build(checkpoint.config["process"]), checkpoint.config
