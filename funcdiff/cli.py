@@ -18,7 +18,7 @@ import tyro
 
 from funcdiff.domains.io import save_samples, side_by_side, write_png
 from funcdiff.factory import TrainConfig, build_run, make_sampler
-from funcdiff.training import Trainer, load_trained, sample, train
+from funcdiff.training import Trainer, load_trained, sample
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -119,13 +119,11 @@ def run_train(command: Train) -> int:
         return 0
     start = time.perf_counter()
     model, process, data = build_run(config)
-    sampler = make_sampler(config.sampler, process, reference_shape=tuple(model.reference_shape),
-                           generator=torch.Generator(device=config.device).manual_seed(config.seed))
-    arguments = dict(sampler=sampler, resume=command.resume, run_config=config.to_dict())
-    if isinstance(command, Demo):  # the demo samples once, after training, at the resolutions asked for
-        result = Trainer(model, process, data, config.settings(), **arguments).run()
-    else:
-        result = train(model, process, data, config.settings(), **arguments)
+    trainer = Trainer(model, process, data, config.settings(), resume=command.resume, run_config=config.to_dict())
+    trainer.sampler = make_sampler(config.sampler, process, reference_shape=tuple(model.reference_shape), generator=trainer.sample_generator)
+    result = trainer.run()
+    if not isinstance(command, Demo):  # the demo samples once, after training, at the resolutions asked for
+        trainer.write_final_samples()
     print(f"trained {result.step} steps in {time.perf_counter() - start:.0f} s; final loss {result.loss:.4f}")
     print(f"checkpoint: {result.out_dir / 'checkpoint'}")
     if isinstance(command, Demo):

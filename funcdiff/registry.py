@@ -65,17 +65,21 @@ def build(config: dict[str, Any]) -> Any:
 
 
 def _rebuild(value: Any) -> Any:
-    """A setting read back from JSON: nested components built, lists (JSON's tuples) turned back into tuples."""
-    if isinstance(value, dict) and "kind" in value:
-        return build(value)
+    """A setting read back from JSON: nested components built (also inside lists and dicts), lists (JSON's tuples)
+    turned back into tuples."""
+    if isinstance(value, dict):
+        return build(value) if "kind" in value else {k: _rebuild(v) for k, v in value.items()}
     return tuple(_rebuild(v) for v in value) if isinstance(value, list) else value
 
 
 def component_dict(kind: str, **settings: Any) -> dict[str, Any]:
-    """``{"kind": kind, **settings}`` with nested components replaced by their ``to_dict()`` and tuples by lists."""
+    """``{"kind": kind, **settings}`` with nested components (also inside tuples, lists and dicts) replaced by their
+    ``to_dict()`` and tuples by lists."""
     def plain(value: Any) -> Any:
         if callable(getattr(value, "to_dict", None)):
             return value.to_dict()
-        return list(value) if isinstance(value, tuple) else value
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return [plain(v) for v in value] if isinstance(value, (tuple, list)) else value
 
     return {"kind": kind, **{key: plain(value) for key, value in settings.items()}}

@@ -145,3 +145,31 @@ def test_registering_a_kind_twice_for_different_classes_is_refused() -> None:
     with pytest.raises(ValueError, match="already registered"):
         funcdiff.register("gaussian")(Other)
     funcdiff.register("gaussian")(funcdiff.GaussianMollifier)
+
+
+def test_components_nested_in_tuples_and_dicts_round_trip() -> None:
+    """Settings holding components inside tuples or dicts save to JSON and build back (lists become tuples)."""
+    from funcdiff.registry import component_dict
+
+    config = component_dict("test-holder", parts=(funcdiff.GaussianMollifier(0.1), funcdiff.IdentityMollifier()),
+                            named={"a": funcdiff.GaussianMollifier(0.2), "sizes": (1, 2)})
+    loaded = json.loads(json.dumps(config))
+
+    @funcdiff.register("test-holder")
+    class Holder:
+        def __init__(self, parts, named):
+            self.parts, self.named = parts, named
+
+    held = funcdiff.build(loaded)
+    assert [type(p) for p in held.parts] == [funcdiff.GaussianMollifier, funcdiff.IdentityMollifier]
+    assert held.named["a"].sigma == 0.2 and held.named["sizes"] == (1, 2)
+
+
+def test_a_hand_made_schedule_saves_its_table() -> None:
+    """A Schedule built from a table rebuilds from its config with the same table."""
+    from funcdiff.processes import Schedule
+
+    table = torch.tensor([1.0, 0.9, 0.5, 0.01], dtype=torch.float64)
+    process = funcdiff.MollifiedDDPM(funcdiff.GridDomain(1, 1), Schedule(table), funcdiff.IdentityMollifier())
+    again = funcdiff.build(json.loads(json.dumps(process.to_dict())))
+    assert torch.equal(again.schedule.alpha_bar, table) and again.num_steps == 3

@@ -106,7 +106,8 @@ class MollifiedDDPM(DenoisingProcess):
         """``(T xhat0, xhat0)``, ``correction`` added to ``T xhat0`` first, clipped to the domain's range if ``clip``.
 
         Mollified-eps clips ``T xhat0`` (valid because ``T`` is an average, MATH.md §1) and reports ``W(T xhat0)``;
-        x0-prediction moves the network's ``xhat0`` by ``W(correction)``, clips it, and reports it.
+        x0-prediction moves the network's ``xhat0`` by ``W(correction)``, clips it, reports it and steps with ``T`` of
+        it (unclipped, the state moves by exactly ``correction``).
         """
         low, high = self.domain.value_range
         if self.prediction == "mollified_eps":
@@ -114,9 +115,14 @@ class MollifiedDDPM(DenoisingProcess):
             tx0 = tx0 if correction is None else tx0 + correction
             tx0 = tx0.clamp(low, high) if clip else tx0
             return tx0, self.mollifier.unmollify(tx0, self.inv_snr)
-        x0 = output if correction is None else output + self.mollifier.unmollify(correction, self.inv_snr)
-        x0 = x0.clamp(low, high) if clip else x0
-        return self.mollifier.mollify(x0), x0
+        if correction is None:
+            x0 = output.clamp(low, high) if clip else output
+            return self.mollifier.mollify(x0), x0
+        x0 = output + self.mollifier.unmollify(correction, self.inv_snr)
+        if clip:
+            x0 = x0.clamp(low, high)
+            return self.mollifier.mollify(x0), x0
+        return self.mollifier.mollify(output) + correction, x0  # the state moves by exactly the correction (MATH.md §10)
 
     def target(self, x0: DenseField, noise: DenseField) -> DenseField:
         """What the network should output: ``T noise`` or ``x0`` by prediction type."""

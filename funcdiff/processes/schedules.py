@@ -16,7 +16,8 @@ class Schedule:
 
     Attributes:
         alpha_bar: float64 tensor of length ``T + 1``, strictly decreasing, ``alpha_bar[0] = 1``.
-        config: the JSON-safe ``{"kind": ..., **arguments}`` that rebuilds the schedule with `funcdiff.registry.build`.
+        config: the JSON-safe ``{"kind": ..., **arguments}`` that rebuilds the schedule with `funcdiff.registry.build`
+            (by default the table itself, `table_schedule`).
     """
 
     alpha_bar: Float[Tensor, " T1"]
@@ -28,6 +29,8 @@ class Schedule:
             raise ValueError("alpha_bar must be a 1-D float64 tensor of length T + 1 >= 2")
         if a[0] != 1.0 or not bool((a[1:] > 0).all()) or not bool((a[1:] < a[:-1]).all()):
             raise ValueError("alpha_bar must start at 1 and decrease strictly while staying > 0")
+        if not self.config:  # a hand-made table saves itself
+            object.__setattr__(self, "config", {"kind": "table", "alpha_bar": a.tolist()})
 
     @property
     def num_steps(self) -> int:
@@ -87,6 +90,12 @@ def constant_schedule(num_steps: int = 1000, *, beta: float = 0.008) -> Schedule
     if not 0 < beta < 1:
         raise ValueError(f"beta must lie in (0, 1), got {beta}")
     return _from_betas(torch.full((num_steps,), beta, dtype=torch.float64), {"kind": "constant", "num_steps": num_steps, "beta": beta})
+
+
+@register("table")
+def table_schedule(alpha_bar: Sequence[float]) -> Schedule:
+    """A schedule given by its ``alpha_bar`` table (``alpha_bar[0] = 1``), e.g. one made by hand."""
+    return Schedule(torch.tensor(alpha_bar, dtype=torch.float64))
 
 
 def respace(num_steps: int, timesteps: int | Sequence[int]) -> list[int]:

@@ -57,8 +57,9 @@ def sample(
     whose ``sigma`` is in domain units), runs ``sampler`` (default: `default_sampler`) over ``steps`` steps with
     the operator evaluated densely in chunks of ``chunk_points`` points, and returns the reported samples clipped
     to the domain's value range. ``reference_shape`` defaults to the operator's own. With ``nest_resolution`` the
-    prior noise is one draw at that resolution, box-averaged (MATH.md §2), so a seed gives the same picture at
-    every resolution that divides it.
+    prior's white noise is one draw at that resolution, box-averaged (exactly the noise at the sampling resolution,
+    MATH.md §2), so a seed gives the same picture at every resolution that divides it; the prior is then ``T eps``,
+    as for both process families of MATH.md (§6, §11).
     """
     reference = tuple(reference_shape) if reference_shape is not None else tuple(model.reference_shape)
     domain = process.domain
@@ -75,8 +76,8 @@ def sample(
         factors = {n // s for n, s in zip(nest, shape)}
         if len(factors) != 1 or any(n % s for n, s in zip(nest, shape)):
             raise ValueError(f"nest_resolution {nest} must be the same integer multiple of every axis of {shape}")
-        fine = process.prior(batch, (domain.channels, *nest), reference, generator=generator, device=device)
-        y_T = box_average(fine, factors.pop())  # T commutes with box-averaging up to discretisation error (MATH.md §1-2)
+        fine = domain.white_noise(batch, (domain.channels, *nest), reference, generator=generator, device=device)
+        y_T = process.mollifier.mollify(box_average(fine, factors.pop()))  # the prior T eps of both families
 
     def dense(y: DenseField, t: Tensor, c: Tensor | None) -> DenseField:
         return model.forward_dense(y, t, c, chunk_points=chunk_points)

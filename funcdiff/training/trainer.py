@@ -107,6 +107,8 @@ class Trainer:
             raise ValueError(f"data of shape {self.data_shape} does not fit the domain {process.domain!r}")
         self.reference_shape = tuple(model.reference_shape)
         self.sampler = sampler
+        # Seeded before each sampling; a sampler that draws noise is bound to it (`funcdiff.factory.make_sampler`).
+        self.sample_generator = torch.Generator(device=self.ctx.device)
         self.run_config = run_config
         self.model = model.to(self.ctx.device)
         self.ema = make_ema(self.model)
@@ -164,7 +166,7 @@ class Trainer:
             return []
         s = self.settings
         paths = []
-        generator = torch.Generator(device=self.ctx.device)
+        generator = self.sample_generator
         sampler = self.sampler or default_sampler(self.process, reference_shape=self.reference_shape, generator=generator)
         nest = tuple(4 * r for r in self.reference_shape)
         for factor in (1, 2, 4):
@@ -174,6 +176,11 @@ class Trainer:
                              generator=generator, device=self.ctx.device, nest_resolution=nest)
             paths.append(save_samples(samples.cpu(), self.out_dir / "samples", f"step{self.step:07d}_{_label(shape)}", individual=False))
         return paths
+
+    def write_final_samples(self) -> list[Path]:
+        """`write_samples` after a run, unless its last step already did."""
+        s = self.settings
+        return [] if s.sample_every and self.step % s.sample_every == 0 else self.write_samples()
 
     def _plot(self) -> None:
         """Redraw the loss curve from metrics.jsonl."""
@@ -262,6 +269,5 @@ def train(
     """Train with a `Trainer` (same arguments) and write samples at 1x, 2x and 4x resolution at the end."""
     trainer = Trainer(model, process, data, settings, sampler=sampler, resume=resume, progress=progress, run_config=run_config)
     result = trainer.run()
-    if not (settings.sample_every and result.step % settings.sample_every == 0):  # else the last step already sampled
-        trainer.write_samples()
+    trainer.write_final_samples()
     return result

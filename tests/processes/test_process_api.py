@@ -110,6 +110,18 @@ def test_inpainting_guidance_pulls_samples_toward_known_values(prediction: str) 
 
 
 @pytest.mark.parametrize("prediction", ["mollified_eps", "x0"])
+def test_unclipped_estimate_moves_the_state_by_exactly_the_correction(prediction: str) -> None:
+    """MATH.md §10: without clipping, the guided T xhat0 is the unguided one plus the correction, for both predictions."""
+    process = MollifiedDDPM(GridDomain(1, 1), cosine_schedule(100), GaussianMollifier(0.08), prediction)
+    gen = torch.Generator().manual_seed(0)
+    output, y, correction = (torch.randn(3, 1, 16, generator=gen, dtype=torch.float64) for _ in range(3))
+    t = torch.tensor([5, 50, 95])
+    free, _ = process.estimate(output, y, t, clip=False)
+    guided, _ = process.estimate(output, y, t, clip=False, correction=correction)
+    torch.testing.assert_close(guided, free + correction)
+
+
+@pytest.mark.parametrize("prediction", ["mollified_eps", "x0"])
 def test_bf16_coefficients_are_finite_at_every_step(prediction: str) -> None:
     """Schedule coefficients are formed in float64 and cast: in bf16, abar_t rounds to 1 for small t, which made
     1 / sqrt(1 - abar_t) infinite; now every step's estimates are finite, and a bf16 DDIM run is too."""

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from funcdiff import DiffusionProcess, FunctionalFlowMatching, GridDomain, IdentityMollifier, MollifiedDDPM, NeuralOperator, cosine_schedule, sample_ddim, sample_heun
+from funcdiff import DiffusionProcess, FunctionalFlowMatching, GaussianMollifier, GridDomain, IdentityMollifier, MollifiedDDPM, NeuralOperator, cosine_schedule, sample_ddim, sample_heun
 from funcdiff.factory import make_sampler
 from funcdiff.training import default_sampler, sample
 
@@ -54,6 +54,10 @@ def test_prior_noise_is_scaled_for_the_models_reference_resolution() -> None:
         y_T = sample(ZeroOperator(), wide, 32, batch=400, sampler=starting_state, nest_resolution=nest,
                      generator=torch.Generator().manual_seed(0))
         assert y_T.shape == (400, 1, 32, 32) and abs(y_T.var().item() / 4 - 1) < 0.03, nest
+    blurred = MollifiedDDPM(GridDomain(2, 1), cosine_schedule(10), GaussianMollifier(0.5 / 32))
+    direct, nested = (sample(ZeroOperator(), blurred, 32, batch=2000, sampler=starting_state, nest_resolution=nest,
+                             generator=torch.Generator().manual_seed(1)) for nest in (None, 128))
+    assert abs(nested.var().item() / direct.var().item() - 1) < 0.03  # nesting keeps the prior's distribution
     process = MollifiedDDPM(GridDomain(2, 1), cosine_schedule(10), IdentityMollifier())
     clipped = sample(ZeroOperator(), process, 32, batch=4, sampler=starting_state, generator=torch.Generator().manual_seed(0))
     assert clipped.abs().max() <= 1  # clipped to the domain's value range
