@@ -95,6 +95,7 @@ class TrainConfig(TrainSettings):
             "sigma_pixels": self.sigma_pixels >= 0,
             "sigma_min": 0 <= self.sigma_min < 1,
             "diffusion_steps": self.diffusion_steps >= 2,
+            "sample_steps": self.sample_steps >= 1 and (self.process == "flow" or self.sample_steps <= self.diffusion_steps),
             "sampler": self.sampler == "auto" or SAMPLERS[self.sampler][0] is (DenoisingProcess if self.process == "ddpm" else FlowProcess),
         }
 

@@ -112,6 +112,8 @@ def test_bad_training_settings() -> None:
         TrainConfig(batch_size=0)
     with pytest.raises(ValueError, match="steps or time_budget"):
         TrainConfig(steps=None, time_budget=None)
+    with pytest.raises(ValueError, match="sample_steps"):  # refused before training, not after it
+        TrainConfig(diffusion_steps=100, sample_steps=200)
     with pytest.raises(ValueError, match="unknown keys"):
         TrainConfig.from_dict({"learning_rate": 1.0})
 
