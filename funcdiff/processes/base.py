@@ -10,6 +10,8 @@ from abc import abstractmethod
 from typing import Any, Protocol, runtime_checkable
 
 import torch
+from beartype import beartype
+from jaxtyping import jaxtyped
 
 from funcdiff._typing import DenseField, Float, Int, PointValues, Tensor
 from funcdiff.domains.base import Domain
@@ -36,6 +38,7 @@ class DiffusionProcess(Protocol):
     """What the trainer and `funcdiff.training.sample` call: a subsampled training loss and a prior at any resolution.
 
     A process owns no network and no loop state; it owns its `Domain` (points, noise, value range) and `Mollifier`.
+    The prior ``T eps`` comes with the protocol.
     """
 
     domain: Domain
@@ -48,6 +51,10 @@ class DiffusionProcess(Protocol):
         """The subsampled Monte-Carlo training loss of ``model`` on clean data ``x0`` (at ``points`` cells per example)."""
 
     @abstractmethod
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-safe configuration that rebuilds this process (`funcdiff.registry.build`)."""
+
+    @jaxtyped(typechecker=beartype)
     def prior(
         self,
         batch: int,
@@ -58,11 +65,9 @@ class DiffusionProcess(Protocol):
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
     ) -> DenseField:
-        """A draw of the sampler's starting state at ``shape = (c, *spatial)``, noise scaled for ``reference_shape``."""
-
-    @abstractmethod
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON-safe configuration that rebuilds this process (`funcdiff.registry.build`)."""
+        """The sampler's starting state at ``shape = (c, *spatial)``: ``T eps`` with the domain's white noise scaled
+        for ``reference_shape`` (MATH.md §2, §6, §11); a process with another prior overrides this."""
+        return mollified_noise(self.domain, self.mollifier, batch, shape, reference_shape, generator=generator, dtype=dtype, device=device)
 
 
 @runtime_checkable

@@ -9,7 +9,7 @@ from jaxtyping import jaxtyped
 from funcdiff._typing import DenseField, Float, Tensor
 from funcdiff.domains.base import Domain
 from funcdiff.mollifiers.base import Mollifier
-from funcdiff.processes.base import FlowProcess, PointModel, broadcast, mollified_noise, subsampled_mse
+from funcdiff.processes.base import FlowProcess, PointModel, broadcast, subsampled_mse
 from funcdiff.registry import component_dict, register
 
 FlowPrediction = Literal["velocity", "x1"]
@@ -97,20 +97,6 @@ class FunctionalFlowMatching(FlowProcess):
         y_s, u_s = self.path(x0, s, noise)
         target = u_s if self.prediction == "velocity" else x0
         return subsampled_mse(model, self.domain, y_s, target, s.to(x0.dtype), points=points, generator=generator, cond=cond)
-
-    @jaxtyped(typechecker=beartype)
-    def prior(
-        self,
-        batch: int,
-        shape: tuple[int, ...],
-        reference_shape: tuple[int, ...],
-        *,
-        generator: torch.Generator | None = None,
-        dtype: torch.dtype = torch.float32,
-        device: torch.device | str | None = None,
-    ) -> DenseField:
-        """``y_0 = T eps`` with resolution-consistent white noise (MATH.md §2, §11); ``shape = (c, *spatial)``."""
-        return mollified_noise(self.domain, self.mollifier, batch, shape, reference_shape, generator=generator, dtype=dtype, device=device)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-safe configuration that rebuilds this process (`funcdiff.registry.build`)."""

@@ -9,7 +9,7 @@ from jaxtyping import jaxtyped
 from funcdiff._typing import DenseField, Float, Int, Tensor
 from funcdiff.domains.base import Domain
 from funcdiff.mollifiers.base import Mollifier
-from funcdiff.processes.base import DenoisingProcess, PointModel, broadcast, mollified_noise, subsampled_mse
+from funcdiff.processes.base import DenoisingProcess, PointModel, broadcast, subsampled_mse
 from funcdiff.processes.schedules import Schedule, posterior_coefficients
 from funcdiff.registry import component_dict, register
 
@@ -150,20 +150,6 @@ class MollifiedDDPM(DenoisingProcess):
         noise = self.domain.white_noise(b, tuple(x0.shape[1:]), spatial, generator=generator, dtype=x0.dtype, device=x0.device)
         y_t = self.q_sample(x0, t, noise)
         return subsampled_mse(model, self.domain, y_t, self.target(x0, noise), self.time(t), points=points, generator=generator, cond=cond)
-
-    @jaxtyped(typechecker=beartype)
-    def prior(
-        self,
-        batch: int,
-        shape: tuple[int, ...],
-        reference_shape: tuple[int, ...],
-        *,
-        generator: torch.Generator | None = None,
-        dtype: torch.dtype = torch.float32,
-        device: torch.device | str | None = None,
-    ) -> DenseField:
-        """``y_T = T eps`` with resolution-consistent white noise ``eps`` (MATH.md §2, §6); ``shape = (c, *spatial)``."""
-        return mollified_noise(self.domain, self.mollifier, batch, shape, reference_shape, generator=generator, dtype=dtype, device=device)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-safe configuration that rebuilds this process (`funcdiff.registry.build`)."""
