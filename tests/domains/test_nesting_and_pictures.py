@@ -29,3 +29,19 @@ def test_image_grid_and_side_by_side_layout() -> None:
     assert grid[0, 1, 1] == 0 and grid[0, 1, 4] == 1 and grid[0, 4, 1] == 2 and grid[0, 0, 0] == -1
     rows = side_by_side([torch.zeros(3, 1, 4, 4), torch.ones(3, 1, 8, 8)], count=2)
     assert rows.shape == (1, 2 * 9 + 1, 2 * 9 + 1)
+
+
+def test_save_samples_picks_a_format_by_shape(tmp_path) -> None:
+    """Images become a PNG grid, 1-D signals WAV files at one sample per cell, anything else a tensor file."""
+    from safetensors.torch import load_file
+
+    from funcdiff.domains import read_png, read_wav, save_samples
+
+    grid = save_samples(torch.zeros(4, 1, 8, 8), tmp_path, "images", individual=False)
+    assert grid.name == "images.png" and read_png(grid, channels=1).shape == (1, 2 * 9 + 1, 2 * 9 + 1)
+    folder = save_samples(torch.linspace(-1, 1, 64).view(2, 1, 32), tmp_path, "audio")
+    signal, rate = read_wav(folder / "0001.wav")
+    assert rate == 32 and signal.shape == (1, 32) and abs(float(signal[0, -1]) - 1) < 1e-4
+    volumes = torch.randn(2, 1, 4, 4, 4)
+    path = save_samples(volumes, tmp_path, "volumes")
+    assert torch.equal(load_file(str(path))["samples"], volumes)
