@@ -7,6 +7,7 @@ The flags are generated from the config dataclasses (`funcdiff.factory.TrainConf
 import dataclasses
 import json
 import logging
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -57,7 +58,7 @@ class Sample:
         out_dir: where the sample grids and files go.
         device: "cpu", "cuda", "cuda:1", ...
         dry_run: print the resolved settings and exit.
-        verbose: log at INFO level.
+        verbose: log at INFO level, and show a traceback on errors.
         sampling: the sampling settings.
     """
 
@@ -75,13 +76,16 @@ class Train:
 
     Attributes:
         config: the run's components and settings.
-        resume: continue from <out-dir>/checkpoint.
+        resume: continue from <out-dir>/checkpoint (recovering it if a save was interrupted); the learning rate,
+            budget, logging and sampling settings may change and take effect.
+        overwrite: replace a run already in <out-dir> (without this or --resume, an existing run is refused).
         dry_run: print the resolved config and exit.
-        verbose: log at INFO level.
+        verbose: log at INFO level, and show a traceback on errors.
     """
 
     config: Annotated[TrainConfig, tyro.conf.OmitArgPrefixes] = TrainConfig()
     resume: bool = False
+    overwrite: bool = False
     dry_run: bool = False
     verbose: bool = False
 
@@ -119,9 +123,12 @@ def run_train(command: Train) -> int:
         return 0
     start = time.perf_counter()
     model, process, data = build_run(config)
-    trainer = Trainer(model, process, data, config.settings(), resume=command.resume, run_config=config.to_dict())
+    trainer = Trainer(model, process, data, config.settings(), resume=command.resume, overwrite=command.overwrite, run_config=config.to_dict())
     trainer.sampler = make_sampler(config.sampler, process, reference_shape=tuple(model.reference_shape), generator=trainer.sample_generator)
     result = trainer.run()
+    if result.stopped_by is not None:
+        print(f"{result.stopped_by}: stopped at step {result.step}; checkpoint: {result.out_dir / 'checkpoint'}", file=sys.stderr)
+        return 128 + int(getattr(signal, result.stopped_by))
     if not isinstance(command, Demo):  # the demo samples once, after training, at the resolutions asked for
         trainer.write_final_samples()
     print(f"trained {result.step} steps in {time.perf_counter() - start:.0f} s; final loss {result.loss:.4f}")
@@ -164,11 +171,25 @@ def run_sample(command: Sample) -> int:
     return 0
 
 
+FAILURES = (ValueError, TypeError, OSError, RuntimeError, FloatingPointError)
+"""Errors reported as one line (with --verbose, as a traceback)."""
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``funcdiff`` command."""
+    """Entry point of the ``funcdiff`` command: 0 on success, 1 on an error (one line), 128 + N after signal N."""
     command = tyro.cli(Command, args=argv, prog="funcdiff", description=__doc__)
     logging.basicConfig(level=logging.INFO if command.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return run_sample(command) if isinstance(command, Sample) else run_train(command)
+    try:
+        return run_sample(command) if isinstance(command, Sample) else run_train(command)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
+    except FAILURES as error:
+        if command.verbose:
+            raise
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"funcdiff: error: {message}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,10 +1,17 @@
 """Checkpoints: a directory of ``config.json``, ``model.safetensors``, ``ema.safetensors`` and ``training_state.pt``.
 
 Weights are safetensors; the optimizer and RNG states are loaded with ``torch.load(weights_only=True)``, so nothing
-is unpickled. A checkpoint is written to a temporary sibling directory and renamed into place, so a crash during a
-write leaves the previous checkpoint intact.
+is unpickled. ``config.json`` lists a SHA-256 checksum of every other file, verified on every read, so a flipped
+byte is an error rather than silently wrong weights.
+
+Saving is recoverable at every instant: the files are written (and flushed to disk) into a temporary sibling
+``.checkpoint.tmp-*``, ``config.json`` last; the current checkpoint is renamed to ``.checkpoint.old``, the new one
+into place, and the old one removed. Whatever a crash interrupts, one of the three is complete, and
+`recover_checkpoint` puts the newest complete one in place and removes the leftovers.
 """
 
+import errno
+import hashlib
 import json
 import logging
 import os
@@ -16,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 from torch import nn
 
@@ -30,6 +38,10 @@ FORMAT_VERSION = 2
 CONFIG, MODEL, EMA, STATE = "config.json", "model.safetensors", "ema.safetensors", "training_state.pt"
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, incomplete, corrupt or cannot be written, with what is wrong and where."""
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     """What a checkpoint directory holds, read back: its config and the training state (None for weights-only ones)."""
@@ -37,6 +49,11 @@ class Checkpoint:
     path: Path
     config: dict[str, Any]
     training_state: dict[str, Any] | None
+
+    @property
+    def step(self) -> int:
+        """The training step it was saved at (0 if it does not say)."""
+        return int(self.config.get("step", 0))
 
 
 def _version() -> str:
@@ -47,56 +64,181 @@ def _version() -> str:
         return "unknown"
 
 
+def _sha256(file: Path) -> str:
+    """The hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with file.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file or directory to disk, so a rename after it never exposes unwritten data."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def non_finite_weights(module: nn.Module) -> list[str]:
+    """Names of the parameters and buffers of ``module`` that hold NaN or Inf."""
+    tensors = {**dict(module.named_parameters()), **dict(module.named_buffers())}
+    return [name for name, t in tensors.items() if t.is_floating_point() and not bool(t.isfinite().all())]
+
+
 def save_checkpoint(
     path: str | Path, *, config: dict[str, Any], model: nn.Module, ema: nn.Module | None = None, training_state: dict[str, Any] | None = None
 ) -> Path:
-    """Write a checkpoint directory atomically (temporary directory, then rename), replacing any previous one."""
+    """Write a checkpoint directory recoverably (see the module's text), replacing any previous one.
+
+    Raises:
+        ValueError: if a weight of ``model`` or ``ema`` is NaN or Inf (nothing is written).
+        CheckpointError: if the disk is full (the previous checkpoint is left intact).
+    """
     path = Path(path)
+    bad = non_finite_weights(model) + ([] if ema is None else [f"ema.{n}" for n in non_finite_weights(ema)])
+    if bad:
+        raise ValueError(f"refusing to save non-finite weights to {path}: {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
-        full = {"format_version": FORMAT_VERSION, "funcdiff_version": _version(), **config}
-        (tmp / CONFIG).write_text(json.dumps(full, indent=2, sort_keys=True))
         save_model(model, str(tmp / MODEL))
         if ema is not None:
             save_model(ema, str(tmp / EMA))
         if training_state is not None:
             torch.save(training_state, tmp / STATE)
-        old = path.with_name(f".{path.name}.old")
+        files = {f.name: _sha256(f) for f in sorted(tmp.iterdir())}
+        full = {"format_version": FORMAT_VERSION, "funcdiff_version": _version(), **config, "files": files}
+        (tmp / CONFIG).write_text(json.dumps(full, indent=2, sort_keys=True))
+        for f in tmp.iterdir():
+            _fsync(f)
+        _fsync(tmp)
+        old = _old(path)
         if old.exists():
             shutil.rmtree(old)
         if path.exists():
             os.replace(path, old)
         os.replace(tmp, path)
+        _fsync(path.parent)
         shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
+    except BaseException as error:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            kept = path if path.exists() else _old(path)
+            intact = f"the previous checkpoint {kept} is intact" if kept.exists() else "no earlier checkpoint existed"
+            raise CheckpointError(f"disk full while writing the checkpoint {path}; {intact}; free space and resume") from error
         raise
     logger.info("saved checkpoint %s", path)
     return path
 
 
+def _old(path: Path) -> Path:
+    """Where the previous checkpoint waits while a new one is renamed into place."""
+    return path.with_name(f".{path.name}.old")
+
+
+def candidates(path: str | Path) -> list[Path]:
+    """The directories a crash may have left for checkpoint ``path``: itself, its ``.old`` and temporary siblings."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    siblings = sorted(path.parent.glob(f".{path.name}.tmp-*"))
+    return [p for p in (path, _old(path), *siblings) if p.is_dir()]
+
+
 def read_checkpoint(path: str | Path, *, with_state: bool = True) -> Checkpoint:
-    """Read a checkpoint's config and (optionally) its training state; weights are loaded by `load_weights`."""
+    """Read and verify a checkpoint's config (and optionally its training state); weights are loaded by `load_weights`.
+
+    Raises:
+        CheckpointError: if a file is missing or unreadable, a checksum does not match, or the format is another.
+    """
     path = Path(path)
     if not (path / CONFIG).is_file() or not (path / MODEL).is_file():
-        raise FileNotFoundError(f"{path} is not a funcdiff checkpoint: it needs {CONFIG} and {MODEL}")
-    config = json.loads((path / CONFIG).read_text())
-    if config.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path}: checkpoint format {config.get('format_version')} is not the supported {FORMAT_VERSION}")
+        hint = ""
+        if not path.exists() and any(p != path for p in candidates(path)):
+            hint = "; a crash left a save unfinished beside it: `--resume` (or `recover_checkpoint`) restores the newest complete one"
+        raise CheckpointError(f"{path} is not a funcdiff checkpoint: it needs {CONFIG} and {MODEL}{hint}")
+    try:
+        config = json.loads((path / CONFIG).read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{path / CONFIG} is corrupt: {error}") from error
+    if not isinstance(config, dict) or config.get("format_version") != FORMAT_VERSION:
+        version = config.get("format_version") if isinstance(config, dict) else None
+        raise CheckpointError(f"{path}: checkpoint format {version} is not the supported {FORMAT_VERSION}")
+    for name, digest in config.get("files", {}).items():
+        file = path / name
+        if not file.is_file():
+            raise CheckpointError(f"{path} is incomplete: {name} is missing")
+        if _sha256(file) != digest:
+            raise CheckpointError(f"{file} is corrupt: its checksum does not match the one in {CONFIG}")
     state = None
     if with_state and (path / STATE).is_file():
-        state = torch.load(path / STATE, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(path / STATE, map_location="cpu", weights_only=True)
+        except Exception as error:  # noqa: BLE001 - any failure to read it means the file is not what we wrote
+            raise CheckpointError(f"{path / STATE} cannot be read: {error}") from error
     return Checkpoint(path, config, state)
 
 
 def load_weights(module: nn.Module, path: str | Path, *, ema: bool = False) -> nn.Module:
-    """Load a checkpoint's model (or EMA) weights into ``module`` in place; returns it."""
+    """Load a checkpoint's model (or EMA) weights into ``module`` in place; returns it.
+
+    Raises:
+        CheckpointError: if the file is missing or corrupt, or its tensors do not fit ``module``.
+    """
     file = Path(path) / (EMA if ema else MODEL)
     if not file.is_file():
-        raise FileNotFoundError(f"{file} does not exist")
-    load_model(module, str(file), strict=True)
+        raise CheckpointError(f"{file} does not exist")
+    try:
+        load_model(module, str(file), strict=True)
+    except (SafetensorError, RuntimeError, OSError) as error:
+        raise CheckpointError(f"{file} does not load into {type(module).__name__}: {str(error).splitlines()[0]}") from error
     return module
+
+
+def newest_complete(path: str | Path) -> tuple[Checkpoint | None, dict[Path, str]]:
+    """The complete checkpoint with the most steps among `candidates` (the current one wins ties), and why each
+    other candidate is not complete."""
+    best, problems = None, {}
+    for candidate in candidates(path):
+        try:
+            checkpoint = read_checkpoint(candidate, with_state=False)
+        except CheckpointError as error:
+            problems[candidate] = str(error)
+            continue
+        if best is None or checkpoint.step > best.step:
+            best = checkpoint
+    return best, problems
+
+
+def recover_checkpoint(path: str | Path) -> Path | None:
+    """Put the newest complete checkpoint at ``path`` after a crash and remove what the crash left; None if none exists.
+
+    A corrupt current checkpoint that a complete sibling replaces is kept aside as ``.<name>.corrupt``.
+
+    Raises:
+        CheckpointError: if checkpoint directories exist but none of them is complete (each one's problem is listed).
+    """
+    path = Path(path)
+    best, problems = newest_complete(path)
+    if best is None:
+        if problems:
+            raise CheckpointError("no complete checkpoint: " + "; ".join(problems.values()))
+        return None
+    if best.path != path:
+        if path.exists():
+            aside = path.with_name(f".{path.name}.corrupt")
+            shutil.rmtree(aside, ignore_errors=True)
+            os.replace(path, aside)
+            logger.warning("checkpoint %s was incomplete or corrupt (%s); kept it as %s", path, problems.get(path, "older"), aside)
+        os.replace(best.path, path)
+        logger.warning("recovered the checkpoint of step %d from an interrupted save (%s)", best.step, best.path.name)
+    for leftover in candidates(path):
+        if leftover != path:
+            shutil.rmtree(leftover, ignore_errors=True)
+    return path
 
 
 def load_trained(path: str | Path, *, ema: bool = True, device: str = "cpu") -> tuple[NeuralOperator, DiffusionProcess, dict[str, Any]]:

@@ -5,10 +5,22 @@ describes both halves for the command line.
 """
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Literal
 
+import torch
+
 from funcdiff.json_config import JsonConfig
+
+
+def _is_device(name: str) -> bool:
+    """Whether torch parses ``name`` as a device ("cpu", "cuda", "cuda:1", ...)."""
+    try:
+        torch.device(name)
+    except (RuntimeError, ValueError):
+        return False
+    return True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -16,7 +28,7 @@ class TrainSettings(JsonConfig):
     """The optimiser and loop settings of a training run (defaults: the CPU demo).
 
     Attributes:
-        points: points per example, a fraction of the grid (the paper's 0.25) or a count.
+        points: points per example, a fraction in (0, 1] of the grid (the paper's 0.25) or a count.
         batch_size: examples per step and process.
         lr: the optimiser's learning rate.
         optimizer: "adam" or "adamw".
@@ -35,6 +47,8 @@ class TrainSettings(JsonConfig):
         checkpoint_every: write a checkpoint every this many steps (0 = only at the end, which always happens).
         sample_count: samples drawn at each sampling.
         sample_steps: sampler steps of each sampling.
+        max_nonfinite_steps: stop the run (keeping the last checkpoint) after this many steps in a row whose loss or
+            gradient is NaN or Inf; such steps are skipped and counted in metrics.jsonl.
         out_dir: where checkpoints, samples, metrics and the resolved config go.
     """
 
@@ -57,9 +71,13 @@ class TrainSettings(JsonConfig):
     checkpoint_every: int = 250
     sample_count: int = 16
     sample_steps: int = 50
+    max_nonfinite_steps: int = 20
     out_dir: str = "runs/train"
 
     def __post_init__(self) -> None:
+        wrong = self.type_errors()
+        if wrong:
+            raise TypeError(f"invalid training settings: {', '.join(wrong)}")
         bad = [name for name, ok in self.checks().items() if not ok]
         if bad:
             raise ValueError(f"invalid training settings: {', '.join(f'{n}={getattr(self, n)!r}' for n in bad)}")
@@ -68,16 +86,27 @@ class TrainSettings(JsonConfig):
 
     def checks(self) -> dict[str, bool]:
         """Each checked field's name and whether its value is valid."""
+        finite = math.isfinite
         return {
+            "points": (isinstance(self.points, int) and not isinstance(self.points, bool) and self.points >= 1) or (isinstance(self.points, float) and 0 < self.points <= 1),
             "batch_size": self.batch_size >= 1,
-            "lr": self.lr > 0,
-            "grad_clip": self.grad_clip >= 0,
+            "lr": finite(self.lr) and self.lr > 0,
+            "adam_betas": len(self.adam_betas) == 2 and all(0 <= b < 1 for b in self.adam_betas),
+            "weight_decay": finite(self.weight_decay) and self.weight_decay >= 0,
+            "grad_clip": finite(self.grad_clip) and self.grad_clip >= 0,
             "ema_decay": 0 <= self.ema_decay <= 1,
             "ema_every": self.ema_every >= 1,
             "steps": self.steps is None or self.steps >= 1,
-            "time_budget": self.time_budget is None or self.time_budget > 0,
+            "time_budget": self.time_budget is None or (finite(self.time_budget) and self.time_budget > 0),
+            "seed": self.seed >= 0,
+            "device": _is_device(self.device),
+            "log_every": self.log_every >= 0,
+            "sample_every": self.sample_every >= 0,
+            "checkpoint_every": self.checkpoint_every >= 0,
             "sample_count": self.sample_count >= 1,
             "sample_steps": self.sample_steps >= 1,
+            "max_nonfinite_steps": self.max_nonfinite_steps >= 1,
+            "out_dir": bool(self.out_dir.strip()),
         }
 
     def settings(self) -> "TrainSettings":

@@ -3,8 +3,10 @@
 import contextlib
 import json
 import logging
+import math
+import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Sequence
 from typing import Any
@@ -20,25 +22,37 @@ from funcdiff.data import infinite_loader
 from funcdiff.domains.io import save_samples
 from funcdiff.operators.base import NeuralOperator
 from funcdiff.processes.base import DiffusionProcess
-from funcdiff.training.checkpoint import load_weights, read_checkpoint, save_checkpoint
+from funcdiff.training.checkpoint import candidates, load_weights, non_finite_weights, read_checkpoint, recover_checkpoint, save_checkpoint
 from funcdiff.training.config import TrainSettings
 from funcdiff.training.distributed import DistributedContext, init_distributed
 from funcdiff.training.ema import make_ema, update_ema
+from funcdiff.training.metrics import append_metrics, read_metrics, truncate_metrics
 from funcdiff.training.plots import plot_loss_curve
+from funcdiff.training.run_lock import RunLock
 from funcdiff.training.sampling import Sampler, default_sampler, sample
+from funcdiff.training.stop_signals import StopSignals
 
 logger = logging.getLogger(__name__)
 
 
+FIXED_ON_RESUME = ("optimizer",)
+"""Settings a resumed run may not change (its optimizer state would not fit); the others take effect."""
+RUN_FILES = ("config.json", "metrics.jsonl", "loss.png", "samples")
+"""What a run writes into its directory besides checkpoints (removed by ``overwrite``)."""
+
+
 @dataclass(frozen=True)
 class TrainResult:
-    """What a finished run leaves: where, the trained model and its EMA, the last step and loss."""
+    """What a finished run leaves: where, the trained model and its EMA, the last step and loss, the steps skipped
+    for a non-finite loss or gradient, and the signal that stopped it early (None if it ran to its budget)."""
 
     out_dir: Path
     model: nn.Module
     ema: nn.Module
     step: int
     loss: float
+    skipped_steps: int = 0
+    stopped_by: str | None = None
 
 
 def _autocast(settings: TrainSettings, device: str) -> contextlib.AbstractContextManager:
@@ -46,9 +60,23 @@ def _autocast(settings: TrainSettings, device: str) -> contextlib.AbstractContex
     if settings.autocast == "none":
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if settings.autocast == "bf16" else torch.float16
-    if dtype == torch.float16 and not device.startswith("cuda"):
-        raise ValueError("autocast='fp16' needs a CUDA device; use 'bf16' on the CPU")
     return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
+
+
+def _check_before_work(settings: TrainSettings, data: Dataset | Sequence[Tensor], device: str) -> tuple[int, ...]:
+    """Refuse what would only fail later (empty data, a missing device, fp16 on a CPU, more points than cells);
+    returns the shape of one example."""
+    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asks for CUDA, which this machine does not have; use --device cpu")
+    if settings.autocast == "fp16" and torch.device(device).type != "cuda":
+        raise ValueError("autocast='fp16' needs a CUDA device; use 'bf16' on the CPU")
+    if len(data) == 0:
+        raise ValueError("the training data set is empty")
+    shape = tuple(data[0].shape)
+    cells = math.prod(shape[1:])
+    if isinstance(settings.points, int) and settings.points > cells:
+        raise ValueError(f"points={settings.points} is more than the {cells} cells of the {shape[1:]} training grid")
+    return shape
 
 
 def _differences(saved: Any, current: Any, prefix: str) -> list[str]:
@@ -76,7 +104,9 @@ class Trainer:
         data: the training examples (a data set or a list of tensors), all of one shape ``(c, *spatial)``.
         settings: optimiser, loop, budget and output settings.
         sampler: how the periodic samples are drawn (default: `default_sampler` of the process).
-        resume: continue from ``<out_dir>/checkpoint`` if it exists (the same components required).
+        resume: continue from ``<out_dir>/checkpoint`` (the same components required; settings such as the learning
+            rate or the budget may change and take effect); without one, say so and start a new run.
+        overwrite: replace a run already in ``out_dir`` (without it, or ``resume``, an existing run is refused).
         progress: show a progress bar (None: only on a terminal).
         run_config: the config that built the components (e.g. the command line's), recorded in config.json.
     """
@@ -91,9 +121,12 @@ class Trainer:
         *,
         sampler: Sampler | None = None,
         resume: bool = False,
+        overwrite: bool = False,
         progress: bool | None = None,
         run_config: dict[str, Any] | None = None,
     ) -> None:
+        if resume and overwrite:
+            raise ValueError("resume and overwrite exclude each other")
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module implementing NeuralOperator, got {type(model).__name__}")
         self.settings = settings
@@ -102,7 +135,7 @@ class Trainer:
         self.progress = progress
         self.process = process
         self.dataset = data
-        self.data_shape = tuple(data[0].shape)
+        self.data_shape = _check_before_work(settings, data, self.ctx.device)
         if self.data_shape[0] != process.domain.channels or len(self.data_shape) - 1 != process.domain.ndim:
             raise ValueError(f"data of shape {self.data_shape} does not fit the domain {process.domain!r}")
         self.reference_shape = tuple(model.reference_shape)
@@ -114,11 +147,36 @@ class Trainer:
         self.ema = make_ema(self.model)
         opt = torch.optim.AdamW if settings.optimizer == "adamw" else torch.optim.Adam
         self.optimizer = opt(self.model.parameters(), lr=settings.lr, betas=settings.adam_betas, weight_decay=settings.weight_decay)
-        self.step = 0
+        self.step = self.saved_step = self.skipped_steps = 0
         self.noise = torch.Generator(device=self.ctx.device).manual_seed(settings.seed * 1000 + self.ctx.rank)
         self.rng_state = torch.Generator().manual_seed(settings.seed * 1000 + self.ctx.rank + 1).get_state()
-        if resume and (self.out_dir / "checkpoint").exists():
-            self._resume(self.out_dir / "checkpoint")
+        self.lock = RunLock(self.out_dir)
+        if self.ctx.is_main:
+            self.lock.acquire()
+        try:
+            self._take_over_directory(resume, overwrite)
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _take_over_directory(self, resume: bool, overwrite: bool) -> None:
+        """Resume from, replace or refuse a run already in ``out_dir``; recover a checkpoint an interrupted save left."""
+        path = self.out_dir / "checkpoint"
+        if self.ctx.is_main:
+            existing = bool(candidates(path)) or (self.out_dir / "metrics.jsonl").exists()
+            if existing and not (resume or overwrite):
+                raise FileExistsError(f"{self.out_dir} already holds a run; pass --resume to continue it, --overwrite to replace it, "
+                                      "or choose another --out-dir")
+            if overwrite:
+                for leftover in [*candidates(path), *(self.out_dir / name for name in RUN_FILES)]:
+                    shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink(missing_ok=True)
+            found = recover_checkpoint(path) if resume else None
+            if resume and found is None:
+                logger.warning("no checkpoint in %s to resume from: starting a new run", self.out_dir)
+                truncate_metrics(self.out_dir / "metrics.jsonl", 0)
+        self.ctx.any(False)  # every process waits until rank 0 has recovered the checkpoint
+        if resume and path.exists():
+            self._resume(path)
 
     @property
     def checkpoint_config(self) -> dict[str, Any]:
@@ -141,22 +199,39 @@ class Trainer:
             raise ValueError(f"cannot resume {path}: the components differ from the checkpoint's in {differing}")
         if checkpoint.training_state is None:
             raise ValueError(f"cannot resume {path}: it has no training_state.pt")
+        saved, now = checkpoint.config.get("train", {}), self.settings.to_dict()
+        changed = {k: (saved[k], now[k]) for k in now if k in saved and saved[k] != now[k]}
+        fixed = [k for k in FIXED_ON_RESUME if k in changed]
+        if fixed:
+            raise ValueError(f"cannot resume {path} with another {', '.join(fixed)}: "
+                             + ", ".join(f"{k} was {changed[k][0]!r}" for k in fixed))
         load_weights(self.model, path)
         load_weights(self.ema, path, ema=True)
         state = checkpoint.training_state
         self.optimizer.load_state_dict(state["optimizer"])
-        self.step = int(state["step"])
+        for group in self.optimizer.param_groups:  # the settings of this run, not the checkpoint's
+            group.update(lr=self.settings.lr, betas=self.settings.adam_betas, weight_decay=self.settings.weight_decay)
+        self.step = self.saved_step = int(state["step"])
         if self.ctx.is_main:
             self.noise.set_state(state["noise_rng"])
             self.rng_state = state["torch_rng"]
+            truncate_metrics(self.out_dir / "metrics.jsonl", self.step)
+            if changed:
+                logger.warning("resuming at step %d with changed settings: %s", self.step,
+                               ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items()))
         logger.info("resumed %s at step %d", path, self.step)
 
     def save(self) -> Path | None:
-        """Write the checkpoint (rank 0 only)."""
-        if not self.ctx.is_main:
+        """Write the checkpoint (rank 0 only) if a step completed since the last one and every weight is finite."""
+        if not self.ctx.is_main or self.step == self.saved_step:
+            return None
+        bad = non_finite_weights(self.model) + non_finite_weights(self.ema)
+        if bad:
+            logger.error("not saving step %d: weights %s are NaN or Inf; the checkpoint of step %d is kept", self.step, bad[:3], self.saved_step)
             return None
         state = {"step": self.step, "optimizer": self.optimizer.state_dict(), "noise_rng": self.noise.get_state(), "torch_rng": torch.get_rng_state()}
         path = save_checkpoint(self.out_dir / "checkpoint", config=self.checkpoint_config, model=self.model, ema=self.ema, training_state=state)
+        self.saved_step = self.step
         self._plot()
         return path
 
@@ -184,13 +259,24 @@ class Trainer:
 
     def _plot(self) -> None:
         """Redraw the loss curve from metrics.jsonl."""
-        metrics = self.out_dir / "metrics.jsonl"
-        if metrics.exists():
-            rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+        rows = [r for r in read_metrics(self.out_dir / "metrics.jsonl") if isinstance(r.get("loss"), float)]
+        if rows:
             plot_loss_curve([r["step"] for r in rows], [r["loss"] for r in rows], self.out_dir / "loss.png")
 
     def run(self) -> TrainResult:
-        """Train until ``steps`` or ``time_budget`` is reached; a checkpoint is saved on exit, even on Ctrl-C."""
+        """Train until ``steps`` or ``time_budget`` is reached, or a SIGINT/SIGTERM asks to stop; the checkpoint is saved
+        on exit (also after an error) when a step completed since the last save.
+
+        A step whose loss or gradient is NaN or Inf is skipped (no update) and counted; ``max_nonfinite_steps`` of
+        them in a row raise ``FloatingPointError`` and leave the last checkpoint as it was.
+        """
+        try:
+            return self._run()
+        finally:
+            self.lock.release()
+
+    def _run(self) -> TrainResult:
+        """`run` while holding the directory's lock."""
         c, ctx = self.settings, self.ctx
         if ctx.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -198,60 +284,82 @@ class Trainer:
         net = DistributedDataParallel(self.model) if ctx.world_size > 1 else self.model
         loader = infinite_loader(self.dataset, c.batch_size, seed=c.seed, start_step=self.step, rank=ctx.rank, world_size=ctx.world_size)
         self.model.train()
-        start, window_losses, window_start, loss_value = time.perf_counter(), [], time.perf_counter(), float("nan")
+        start, window, loss_value, streak, diverged = time.perf_counter(), _Window(time.perf_counter()), float("nan"), 0, False
         budget = "" if c.time_budget is None else f" for {c.time_budget:.0f} s"
         bar = tqdm(total=c.steps, initial=self.step, desc=f"training{budget}", unit="step",
                    disable=not ctx.is_main or self.progress is False, dynamic_ncols=True)
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), StopSignals() as signals:
             torch.set_rng_state(self.rng_state)
             try:
-                while not self._done(start):
+                while not self._done(start, signals):
                     x0 = next(loader).to(ctx.device, non_blocking=True)
                     with _autocast(c, ctx.device):
                         loss = self.process.loss(net, x0, points=c.points, generator=self.noise)
                     self.optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if c.grad_clip > 0:
-                        nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
-                    self.optimizer.step()
+                    loss.backward()  # on every process, even for a non-finite loss, so DDP's all-reduce never waits
+                    norm = nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip if c.grad_clip > 0 else math.inf)
+                    value = loss.item()
                     self.step += 1
-                    if self.step % c.ema_every == 0:
-                        update_ema(self.ema, self.model, c.ema_decay)
-                    loss_value = loss.item()
-                    window_losses.append(loss_value)
+                    window.steps += 1
+                    if ctx.any(not (math.isfinite(value) and bool(norm.isfinite()))):
+                        streak, window.skipped, self.skipped_steps = streak + 1, window.skipped + 1, self.skipped_steps + 1
+                        if streak >= c.max_nonfinite_steps:
+                            diverged = True
+                            raise FloatingPointError(
+                                f"training diverged: {streak} steps in a row (to step {self.step}) had a NaN or Inf loss or gradient; "
+                                f"the last checkpoint (step {self.saved_step}) is kept; try a lower learning rate (lr={c.lr:g})")
+                    else:
+                        streak = 0
+                        self.optimizer.step()
+                        if self.step % c.ema_every == 0:
+                            update_ema(self.ema, self.model, c.ema_decay)
+                        loss_value = value
+                        window.losses.append(value)
                     bar.update(1)
                     if c.log_every and self.step % c.log_every == 0:
-                        window_start = self._log(window_losses, window_start, bar)
-                        window_losses = []
-                    if c.checkpoint_every and self.step % c.checkpoint_every == 0:
+                        window = self._log(window, bar)
+                    if c.checkpoint_every and self.step % c.checkpoint_every == 0 and streak == 0:
                         self.save()
                     if c.sample_every and self.step % c.sample_every == 0:
                         self.write_samples()
             finally:
                 bar.close()
-                if window_losses:
-                    self._log(window_losses, window_start, None)
-                self.save()
-        return TrainResult(self.out_dir, self.model, self.ema, self.step, loss_value)
+                if window.steps:
+                    self._log(window, None)
+                if not diverged:
+                    self.save()
+        stopped_by = None if signals.received is None else signals.received.name
+        return TrainResult(self.out_dir, self.model, self.ema, self.step, loss_value, self.skipped_steps, stopped_by)
 
-    def _done(self, start: float) -> bool:
-        """Whether the step or time budget is spent (agreed across processes)."""
+    def _done(self, start: float, signals: StopSignals) -> bool:
+        """Whether the step or time budget is spent or a signal asked to stop (agreed across processes)."""
         c = self.settings
         over = (c.steps is not None and self.step >= c.steps) or (c.time_budget is not None and time.perf_counter() - start >= c.time_budget)
-        return self.ctx.any(over)
+        return self.ctx.any(over or signals.received is not None)
 
-    def _log(self, losses: list[float], since: float, bar: tqdm | None) -> float:
-        """Append the mean loss and throughput since the last log to metrics.jsonl; returns the new window start."""
+    def _log(self, window: "_Window", bar: tqdm | None) -> "_Window":
+        """Append the window's mean loss, throughput and skipped steps to metrics.jsonl; returns the next window."""
         now = time.perf_counter()
-        loss = self.ctx.mean(sum(losses) / len(losses))
-        rate = len(losses) * self.settings.batch_size * self.ctx.world_size / max(now - since, 1e-9)
+        local = sum(window.losses) / len(window.losses) if window.losses else math.nan
+        loss = self.ctx.mean(local)
+        rate = window.steps * self.settings.batch_size * self.ctx.world_size / max(now - window.start, 1e-9)
         if self.ctx.is_main:
-            row = {"step": self.step, "loss": loss, "examples_per_s": rate, "lr": self.optimizer.param_groups[0]["lr"], "time": time.time()}
-            with (self.out_dir / "metrics.jsonl").open("a") as f:
-                f.write(json.dumps(row) + "\n")
+            row = {"step": self.step, "loss": loss if math.isfinite(loss) else None, "examples_per_s": rate,
+                   "lr": self.optimizer.param_groups[0]["lr"], "skipped": window.skipped, "time": time.time()}
+            append_metrics(self.out_dir / "metrics.jsonl", row)
             if bar is not None:
-                bar.set_postfix(loss=f"{loss:.4f}", ex_s=f"{rate:.1f}")
-        return now
+                bar.set_postfix(loss=f"{loss:.4f}", ex_s=f"{rate:.1f}", **({"skipped": window.skipped} if window.skipped else {}))
+        return _Window(now)
+
+
+@dataclass
+class _Window:
+    """The steps since the last log line: when they began, how many, the finite losses, and how many were skipped."""
+
+    start: float
+    steps: int = 0
+    skipped: int = 0
+    losses: list[float] = field(default_factory=list)
 
 
 @beartype
@@ -263,11 +371,15 @@ def train(
     *,
     sampler: Sampler | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     progress: bool | None = None,
     run_config: dict[str, Any] | None = None,
 ) -> TrainResult:
-    """Train with a `Trainer` (same arguments) and write samples at 1x, 2x and 4x resolution at the end."""
-    trainer = Trainer(model, process, data, settings, sampler=sampler, resume=resume, progress=progress, run_config=run_config)
+    """Train with a `Trainer` (same arguments) and write samples at 1x, 2x and 4x resolution at the end (not when a
+    signal stopped it)."""
+    trainer = Trainer(model, process, data, settings, sampler=sampler, resume=resume, overwrite=overwrite, progress=progress,
+                      run_config=run_config)
     result = trainer.run()
-    trainer.write_final_samples()
+    if result.stopped_by is None:
+        trainer.write_final_samples()
     return result

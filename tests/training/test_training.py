@@ -1,5 +1,6 @@
 """Training end to end: loss goes down, checkpoints round-trip and survive crashes, resume is exact."""
 
+import errno
 import json
 import math
 
@@ -10,6 +11,7 @@ from safetensors.torch import load_file
 from funcdiff.factory import TrainConfig
 from funcdiff.training import TrainSettings, load_trained, read_checkpoint, sample
 from funcdiff.training import checkpoint as checkpoint_module
+from funcdiff.training.checkpoint import CheckpointError
 from tests.training.conftest import replace, train_config, trainer_for
 
 
@@ -85,25 +87,26 @@ def test_resume_refuses_a_different_model(tiny_config: TrainConfig) -> None:
         trainer_for(replace(tiny_config, prediction="mollified_eps"), resume=True, progress=False)
 
 
-def test_crash_during_a_checkpoint_write_keeps_the_previous_one(tiny_config: TrainConfig, monkeypatch) -> None:
-    """A failure while writing leaves the last good checkpoint loadable and no temporary directory behind."""
+def test_disk_full_during_a_checkpoint_write_keeps_the_previous_one(tiny_config: TrainConfig, monkeypatch) -> None:
+    """A full disk while writing is a clear error; the last good checkpoint stays loadable and no temporary is left."""
     trainer = trainer_for(replace(tiny_config, steps=2), progress=False)
     trainer.run()
     before = load_file(str(trainer.out_dir / "checkpoint" / "model.safetensors"))
 
     def broken_save(*args, **kwargs):
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(checkpoint_module.torch, "save", broken_save)
     with torch.no_grad():
         next(trainer.model.parameters()).add_(1.0)
-    with pytest.raises(OSError, match="disk full"):
+    trainer.step += 1
+    with pytest.raises(CheckpointError, match="disk full.*previous checkpoint .*checkpoint is intact"):
         trainer.save()
     monkeypatch.undo()
     after = load_file(str(trainer.out_dir / "checkpoint" / "model.safetensors"))
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert read_checkpoint(trainer.out_dir / "checkpoint").training_state["step"] == 2
-    assert [p.name for p in trainer.out_dir.iterdir() if p.name.startswith(".")] == []
+    assert [p.name for p in trainer.out_dir.iterdir() if p.name.startswith(".")] == [".lock"]
 
 
 def test_bad_training_settings() -> None:
