@@ -25,7 +25,7 @@ from funcdiff.processes.flow_samplers import sample_euler, sample_heun
 from funcdiff.processes.mollified import MollifiedDDPM
 from funcdiff.processes.samplers import sample_ddim, sample_ddpm
 from funcdiff.processes.schedules import cosine_schedule, linear_schedule
-from funcdiff.registry import lookup
+from funcdiff.registry import lookup, registered_kinds
 from funcdiff.training.config import TrainSettings
 from funcdiff.training.sampling import Sampler
 
@@ -100,37 +100,58 @@ class TrainConfig(TrainSettings):
         }
 
 
+def _is_path(name: str) -> bool:
+    """Whether ``name`` is written as a path (a separator, or a leading "." or "~"), so it never means a built-in."""
+    return "/" in name or "\\" in name or name.startswith((".", "~"))
+
+
+def _registered_dataset(name: str) -> type[Dataset] | None:
+    """The data set class registered under a bare ``name``; None for paths and other names."""
+    if _is_path(name) or name not in registered_kinds():
+        return None
+    maker = lookup(name)
+    return maker if isinstance(maker, type) and issubclass(maker, Dataset) else None
+
+
 def make_dataset(name_or_path: str | Path, *, resolution: int | tuple[int, int], split: Split = "train", **options: Any) -> Dataset:
     """The data set ``name_or_path`` at ``resolution``; ``options`` go to its constructor.
 
     Args:
-        name_or_path: a registered data set kind ("icons", "fashion-mnist", or a user's), or a folder of images.
+        name_or_path: a registered data set kind ("icons", "fashion-mnist", or a user's), or a folder of images. A
+            name written as a path (``./icons``, ``data/icons``) is always the folder; a bare name that is both a
+            registered kind and a folder here is refused as ambiguous.
         resolution: the side in pixels, or for folders also ``(height, width)``.
         split: "train" or "test".
         **options: further keyword arguments of the data set's class, e.g. ``limit`` or ``flip``.
 
     Raises:
-        ValueError: if ``name_or_path`` is neither a registered data set nor an existing folder.
+        ValueError: if ``name_or_path`` is neither a registered data set nor an existing folder, or ambiguous.
     """
-    if Path(name_or_path).is_dir():
-        return lookup("folder")(name_or_path, resolution=resolution, split=split, **options)
-    try:
-        maker = lookup(str(name_or_path))
-    except ValueError:
-        maker = None
-    if not (isinstance(maker, type) and issubclass(maker, Dataset)):
-        raise ValueError(f"name_or_path must be a registered data set (e.g. 'icons', 'fashion-mnist') or an existing folder of images, "
-                         f"got {str(name_or_path)!r}")
-    return maker(resolution=resolution, split=split, **options)
+    name = str(name_or_path)
+    maker = None if isinstance(name_or_path, Path) else _registered_dataset(name)
+    if maker is not None and Path(name).is_dir():
+        raise ValueError(f"{name!r} is both a built-in data set and a folder here: write ./{name} for the folder")
+    if maker is not None:
+        return maker(resolution=resolution, split=split, **options)
+    if Path(name).expanduser().is_dir():
+        return lookup("folder")(Path(name).expanduser(), resolution=resolution, split=split, **options)
+    raise ValueError(f"data must be a registered data set (e.g. 'icons', 'fashion-mnist') or an existing folder of images, got {name!r}")
 
 
 def build_dataset(config: TrainConfig, *, split: Split = "train") -> Dataset:
-    """The data a config names, limited to ``data_limit`` examples."""
+    """The data a config names, limited to ``data_limit`` examples.
+
+    Raises:
+        ValueError: if the data set's channels are not ``config.channels`` (built-in sets are grey).
+    """
+    options = {"channels": config.channels, "flip": config.flip} if _registered_dataset(config.data) is None else {}
     if config.data == "icons":
-        return make_dataset("icons", resolution=config.resolution, split=split, limit=config.data_limit)
-    options = {"channels": config.channels, "flip": config.flip} if Path(config.data).is_dir() else {}
+        options["limit"] = config.data_limit
     dataset = make_dataset(config.data, resolution=config.resolution, split=split, **options)
-    return dataset if config.data_limit is None else Subset(dataset, range(min(config.data_limit, len(dataset))))
+    if dataset[0].shape[0] != config.channels:
+        raise ValueError(f"data {config.data!r} has {dataset[0].shape[0]} channel(s), not channels={config.channels}; "
+                         "channels applies to image folders")
+    return dataset if config.data_limit is None or config.data == "icons" else Subset(dataset, range(min(config.data_limit, len(dataset))))
 
 
 def build_process(config: TrainConfig, data_shape: tuple[int, ...]) -> DiffusionProcess:

@@ -125,10 +125,24 @@ class ImageFolder(Dataset):
         """Decode, crop to the target aspect ratio about the centre, and resize (box filter when shrinking)."""
         channels, height, width = self.shape
         with Image.open(path) as image:
-            image = image.convert("L" if channels == 1 else "RGB")
-        w, h = image.size
+            planes = _planes(image, channels)
+        w, h = planes[0].size
         crop_w, crop_h = min(w, h * width / height), min(h, w * height / width)
         box = ((w - crop_w) / 2, (h - crop_h) / 2, (w + crop_w) / 2, (h + crop_h) / 2)
         resample = Image.Resampling.BOX if crop_w >= width else Image.Resampling.BICUBIC
-        array = np.asarray(image.resize((width, height), resample, box=box), dtype=np.float32) / 127.5 - 1
-        return array[None] if channels == 1 else array.transpose(2, 0, 1)
+        planes = [np.clip(np.asarray(p.resize((width, height), resample, box=box)), 0, 1) for p in planes]  # bicubic overshoots
+        return (np.stack(planes) * 2 - 1).astype(np.float32)
+
+
+def _planes(image: Image.Image, channels: int) -> list[Image.Image]:
+    """The image as ``channels`` float planes in [0, 1]: 16-bit grey (Pillow's "I;16", or "I" from older versions)
+    scaled by 65535, transparency composited over white."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        grey = np.asarray(image).astype(np.float32) / 65535
+        return [Image.fromarray(np.clip(grey, 0, 1), mode="F")] * channels
+    if "A" in image.getbands() or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
+    array = np.asarray(image.convert("L" if channels == 1 else "RGB"), dtype=np.float32) / 255
+    array = array[..., None] if channels == 1 else array
+    return [Image.fromarray(np.ascontiguousarray(array[..., c]), mode="F") for c in range(channels)]

@@ -134,3 +134,20 @@ def test_bad_arguments(image_tree: Path, tmp_path: Path) -> None:
         ImageFolder(tmp_path / "empty", resolution=8)
     with pytest.raises(IndexError):
         ImageFolder(image_tree, resolution=8, test_fraction=0.0, progress=False)[3]
+
+
+def test_sixteen_bit_and_transparent_images_keep_their_values(tmp_path: Path) -> None:
+    """A 16-bit grey PNG maps 0..65535 onto [-1, 1] (not saturated to white); transparency is composited over white."""
+    ramp = np.linspace(0, 65535, 16).astype(np.uint16)[None].repeat(16, axis=0)
+    Image.fromarray(ramp).save(tmp_path / "ramp16.png")
+    with Image.open(tmp_path / "ramp16.png") as image:
+        assert image.mode == "I;16"
+    field = ImageFolder(tmp_path, resolution=16, channels=1, test_fraction=0.0, progress=False)[0]
+    np.testing.assert_allclose(field[0, 0].numpy(), ramp[0] / 65535 * 2 - 1, atol=1e-5)
+    assert ImageFolder(tmp_path, resolution=16, channels=3, test_fraction=0.0, progress=False)[0].shape == (3, 16, 16)
+    (tmp_path / "ramp16.png").unlink()
+    rgba = np.zeros((4, 4, 4), dtype=np.uint8)
+    rgba[:2, :, 3] = 255  # top half opaque black, bottom half transparent (black underneath)
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "alpha.png")
+    field = ImageFolder(tmp_path, resolution=4, channels=3, test_fraction=0.0, progress=False)[0]
+    assert bool((field[:, :2] == -1).all()) and bool((field[:, 2:] == 1).all())

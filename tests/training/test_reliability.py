@@ -271,3 +271,28 @@ def test_command_line_errors_are_one_line_without_a_traceback(tmp_path: Path) ->
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith("funcdiff: error:") and "--overwrite" in done.stderr
+
+
+def test_built_in_names_never_shadow_a_folder(tmp_path: Path, monkeypatch) -> None:
+    """A folder named like a built-in set is reached as ./name; the bare name is refused as ambiguous, not guessed."""
+    from PIL import Image
+
+    from funcdiff.data import ImageFolder
+    from funcdiff.factory import build_dataset, make_dataset
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "icons").mkdir()
+    for i in range(3):
+        Image.new("RGB", (8, 8), (80 * i, 0, 0)).save(tmp_path / "icons" / f"{i}.png")
+    with pytest.raises(ValueError, match="both a built-in data set and a folder.*./icons"):
+        make_dataset("icons", resolution=8)
+    assert isinstance(make_dataset("./icons", resolution=8, test_fraction=0.0), ImageFolder)
+    assert build_dataset(TrainConfig(data="./icons", channels=3, resolution=8))[0].shape == (3, 8, 8)
+
+
+def test_channels_that_a_built_in_set_does_not_have_are_refused(tiny_config: TrainConfig) -> None:
+    """--channels 3 with the grey icons is an error instead of being recorded and ignored."""
+    from funcdiff.factory import build_dataset
+
+    with pytest.raises(ValueError, match="1 channel.*not channels=3"):
+        build_dataset(replace(tiny_config, channels=3))
