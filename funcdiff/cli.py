@@ -7,6 +7,8 @@ The flags are generated from the config dataclasses (`funcdiff.factory.TrainConf
 import dataclasses
 import json
 import logging
+import math
+import os
 import signal
 import sys
 import time
@@ -19,7 +21,10 @@ import tyro
 
 from funcdiff.domains.io import save_samples, side_by_side, write_png
 from funcdiff.factory import TrainConfig, build_run, make_sampler
+from funcdiff.operators.base import NeuralOperator
+from funcdiff.processes.base import DenoisingProcess, DiffusionProcess
 from funcdiff.training import Trainer, load_trained, sample
+from funcdiff.training.estimate import estimate_sampling
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,6 +64,8 @@ class Sample:
         device: "cpu", "cuda", "cuda:1", ...
         dry_run: print the resolved settings and exit.
         verbose: log at INFO level, and show a traceback on errors.
+        yes: sample even where the estimate (printed above 4x the training resolution) exceeds an hour or 80 % of
+            the memory.
         sampling: the sampling settings.
     """
 
@@ -67,6 +74,7 @@ class Sample:
     device: str = "cpu"
     dry_run: bool = False
     verbose: bool = False
+    yes: bool = False
     sampling: Annotated[SampleOptions, tyro.conf.OmitArgPrefixes] = SampleOptions()
 
 
@@ -150,6 +158,7 @@ def run_sample(command: Sample) -> int:
         print(json.dumps({**settings, "out_dir": str(command.out_dir)}, indent=2))
         return 0
     model, process, _ = load_trained(command.checkpoint, ema=o.ema, device=command.device)
+    _check_estimates(command, model, process)
     out = Path(command.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "sample_config.json").write_text(json.dumps(settings, indent=2))
@@ -169,6 +178,30 @@ def run_sample(command: Sample) -> int:
     if len(grids) > 1 and grids[0].ndim == 4 and grids[0].shape[1] in (1, 3):
         print(f"compare: {write_png(side_by_side(grids), out / 'resolutions.png')}")
     return 0
+
+
+def _memory_bytes(device: str) -> int:
+    """The memory sampling may use: the GPU's, or the machine's physical memory."""
+    if torch.device(device).type == "cuda":
+        return torch.cuda.get_device_properties(torch.device(device)).total_memory
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def _check_estimates(command: Sample, model: NeuralOperator, process: DiffusionProcess) -> None:
+    """Print the time and memory of each resolution above 4x the training one; refuse huge ones without --yes."""
+    o = command.sampling
+    reference = tuple(model.reference_shape)
+    heun = o.sampler == "heun" or (o.sampler == "auto" and not isinstance(process, DenoisingProcess))
+    for resolution in o.resolutions:
+        shape = process.domain.grid_shape(resolution)
+        if math.prod(shape) <= 16 * math.prod(reference):
+            continue
+        estimate = estimate_sampling(model, process, shape, batch=o.num, evaluations=o.sample_steps * (2 if heun else 1),
+                                     device=command.device, chunk_points=o.chunk_points)
+        print(f"{resolution:>5} px: estimated {estimate.describe()} for {o.num} sample(s)", flush=True)
+        if not command.yes and (estimate.seconds > 3600 or estimate.peak_bytes > 0.8 * _memory_bytes(command.device)):
+            raise ValueError(f"sampling at {resolution} px would take {estimate.describe()}; pass --yes to go ahead "
+                             "(fewer --num, --sample-steps or a --chunk-points bound make it cheaper)")
 
 
 FAILURES = (ValueError, TypeError, OSError, RuntimeError, FloatingPointError)

@@ -305,9 +305,10 @@ class Trainer:
                         streak, window.skipped, self.skipped_steps = streak + 1, window.skipped + 1, self.skipped_steps + 1
                         if streak >= c.max_nonfinite_steps:
                             diverged = True
+                            kept = f"the last checkpoint (step {self.saved_step}) is kept" if self.saved_step else "nothing was saved"
                             raise FloatingPointError(
                                 f"training diverged: {streak} steps in a row (to step {self.step}) had a NaN or Inf loss or gradient; "
-                                f"the last checkpoint (step {self.saved_step}) is kept; try a lower learning rate (lr={c.lr:g})")
+                                f"{kept}; try a lower learning rate (lr={c.lr:g})")
                     else:
                         streak = 0
                         self.optimizer.step()

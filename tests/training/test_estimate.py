@@ -1,0 +1,75 @@
+"""The sampling estimate: extrapolation from small grids, and the command line's refusal of huge runs without --yes."""
+
+import math
+import time
+
+import pytest
+import torch
+from torch import nn
+
+from funcdiff.domains.grid import GridDomain
+from funcdiff.mollifiers.gaussian import IdentityMollifier
+from funcdiff.processes.mollified import MollifiedDDPM
+from funcdiff.processes.schedules import cosine_schedule
+from funcdiff.training.estimate import SamplingEstimate, _resident_bytes, estimate_sampling
+
+SECONDS_PER_POINT = 2e-6
+BYTES_PER_POINT = 400
+
+
+class Linear(nn.Module):
+    """A stand-in operator whose evaluation costs a known time and memory per point."""
+
+    reference_shape = (8, 8)
+
+    def forward(self, points, t, cond=None):
+        """Not used by the estimate."""
+        raise NotImplementedError
+
+    def to_dict(self) -> dict:
+        """Not used by the estimate."""
+        return {"kind": "linear-cost"}
+
+    def forward_dense(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None, *, chunk_points: int | None = None) -> torch.Tensor:
+        """Sleep and fill a buffer in proportion to the number of points."""
+        points = x[0, 0].numel()
+        buffer = torch.ones(points * BYTES_PER_POINT // 4)
+        time.sleep(points * SECONDS_PER_POINT)
+        return x + buffer[:1].sum() * 0
+
+
+def test_the_estimate_extrapolates_time_and_memory_in_the_number_of_points() -> None:
+    """For an operator that is linear in the points, the estimate at 2048 px is within 35 % of the truth."""
+    process = MollifiedDDPM(GridDomain(2, 1), cosine_schedule(10), IdentityMollifier())
+    points, resident = 2048**2, _resident_bytes()
+    estimate = estimate_sampling(Linear(), process, (2048, 2048), batch=2, evaluations=10)
+    assert estimate.seconds == pytest.approx(points * SECONDS_PER_POINT * 2 * 10, rel=0.35)
+    sampler_fields = 8 * 2 * points * 4
+    assert estimate.peak_bytes - resident - sampler_fields == pytest.approx(points * BYTES_PER_POINT * 2, rel=0.25)
+
+
+def test_describe_picks_the_unit() -> None:
+    """Seconds under two minutes, minutes under two hours, then hours."""
+    assert SamplingEstimate(42.0, 1.5e9).describe() == "about 42 s and 1.5 GB"
+    assert SamplingEstimate(600.0, 0.0).describe() == "about 10.0 min and 0.0 GB"
+    assert SamplingEstimate(4 * 3600.0, 2e10).describe() == "about 4.0 h and 20.0 GB"
+
+
+def test_huge_sampling_needs_yes(tmp_path, monkeypatch, capsys) -> None:
+    """Above an hour the sample command refuses without --yes and names it; small resolutions are not probed."""
+    from funcdiff import cli
+
+    calls = []
+
+    def fake(model, process, shape, **options):
+        calls.append(shape)
+        return SamplingEstimate(5 * 3600.0, 1e9)
+
+    monkeypatch.setattr(cli, "estimate_sampling", fake)
+    process = MollifiedDDPM(GridDomain(2, 1), cosine_schedule(10), IdentityMollifier())
+    command = cli.Sample(checkpoint=tmp_path, sampling=cli.SampleOptions(resolutions=(16, 32, 4096), num=1))
+    with pytest.raises(ValueError, match="4096 px would take about 5.0 h.*--yes"):
+        cli._check_estimates(command, Linear(), process)
+    assert calls == [(4096, 4096)] and "estimated about 5.0 h" in capsys.readouterr().out
+    cli._check_estimates(cli.Sample(checkpoint=tmp_path, yes=True, sampling=command.sampling), Linear(), process)
+    assert math.prod(calls[-1]) == 4096**2
