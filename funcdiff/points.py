@@ -30,6 +30,23 @@ def unflatten_index(flat: Int[Tensor, "b n"], shape: tuple[int, ...]) -> PointIn
     return torch.stack(axes[::-1], dim=-1)
 
 
+def check_shape(shape: object, name: str = "shape") -> None:
+    """Raise ``ValueError`` unless ``shape`` is a non-empty tuple of positive ints."""
+    if not isinstance(shape, tuple) or not shape or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in shape):
+        raise ValueError(f"{name} must be a tuple of one or more positive ints, got {shape!r}")
+
+
+def check_index(index: Tensor, shape: tuple[int, ...]) -> None:
+    """Raise ``ValueError`` unless ``shape`` is positive and every lattice index lies in ``[0, shape)`` along its axis."""
+    check_shape(shape)
+    if index.numel() == 0:
+        return
+    low, high = torch.stack(index.reshape(-1, len(shape)).aminmax(dim=0)).tolist()  # one reduction, one sync
+    for axis, (lo, hi, size) in enumerate(zip(low, high, shape)):
+        if lo < 0 or hi >= size:
+            raise ValueError(f"index along axis {axis} must lie in [0, {size}), got values in [{lo}, {hi}]")
+
+
 @dataclass(frozen=True)
 class Points:
     """Values of a function at ``n`` distinct cells of a grid of ``shape``, per example.
@@ -53,6 +70,11 @@ class Points:
             raise ValueError(f"index has d={self.index.shape[-1]} but shape {self.shape} has {len(self.shape)} axes")
         if self.index.dtype not in (torch.int32, torch.int64):
             raise TypeError(f"index must be an integer tensor, got {self.index.dtype}")
+        if not self.values.dtype.is_floating_point:
+            raise TypeError(f"values must be a floating tensor, got {self.values.dtype}")
+        if 0 in self.values.shape[:2]:
+            raise ValueError(f"points need at least one example and one point, got values of shape {tuple(self.values.shape)}")
+        check_index(self.index, self.shape)
 
     @property
     def ndim(self) -> int:
@@ -81,6 +103,7 @@ class Points:
         shape = tuple(x.shape[2:])
         if index.shape[-1] != len(shape):
             raise ValueError(f"index has d={index.shape[-1]} but x has {len(shape)} spatial axes")
+        check_index(index, shape)
         flat = flat_index(index.long(), shape)
         values = x.flatten(2).gather(2, flat.unsqueeze(1).expand(-1, x.shape[1], -1)).transpose(1, 2)
         return Points(values, index, shape)

@@ -5,7 +5,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
 
-from funcdiff._typing import DenseField, PointIndex
+from funcdiff._typing import DenseField, PointIndex, Tensor
 from funcdiff.points import Points
 
 SubsampleScheme = Literal["uniform", "stratified"]
@@ -58,5 +58,13 @@ class Domain(Protocol):
 
     def subsample(self, x: DenseField, n: int | float, *, generator: torch.Generator | None = None) -> Points:
         """``x`` at ``n`` cells per example drawn by `draw_index`."""
+        check_field(self, x, "x")
         index = self.draw_index(x.shape[0], tuple(x.shape[2:]), n, generator=generator, device=x.device)
         return Points.gather(x, index)
+
+
+def check_field(domain: Domain, x: Tensor, name: str) -> None:
+    """Raise ``ValueError`` unless ``x`` is a non-empty dense field ``(b, channels, *spatial)`` of ``domain``."""
+    if x.ndim != domain.ndim + 2 or x.shape[1] != domain.channels or 0 in x.shape:
+        axes = ", ".join(["N"] * domain.ndim)
+        raise ValueError(f"{name} must have shape (b, {domain.channels}, {axes}) with no empty axis, got {tuple(x.shape)}")

@@ -8,9 +8,15 @@ from beartype import beartype
 from jaxtyping import jaxtyped
 
 from funcdiff._typing import DenseField, Float, PointIndex, Tensor
-from funcdiff.domains.base import Domain, SubsampleScheme
-from funcdiff.points import Points, unflatten_index
+from funcdiff.domains.base import Domain, SubsampleScheme, check_field
+from funcdiff.points import Points, check_shape, unflatten_index
 from funcdiff.registry import component_dict, register
+
+
+def check_positive_int(value: object, name: str) -> None:
+    """Raise ``ValueError`` unless ``value`` is an int >= 1 (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 def resolve_count(n: int | float, total: int, *, name: str = "points") -> int:
@@ -42,10 +48,12 @@ class GridDomain(Domain):
     def __init__(
         self, ndim: int, channels: int, value_range: tuple[float, float] = (-1.0, 1.0), scheme: SubsampleScheme = "uniform"
     ) -> None:
-        if ndim < 1:
-            raise ValueError(f"ndim must be >= 1, got {ndim}")
-        if channels < 1:
-            raise ValueError(f"channels must be >= 1, got {channels}")
+        check_positive_int(ndim, "ndim")
+        check_positive_int(channels, "channels")
+        if not isinstance(value_range, (tuple, list)) or len(value_range) != 2 or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value_range
+        ):
+            raise ValueError(f"value_range must be two numbers (low, high), got {value_range!r}")
         low, high = value_range
         if not low < high:
             raise ValueError(f"value_range must be (low, high) with low < high, got {value_range}")
@@ -66,7 +74,7 @@ class GridDomain(Domain):
     def grid_shape(self, resolution: int | tuple[int, ...]) -> tuple[int, ...]:
         """The spatial grid shape at ``resolution`` (one size for every axis, or one per axis)."""
         shape = (resolution,) * self.ndim if isinstance(resolution, int) else tuple(resolution)
-        if len(shape) != self.ndim or any(not isinstance(s, int) or s < 1 for s in shape):
+        if len(shape) != self.ndim or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in shape):
             raise ValueError(f"resolution must be a positive int or {self.ndim} positive ints, got {resolution}")
         return shape
 
@@ -80,6 +88,7 @@ class GridDomain(Domain):
         device: torch.device | str | None = None,
     ) -> PointIndex:
         """Lattice positions of ``n`` distinct cells per example (a count or a fraction of the grid), row-major order."""
+        check_positive_int(batch, "batch")
         self.grid_shape(shape)
         total = math.prod(shape)
         count = resolve_count(n, total)
@@ -96,8 +105,7 @@ class GridDomain(Domain):
     @jaxtyped(typechecker=beartype)
     def subsample(self, x: DenseField, n: int | float, *, generator: torch.Generator | None = None) -> Points:
         """Draw ``n`` distinct points per example, a count or a fraction of the grid (MATH.md §5)."""
-        if x.ndim != self.ndim + 2 or x.shape[1] != self.channels:
-            raise ValueError(f"x must have shape (b, {self.channels}, {', '.join(['N'] * self.ndim)}), got {tuple(x.shape)}")
+        check_field(self, x, "x")
         return Points.gather(x, self.draw_index(x.shape[0], tuple(x.shape[2:]), n, generator=generator, device=x.device))
 
     def white_noise(
@@ -127,11 +135,12 @@ def white_noise(
     device: torch.device | str | None = None,
 ) -> DenseField:
     """Resolution-consistent white noise (MATH.md §2): per-point variance ``prod(N_i / N_ref_i)``."""
-    spatial = tuple(shape[1:])
+    check_positive_int(batch, "batch")
+    check_shape(shape)
+    check_shape(reference_shape, "reference_shape")
+    spatial = shape[1:]
     if len(spatial) != len(reference_shape):
         raise ValueError(f"shape {shape} is (channels, *spatial) and must have {len(reference_shape)} spatial axes like reference_shape")
-    if any(s < 1 for s in shape) or any(r < 1 for r in reference_shape):
-        raise ValueError(f"shape {shape} and reference_shape {reference_shape} must be positive")
     scale = math.sqrt(math.prod(s / r for s, r in zip(spatial, reference_shape)))
     return torch.randn(batch, *shape, generator=generator, dtype=dtype, device=device) * scale
 
@@ -152,7 +161,11 @@ def nested_white_noise(
     and one ``nest_shape`` give the same underlying noise, hence (with a deterministic sampler) matching pictures,
     at every resolution that divides ``nest_shape``.
     """
+    check_shape(shape)
+    check_shape(nest_shape, "nest_shape")
     spatial = shape[1:]
+    if len(nest_shape) != len(spatial):
+        raise ValueError(f"nest_shape {nest_shape} must have one size per spatial axis of {spatial}")
     factors = {n // s for n, s in zip(nest_shape, spatial)}
     if len(factors) != 1 or any(n % s for n, s in zip(nest_shape, spatial)):
         raise ValueError(f"nest shape {nest_shape} must be the same integer multiple of every axis of {spatial}")
@@ -162,6 +175,11 @@ def nested_white_noise(
 
 def box_average(x: DenseField, factor: int) -> Float[Tensor, "b c *coarse"]:
     """Average a dense field over blocks of ``factor`` cells per axis (the nesting map between resolutions)."""
+    check_positive_int(factor, "factor")
+    if x.ndim < 3:
+        raise ValueError(f"x must be a dense field (b, c, *spatial) with at least one spatial axis, got shape {tuple(x.shape)}")
+    if not x.dtype.is_floating_point:
+        raise TypeError(f"x must be a floating tensor, got {x.dtype}")
     if factor == 1:
         return x
     b, c, *spatial = x.shape

@@ -1,5 +1,6 @@
 """The Mollifier protocol: a linear smoothing operator T on dense fields, and its stable inverse."""
 
+import math
 from abc import abstractmethod
 from typing import Protocol, runtime_checkable
 
@@ -21,3 +22,9 @@ class Mollifier(Protocol):
     @abstractmethod
     def to_dict(self) -> dict:
         """The JSON-safe configuration that rebuilds this mollifier (`funcdiff.registry.build`)."""
+
+
+def check_inv_snr(inv_snr: object) -> None:
+    """Raise ``ValueError`` unless ``inv_snr`` (a Wiener filter's inverse signal-to-noise ratio) is a finite number >= 0."""
+    if isinstance(inv_snr, bool) or not isinstance(inv_snr, (int, float)) or not 0 <= inv_snr < math.inf:
+        raise ValueError(f"inv_snr must be a finite number >= 0, got {inv_snr!r}")

@@ -7,6 +7,15 @@ import torch
 from funcdiff._typing import Tensor
 
 
+def _check(x: Tensor, dim: int) -> None:
+    """Raise ``TypeError`` unless ``x`` is float32 or float64 (the FFT's real types on every device), ``ValueError``
+    unless it is non-empty and ``dim`` is one of its axes."""
+    if x.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"the DCT needs a float32 or float64 tensor, got {x.dtype}")
+    if not -x.ndim <= dim < x.ndim or x.numel() == 0:
+        raise ValueError(f"the DCT needs a non-empty tensor with an axis {dim}, got shape {tuple(x.shape)}")
+
+
 def _scale(n: int, x: Tensor) -> Tensor:
     """The orthonormal DCT-II's per-mode scale ``s_k`` (``sqrt(1/n)`` for k = 0, ``sqrt(2/n)`` after)."""
     scale = torch.full((n,), math.sqrt(2.0 / n), device=x.device, dtype=x.dtype)
@@ -22,6 +31,7 @@ def _phase(n: int, x: Tensor, sign: float) -> Tensor:
 
 def dct(x: Tensor, dim: int = -1) -> Tensor:
     """Orthonormal DCT-II of ``x`` along ``dim``: ``X_k = s_k sum_n x_n cos(pi k (2n + 1) / 2N)``."""
+    _check(x, dim)
     x = x.movedim(dim, -1)
     n = x.shape[-1]
     v = torch.cat([x[..., ::2], x[..., 1::2].flip(-1)], dim=-1)
@@ -31,6 +41,7 @@ def dct(x: Tensor, dim: int = -1) -> Tensor:
 
 def idct(X: Tensor, dim: int = -1) -> Tensor:
     """Inverse of `dct` (the orthonormal DCT-III) along ``dim``."""
+    _check(X, dim)
     X = X.movedim(dim, -1)
     n = X.shape[-1]
     y = X / _scale(n, X)

@@ -8,15 +8,15 @@ from beartype import beartype
 from jaxtyping import jaxtyped
 
 from funcdiff._typing import DenseField, Float, Tensor
-from funcdiff.mollifiers.base import Mollifier
+from funcdiff.mollifiers.base import Mollifier, check_inv_snr
 from funcdiff.mollifiers.dct import dct, idct
 from funcdiff.registry import component_dict, register
 
 
 def _check_field(x: Tensor, name: str) -> None:
-    """Raise ``ValueError`` unless ``x`` is a floating field with a batch, a channel and at least one spatial axis."""
-    if x.ndim < 3:
-        raise ValueError(f"{name} must be a dense field (b, c, *spatial) with at least one spatial axis, got shape {tuple(x.shape)}")
+    """Raise ``ValueError`` unless ``x`` is a field with a batch, a channel and at least one spatial axis, none empty."""
+    if x.ndim < 3 or 0 in x.shape:
+        raise ValueError(f"{name} must be a dense field (b, c, *spatial) with no empty axis, got shape {tuple(x.shape)}")
 
 
 def _spectral_multiply(x: Tensor, gain: Tensor) -> Tensor:
@@ -77,8 +77,7 @@ class GaussianMollifier(Mollifier):
     def unmollify(self, y: DenseField, inv_snr: float = 0.05) -> DenseField:
         """Wiener inverse ``W y = IDCT(g / (g^2 + inv_snr^2) * DCT(y))`` (MATH.md §1)."""
         _check_field(y, "y")
-        if not inv_snr >= 0:
-            raise ValueError(f"inv_snr must be >= 0, got {inv_snr}")
+        check_inv_snr(inv_snr)
         g = self.spectrum(tuple(y.shape[2:]), device=y.device)
         return _spectral_multiply(y, g / (g**2 + inv_snr**2))
 

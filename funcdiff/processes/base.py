@@ -14,7 +14,7 @@ from beartype import beartype
 from jaxtyping import jaxtyped
 
 from funcdiff._typing import DenseField, Float, Int, PointValues, Tensor
-from funcdiff.domains.base import Domain
+from funcdiff.domains.base import Domain, check_field
 from funcdiff.mollifiers.base import Mollifier
 from funcdiff.points import Points
 
@@ -145,7 +145,34 @@ def subsampled_mse(
     drawn by the domain and is scored there against ``target`` by the mean squared error."""
     index = domain.draw_index(state.shape[0], tuple(state.shape[2:]), points, generator=generator, device=state.device)
     output = model(Points.gather(state, index), time, cond)
-    return (output - Points.gather(target, index).values).square().mean()
+    expected = Points.gather(target, index).values
+    check_output(output, expected.shape, "in the loss")
+    return (output - expected).square().mean()
+
+
+def check_output(output: object, expected: tuple[int, ...], where: str, *, finite: bool = False) -> None:
+    """Raise ``TypeError`` unless a model's ``output`` is a tensor, ``ValueError`` unless it has the ``expected``
+    shape, and with ``finite`` ``FloatingPointError`` if it holds NaN or Inf; ``where`` says which call it was."""
+    if not isinstance(output, Tensor):
+        raise TypeError(f"the model must return a tensor {where}, got {type(output).__name__}")
+    if output.shape != expected:
+        raise ValueError(f"the model returned shape {tuple(output.shape)} {where}, expected {tuple(expected)}")
+    if finite and not bool(output.isfinite().all()):
+        raise FloatingPointError(f"the model produced NaN or Inf {where}")
+
+
+def check_component(value: object, kind: type, name: str) -> None:
+    """Raise ``TypeError`` unless the constructor argument ``name`` is a ``kind`` (a class or a runtime protocol)."""
+    if not isinstance(value, kind):
+        raise TypeError(f"{name} must be a {kind.__name__}, got {type(value).__name__}")
+
+
+def check_start(domain: Domain, y: Tensor, name: str) -> None:
+    """Raise ``ValueError`` unless a sampler's start ``y`` is a non-empty field of ``domain``, ``FloatingPointError``
+    if it holds NaN or Inf."""
+    check_field(domain, y, name)
+    if not bool(y.isfinite().all()):
+        raise FloatingPointError(f"{name} holds NaN or Inf")
 
 
 def broadcast(coefficient: Float[Tensor, " b"], like: Tensor) -> Tensor:

@@ -7,9 +7,9 @@ from beartype import beartype
 from jaxtyping import jaxtyped
 
 from funcdiff._typing import DenseField, Float, Tensor
-from funcdiff.domains.base import Domain
-from funcdiff.mollifiers.base import Mollifier
-from funcdiff.processes.base import FlowProcess, PointModel, broadcast, subsampled_mse
+from funcdiff.domains.base import Domain, check_field
+from funcdiff.mollifiers.base import Mollifier, check_inv_snr
+from funcdiff.processes.base import FlowProcess, PointModel, broadcast, check_component, subsampled_mse
 from funcdiff.registry import component_dict, register
 
 FlowPrediction = Literal["velocity", "x1"]
@@ -35,12 +35,13 @@ class FunctionalFlowMatching(FlowProcess):
     def __init__(
         self, domain: Domain, mollifier: Mollifier, sigma_min: float = 0.0, prediction: FlowPrediction = "velocity", inv_snr: float = 0.05
     ) -> None:
-        if not 0.0 <= sigma_min < 1.0:
-            raise ValueError(f"sigma_min must lie in [0, 1), got {sigma_min}")
+        check_component(domain, Domain, "domain")
+        check_component(mollifier, Mollifier, "mollifier")
+        if isinstance(sigma_min, bool) or not isinstance(sigma_min, (int, float)) or not 0.0 <= sigma_min < 1.0:
+            raise ValueError(f"sigma_min must be a number in [0, 1), got {sigma_min!r}")
         if prediction not in get_args(FlowPrediction):
             raise ValueError(f"prediction must be one of {get_args(FlowPrediction)}, got {prediction!r}")
-        if not inv_snr >= 0:
-            raise ValueError(f"inv_snr must be >= 0, got {inv_snr}")
+        check_inv_snr(inv_snr)
         self.domain = domain
         self.mollifier = mollifier
         self.sigma_min = float(sigma_min)
@@ -90,6 +91,7 @@ class FunctionalFlowMatching(FlowProcess):
         s: Float[Tensor, " b"] | None = None,
     ) -> Float[Tensor, ""]:
         """The subsampled conditional flow matching loss (MATH.md §11); ``x0`` is the data (``x1`` of the path)."""
+        check_field(self.domain, x0, "x0")
         b, spatial = x0.shape[0], tuple(x0.shape[2:])
         if s is None:
             s = torch.rand(b, generator=generator, device=x0.device)

@@ -8,7 +8,7 @@ from jaxtyping import jaxtyped
 from tqdm.auto import tqdm
 
 from funcdiff._typing import DenseField, Tensor
-from funcdiff.processes.base import DenseModel, FlowProcess
+from funcdiff.processes.base import DenseModel, FlowProcess, check_output, check_start
 
 FlowCallback = Callable[[float, DenseField], None]
 
@@ -30,22 +30,25 @@ def _integrate(
     The last step is an Euler step (as in Karras et al. 2022), so no velocity is asked for at ``s = 1``, where an
     x1-predicting flow has none; one Euler step's local error is O(h^2), so Heun keeps its global order 2.
     """
+    check_start(process.domain, y_0, "y_0")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
     grid = torch.linspace(0.0, 1.0, steps + 1, dtype=torch.float64).tolist()
 
-    def v(y: DenseField, s: float) -> DenseField:
+    def v(y: DenseField, s: float, k: int) -> DenseField:
         time = torch.full((y.shape[0],), s, dtype=y.dtype, device=y.device)
-        return process.velocity(model(y, time, cond), y, time)
+        output = model(y, time, cond)
+        check_output(output, y.shape, f"at step {k} (s={s:.4g})", finite=True)
+        return process.velocity(output, y, time)
 
     y = y_0
     with torch.no_grad():
         for k in tqdm(range(steps), desc="sampling", disable=not progress, leave=False):
             s, s_next = grid[k], grid[k + 1]
             h = s_next - s
-            slope = v(y, s)
+            slope = v(y, s, k)
             if heun and k < steps - 1:
-                slope = (slope + v(y + h * slope, s_next)) / 2
+                slope = (slope + v(y + h * slope, s_next, k)) / 2
             y = y + h * slope
             if callback is not None:
                 callback(s_next, y)

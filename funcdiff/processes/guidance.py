@@ -2,6 +2,8 @@
 
 from typing import Protocol, runtime_checkable, final
 
+import math
+
 import torch
 from beartype import beartype
 from jaxtyping import jaxtyped
@@ -31,8 +33,8 @@ class InpaintingGuidance(Guidance):
 
     @jaxtyped(typechecker=beartype)
     def __init__(self, known: DenseField, mask: Float[Tensor, "#b #c *#spatial"], mollifier: Mollifier, weight: float = 1.0) -> None:
-        if weight < 0:
-            raise ValueError(f"weight must be >= 0, got {weight}")
+        if not 0 <= weight < math.inf:
+            raise ValueError(f"weight must be a finite number >= 0, got {weight}")
         self.target = mollifier.mollify(known).detach()
         self.mask = mask.to(known.dtype)
         self.weight = weight

@@ -7,9 +7,9 @@ from beartype import beartype
 from jaxtyping import jaxtyped
 
 from funcdiff._typing import DenseField, Float, Int, Tensor
-from funcdiff.domains.base import Domain
-from funcdiff.mollifiers.base import Mollifier
-from funcdiff.processes.base import DenoisingProcess, PointModel, broadcast, subsampled_mse
+from funcdiff.domains.base import Domain, check_field
+from funcdiff.mollifiers.base import Mollifier, check_inv_snr
+from funcdiff.processes.base import DenoisingProcess, PointModel, broadcast, check_component, subsampled_mse
 from funcdiff.processes.schedules import Schedule, posterior_coefficients
 from funcdiff.registry import component_dict, register
 
@@ -36,10 +36,12 @@ class MollifiedDDPM(DenoisingProcess):
     def __init__(
         self, domain: Domain, schedule: Schedule, mollifier: Mollifier, prediction: Prediction = "mollified_eps", inv_snr: float = 0.05
     ) -> None:
+        check_component(domain, Domain, "domain")
+        check_component(schedule, Schedule, "schedule")
+        check_component(mollifier, Mollifier, "mollifier")
         if prediction not in get_args(Prediction):
             raise ValueError(f"prediction must be one of {get_args(Prediction)}, got {prediction!r}")
-        if not inv_snr >= 0:
-            raise ValueError(f"inv_snr must be >= 0, got {inv_snr}")
+        check_inv_snr(inv_snr)
         self.domain = domain
         self.schedule = schedule
         self.mollifier = mollifier
@@ -144,6 +146,7 @@ class MollifiedDDPM(DenoisingProcess):
         Noise and ``T`` act on the full grid; the model sees ``y_t`` at ``points`` cells per example drawn by the
         domain (a count, or a fraction of the grid) and is scored there by the mean squared error.
         """
+        check_field(self.domain, x0, "x0")
         b, spatial = x0.shape[0], tuple(x0.shape[2:])
         if t is None:
             t = torch.randint(1, self.num_steps + 1, (b,), generator=generator, device=x0.device)

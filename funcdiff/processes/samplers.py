@@ -1,6 +1,7 @@
 """Samplers of any `DenoisingProcess` as plain functions: ancestral DDPM, DDIM with eta, and deterministic DDIM
 encoding (MATH.md §6). Schedule coefficients are formed in float64 and cast to the state's dtype at use."""
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -9,7 +10,7 @@ from jaxtyping import jaxtyped
 from tqdm.auto import tqdm
 
 from funcdiff._typing import DenseField, Tensor
-from funcdiff.processes.base import DenoisingProcess, DenseModel, broadcast, mollified_noise
+from funcdiff.processes.base import DenoisingProcess, DenseModel, broadcast, check_output, check_start, mollified_noise
 from funcdiff.processes.guidance import Guidance
 from funcdiff.processes.schedules import posterior_coefficients, respace
 
@@ -21,10 +22,13 @@ def _denoise(
 ) -> tuple[DenseField, DenseField]:
     """One network call at step ``t``: ``(T xhat0, xhat0)``, guided and clipped as asked (`DenoisingProcess.estimate`)."""
     if guidance is None:
-        return process.estimate(model(y, process.time(t), cond), y, t, clip=clip)
+        output = model(y, process.time(t), cond)
+        check_output(output, y.shape, f"at step t={int(t[0])}", finite=True)
+        return process.estimate(output, y, t, clip=clip)
     with torch.enable_grad():
         y_grad = y.detach().requires_grad_(True)
         output = model(y_grad, process.time(t), cond)
+        check_output(output, y.shape, f"at step t={int(t[0])}", finite=True)
         tx0, _ = process.predict(output, y_grad, t)
         correction = (guidance(y_grad, tx0, broadcast(process.alpha_bar(t), y)) - tx0).detach()
     return process.estimate(output.detach(), y, t, clip=clip, correction=correction)
@@ -107,6 +111,7 @@ def sample_ddpm(
         progress: show a progress bar.
         callback: called as ``callback(t, y_prev, T xhat0)`` after every step.
     """
+    check_start(process.domain, y_T, "y_T")
     _check_reference(y_T, reference_shape)
     timesteps = process.num_steps if timesteps is None else timesteps
 
@@ -145,9 +150,10 @@ def sample_ddim(
     ``y_prev = sqrt(abar_prev) T xhat0 + sqrt(1 - abar_prev - s^2) T epshat + s T z`` with
     ``s = eta sqrt((1 - abar_prev) / (1 - abar_t)) sqrt(1 - abar_t / abar_prev)``. Arguments as in `sample_ddpm`.
     """
+    check_start(process.domain, y_T, "y_T")
     _check_reference(y_T, reference_shape)
-    if eta < 0:
-        raise ValueError(f"eta must be >= 0, got {eta}")
+    if not 0 <= eta < math.inf:
+        raise ValueError(f"eta must be a finite number >= 0, got {eta}")
 
     def update(y: DenseField, tx0: DenseField, t: Tensor, prev: Tensor) -> DenseField:
         a_t, a_p = process.alpha_bar(t), process.alpha_bar(prev)
@@ -179,12 +185,15 @@ def encode_ddim(
     Each step from ``prev`` to ``t`` uses the model's ``T epshat`` at step ``t`` evaluated at ``y_prev``, so
     ``sample_ddim(..., clip=False, denoise=False)`` over the same steps returns ``T x0`` up to discretisation error.
     """
+    check_start(process.domain, x0, "x0")
     pairs = _steps(process, x0, timesteps)[::-1]
     y = process.mollifier.mollify(x0)
     with torch.no_grad():
         for t, prev in tqdm(pairs, desc="encoding", disable=not progress, leave=False):
             a_t, a_p = process.alpha_bar(t), process.alpha_bar(prev)
-            _, teps = process.predict(model(y, process.time(t), cond), y, t)
+            output = model(y, process.time(t), cond)
+            check_output(output, y.shape, f"at step t={int(t[0])}", finite=True)
+            _, teps = process.predict(output, y, t)
             tx0 = broadcast(a_p.rsqrt(), y) * y - broadcast(((1 - a_p) / a_p).sqrt(), y) * teps
             y = broadcast(a_t.sqrt(), y) * tx0 + broadcast((1 - a_t).sqrt(), y) * teps
     return y

@@ -72,11 +72,11 @@ def cosine_schedule(num_steps: int = 1000, *, offset: float = 0.008, max_beta: f
 
 @register("linear")
 def linear_schedule(num_steps: int = 1000, *, beta_start: float | None = None, beta_end: float | None = None) -> Schedule:
-    """Linear betas of Ho et al. (2020), by default 1e-4 to 2e-2 scaled by ``1000 / T``."""
+    """Linear betas of Ho et al. (2020), by default 1e-4 to 2e-2 scaled by ``1000 / T`` and capped at 0.999 (T < 20)."""
     _check_steps(num_steps)
     scale = 1000 / num_steps
-    start = 1e-4 * scale if beta_start is None else beta_start
-    end = 2e-2 * scale if beta_end is None else beta_end
+    end = min(2e-2 * scale, 0.999) if beta_end is None else beta_end
+    start = min(1e-4 * scale, end) if beta_start is None else beta_start
     if not 0 < start <= end < 1:
         raise ValueError(f"need 0 < beta_start <= beta_end < 1, got {start}, {end}")
     betas = torch.linspace(start, end, num_steps, dtype=torch.float64)

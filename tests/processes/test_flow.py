@@ -62,25 +62,32 @@ def test_x1_prediction_gives_the_conditional_velocity(seed: int, s: float, sigma
     torch.testing.assert_close(process.velocity(x1, y_s, time), u_s)
 
 
-def test_loss_scores_the_velocity_at_the_drawn_points() -> None:
-    """The model sees y_s at the domain's points and is scored there against u_s (replaying the draws)."""
-    process = FunctionalFlowMatching(GridDomain(2, 2), GaussianMollifier(0.1))
-    x1 = torch.rand(3, 2, 6, 8) * 2 - 1
+@pytest.mark.parametrize("prediction", ["velocity", "x1"])
+def test_loss_scores_the_velocity_at_the_drawn_points(prediction: str) -> None:
+    """MATH.md §11: the model sees y_s = T(s x1 + (1 - (1 - sigma_min) s) eps) at the domain's points and is scored
+    there against u_s = T(x1 - (1 - sigma_min) eps) (or the unmollified x1), replayed with a dense float64 T."""
+    process = FunctionalFlowMatching(GridDomain(2, 2), GaussianMollifier(0.1), sigma_min=0.1, prediction=prediction)
+    x1 = torch.rand(3, 2, 6, 8, dtype=torch.float64) * 2 - 1
     seen: list[tuple[Points, torch.Tensor]] = []
 
     def model(p: Points, s: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         seen.append((p, s))
-        return torch.zeros_like(p.values)
+        return 0.5 * p.values
 
     loss = process.loss(model, x1, points=20, generator=torch.Generator().manual_seed(0))
     ((p, s),) = seen
     gen = torch.Generator().manual_seed(0)
-    s_replay = torch.rand(3, generator=gen)
-    eps = torch.randn(x1.shape, generator=gen)
-    y_s, u_s = process.path(x1, s_replay, eps)
-    torch.testing.assert_close(s, s_replay)
-    torch.testing.assert_close(p.values, Points.gather(y_s, p.index).values)
-    torch.testing.assert_close(loss, Points.gather(u_s, p.index).values.square().mean())
+    s_replay = torch.rand(3, generator=gen).double().view(3, 1, 1)
+    eps = torch.randn(x1.shape, generator=gen, dtype=torch.float64).reshape(3, 2, 48)
+    T = mollifier_matrix((6, 8), 0.1)
+    x = x1.reshape(3, 2, 48)
+    y_s = (s_replay * x + (1 - 0.9 * s_replay) * eps) @ T.T
+    target = (x - 0.9 * eps) @ T.T if prediction == "velocity" else x
+    cells = p.index[..., 0] * 8 + p.index[..., 1]
+    at = lambda f: torch.stack([f[i][:, cells[i]].T for i in range(3)])  # noqa: E731
+    torch.testing.assert_close(s, s_replay.flatten())
+    torch.testing.assert_close(p.values, at(y_s))
+    torch.testing.assert_close(loss, (0.5 * at(y_s) - at(target)).square().mean())
 
 
 class GaussianFlow:

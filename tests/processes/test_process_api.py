@@ -21,6 +21,7 @@ from funcdiff import (
 )
 from funcdiff.processes import Schedule, respace
 from funcdiff.registry import build
+from tests.helpers import mollifier_matrix
 
 
 @pytest.mark.parametrize("make", [cosine_schedule, linear_schedule, constant_schedule])
@@ -55,28 +56,34 @@ def test_respacing() -> None:
 
 @given(points=st.one_of(st.integers(1, 48), st.floats(0.05, 1.0)), prediction=st.sampled_from(["mollified_eps", "x0"]))
 def test_loss_scores_the_model_at_the_drawn_points(points: int | float, prediction: str) -> None:
-    """MATH.md §5: the model sees y_t at n distinct cells and is scored there against T eps (or x0)."""
+    """MATH.md §3, §5: the model sees y_t = T(sqrt(abar_t) x0 + sqrt(1 - abar_t) eps) at n distinct cells and is
+    scored there against T eps (or the unmollified x0), all replayed from the seed with a dense float64 T."""
     process = MollifiedDDPM(GridDomain(2, 2), cosine_schedule(100), GaussianMollifier(0.1), prediction)
-    x0 = torch.rand(3, 2, 6, 8) * 2 - 1
-    seen: list[Points] = []
+    x0 = torch.rand(3, 2, 6, 8, dtype=torch.float64) * 2 - 1
+    seen: list[tuple[Points, torch.Tensor]] = []
 
     def model(p: Points, t: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        seen.append(p)
-        assert t.shape == (3,) and bool(((t > 0) & (t <= 1)).all())
-        return torch.zeros_like(p.values)
+        seen.append((p, t))
+        return 0.5 * p.values + 0.1
 
     loss = process.loss(model, x0, points=points, generator=torch.Generator().manual_seed(0))
-    (p,) = seen
+    ((p, time),) = seen
     n = points if isinstance(points, int) else max(1, round(points * 48))
     assert p.values.shape == (3, n, 2) and p.shape == (6, 8)
     assert all(len(set(row.tolist())) == n for row in p.flat)
-    # a zero model's loss is the mean square of the target at the drawn points: replay the draws to check it.
     gen = torch.Generator().manual_seed(0)
     t = torch.randint(1, 101, (3,), generator=gen)
-    noise = torch.randn(x0.shape, generator=gen)
-    target = process.target(x0, noise)
-    torch.testing.assert_close(p.values, Points.gather(process.q_sample(x0, t, noise), p.index).values)
-    torch.testing.assert_close(loss, Points.gather(target, p.index).values.square().mean())
+    eps = torch.randn(x0.shape, generator=gen, dtype=torch.float64)
+    T = mollifier_matrix((6, 8), 0.1)
+    a = process.schedule.alpha_bar[t].view(3, 1, 1)
+    flat = lambda f: f.reshape(3, 2, 48)  # noqa: E731
+    y_t = (a.sqrt() * flat(x0) + (1 - a).sqrt() * flat(eps)) @ T.T
+    target = flat(eps) @ T.T if prediction == "mollified_eps" else flat(x0)
+    cells = p.index[..., 0] * 8 + p.index[..., 1]
+    at = lambda f: torch.stack([f[i][:, cells[i]].T for i in range(3)])  # noqa: E731
+    torch.testing.assert_close(time, t / 100, check_dtype=False)
+    torch.testing.assert_close(p.values, at(y_t))
+    torch.testing.assert_close(loss, (0.5 * at(y_t) + 0.1 - at(target)).square().mean())
 
 
 def test_prior_variance_is_resolution_consistent() -> None:

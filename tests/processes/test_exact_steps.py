@@ -1,0 +1,166 @@
+"""Single sampler steps, guidance and the training targets against closed forms of MATH.md §3, §5, §6, §10 and §11,
+recomputed in float64 with dense matrices (T from `tests.helpers`) and the fresh noise replayed from its seed."""
+
+import math
+
+import pytest
+import torch
+
+from funcdiff import (
+    GaussianMollifier, GridDomain, InpaintingGuidance, MollifiedDDPM, cosine_schedule, encode_ddim, sample_ddim, sample_ddpm,
+)
+from tests.helpers import dct_matrix, mollifier_matrix
+
+N, REF, SIGMA, STEPS = 8, 4, 0.1, 50  # the sampling grid is twice the reference, so fresh noise has variance 2
+
+
+def dense(sigma: float | None) -> torch.Tensor:
+    """T on the 8-cell grid as a float64 matrix (the identity for sigma None)."""
+    return torch.eye(N, dtype=torch.float64) if sigma is None else mollifier_matrix((N,), sigma)
+
+
+def wiener(sigma: float, inv_snr: float = 0.05) -> torch.Tensor:
+    """W of MATH.md §1 on the 8-cell grid as a float64 matrix."""
+    c = dct_matrix(N)
+    g = torch.exp(-((math.pi * torch.arange(N, dtype=torch.float64) * sigma) ** 2) / 2)
+    return c.T @ torch.diag(g / (g**2 + inv_snr**2)) @ c
+
+
+def apply(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A matrix on the grid axis of ``(b, 1, N)`` fields."""
+    return (x.reshape(-1, N) @ matrix.T).reshape(x.shape)
+
+
+def model(y: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+    """An affine stand-in for a network whose output depends on the state and on the step ``t * STEPS`` it is given."""
+    step = (t.double() * STEPS).round().view(-1, 1, 1)
+    return (0.3 + 0.2 * step / STEPS) * y + 0.1
+
+
+def replayed_noise(seed: int, batch: int = 3) -> torch.Tensor:
+    """T z for a sampler's first fresh draw from ``Generator().manual_seed(seed)``: z ~ N(0, (N / N_ref) I) (MATH.md §2)."""
+    z = torch.randn(batch, 1, N, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * math.sqrt(N / REF)
+    return apply(dense(SIGMA), z)
+
+
+def make(prediction: str) -> MollifiedDDPM:
+    """A cosine-schedule process on the 8-cell grid."""
+    return MollifiedDDPM(GridDomain(1, 1), cosine_schedule(STEPS), GaussianMollifier(SIGMA), prediction)
+
+
+def start() -> torch.Tensor:
+    """A float64 start state."""
+    return torch.randn(3, 1, N, generator=torch.Generator().manual_seed(11), dtype=torch.float64)
+
+
+def estimates(prediction: str, y: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """``(T xhat0, T epshat, abar_t)`` of MATH.md §5-6 for `model`'s output at step t of ``STEPS``."""
+    a = float(make(prediction).schedule.alpha_bar[t])
+    f = model(y, torch.full((y.shape[0],), t / STEPS, dtype=torch.float64), None)
+    if prediction == "mollified_eps":
+        tx0 = (y - math.sqrt(1 - a) * f) / math.sqrt(a)
+    else:
+        tx0 = apply(dense(SIGMA), f)
+    return tx0, (y - math.sqrt(a) * tx0) / math.sqrt(1 - a), a
+
+
+def first_step(sampler, process: MollifiedDDPM, y: torch.Tensor, **options) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run ``sampler`` over steps 40 -> 25 -> 0 unclipped: the state and ``T xhat0`` after the first step, and the end state."""
+    seen: list[tuple[int, torch.Tensor, torch.Tensor]] = []
+    end = sampler(model, process, y, [40, 25], reference_shape=(REF,), clip=False, denoise=False,
+                  callback=lambda t, y_prev, tx0: seen.append((t, y_prev, tx0)), **options)
+    assert [t for t, _, _ in seen] == [40, 25]
+    return seen[0][1], seen[0][2], end
+
+
+@pytest.mark.parametrize("prediction", ["mollified_eps", "x0"])
+@pytest.mark.parametrize("eta", [0.0, 0.5, 1.0])
+def test_ddim_step_matches_the_closed_form(prediction: str, eta: float) -> None:
+    """MATH.md §6: y_prev = sqrt(abar_prev) T xhat0 + sqrt(1 - abar_prev - s^2) T epshat + s T z with
+    s = eta sqrt((1 - abar_prev) / (1 - abar_t)) sqrt(1 - abar_t / abar_prev), z replayed; the last step lands on T xhat0."""
+    process, y = make(prediction), start()
+    y_prev, tx0_seen, end = first_step(sample_ddim, process, y, eta=eta, generator=torch.Generator().manual_seed(5))
+    tx0, teps, a_t = estimates(prediction, y, 40)
+    a_p = float(process.schedule.alpha_bar[25])
+    s = eta * math.sqrt((1 - a_p) / (1 - a_t)) * math.sqrt(1 - a_t / a_p)
+    expected = math.sqrt(a_p) * tx0 + math.sqrt(1 - a_p - s**2) * teps + s * replayed_noise(5)
+    torch.testing.assert_close(tx0_seen, tx0, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(y_prev, expected, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(end, estimates(prediction, y_prev, 25)[0], rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("prediction", ["mollified_eps", "x0"])
+def test_ddpm_step_matches_the_closed_form(prediction: str) -> None:
+    """MATH.md §4, §6: y_prev = c1 T xhat0 + c2 y_t + sqrt(betatilde) T z over the respaced pair (40, 25), z replayed."""
+    process, y = make(prediction), start()
+    y_prev, tx0_seen, end = first_step(sample_ddpm, process, y, generator=torch.Generator().manual_seed(6))
+    tx0, _, a_t = estimates(prediction, y, 40)
+    a_p = float(process.schedule.alpha_bar[25])
+    beta = 1 - a_t / a_p
+    c1 = math.sqrt(a_p) * beta / (1 - a_t)
+    c2 = math.sqrt(1 - beta) * (1 - a_p) / (1 - a_t)
+    var = beta * (1 - a_p) / (1 - a_t)
+    torch.testing.assert_close(tx0_seen, tx0, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(y_prev, c1 * tx0 + c2 * y + math.sqrt(var) * replayed_noise(6), rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(end, estimates(prediction, y_prev, 25)[0], rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("prediction", ["mollified_eps", "x0"])
+def test_reported_sample_is_wiener_of_the_estimate_or_the_network_x0(prediction: str) -> None:
+    """MATH.md §6: with denoise, the last step reports W(T xhat0) under mollified-eps and xhat0 itself under x0."""
+    process, y = make(prediction), start()
+    y_25, _, _ = first_step(sample_ddim, process, y)
+    reported = sample_ddim(model, process, y, [40, 25], reference_shape=(REF,), clip=False)
+    if prediction == "mollified_eps":
+        expected = apply(wiener(SIGMA), estimates(prediction, y_25, 25)[0])
+    else:
+        expected = model(y_25, torch.full((3,), 25 / STEPS, dtype=torch.float64), None)
+    torch.testing.assert_close(reported, expected, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("prediction", ["mollified_eps", "x0"])
+def test_encode_step_matches_the_closed_form(prediction: str) -> None:
+    """MATH.md §6: encoding runs the eta = 0 map forwards from T x0, each step from prev to t with the model's
+    T epshat at step t evaluated at y_prev: y_t = sqrt(abar_t) T xhat0 + sqrt(1 - abar_t) T epshat."""
+    process, x0 = make(prediction), start()
+    y = apply(dense(SIGMA), x0)
+    alpha_bar = process.schedule.alpha_bar
+    for t, prev in ((25, 0), (40, 25)):
+        _, teps, a_t = estimates(prediction, y, t)
+        a_p = float(alpha_bar[prev])
+        tx0 = (y - math.sqrt(1 - a_p) * teps) / math.sqrt(a_p)
+        y = math.sqrt(a_t) * tx0 + math.sqrt(1 - a_t) * teps
+    torch.testing.assert_close(encode_ddim(model, process, x0, [40, 25]), y, rtol=1e-10, atol=1e-10)
+
+
+def test_inpainting_guidance_is_the_closed_form_gradient_step() -> None:
+    """MATH.md §10: for T xhat0 = k y + c the corrected estimate is T xhat0 + w sqrt(abar_t) k m^2 (T x_a - T xhat0),
+    with a per-example abar_t and a fractional mask (the loss squares it)."""
+    gen = torch.Generator().manual_seed(2)
+    known = torch.randn(3, 1, N, generator=gen, dtype=torch.float64)
+    mask = torch.rand(1, 1, N, generator=gen, dtype=torch.float64)
+    y = torch.randn(3, 1, N, generator=gen, dtype=torch.float64).requires_grad_(True)
+    alpha_bar = torch.tensor([0.9, 0.5, 0.1], dtype=torch.float64).view(3, 1, 1)
+    k, c, w = 0.7, 0.2, 1.5
+    tx0 = k * y + c
+    corrected = InpaintingGuidance(known, mask, GaussianMollifier(SIGMA), w)(y, tx0, alpha_bar)
+    target = apply(dense(SIGMA), known)
+    expected = tx0 + w * alpha_bar.sqrt() * k * mask**2 * (target - tx0)
+    torch.testing.assert_close(corrected, expected, rtol=1e-10, atol=1e-10)
+
+
+def test_guided_ddim_step_uses_the_current_abar() -> None:
+    """MATH.md §6, §10: one guided eta = 0 DDIM step (mollified-eps) from 40 to 25 moves T xhat0 by
+    w sqrt(abar_40) k m^2 (T x_a - T xhat0), k = dT xhat0 / dy = (1 - sqrt(1 - abar) (0.3 + 0.2 t / T)) / sqrt(abar)."""
+    process, y = make("mollified_eps"), start()
+    known = torch.linspace(-0.5, 0.5, N, dtype=torch.float64).expand(3, 1, N)
+    mask = (torch.arange(N) < 4).to(torch.float64).view(1, 1, N)
+    guidance = InpaintingGuidance(known, mask, process.mollifier, 2.0)
+    y_prev, tx0_seen, _ = first_step(sample_ddim, process, y, guidance=guidance)
+    tx0, _, a_t = estimates("mollified_eps", y, 40)
+    k = (1 - math.sqrt(1 - a_t) * (0.3 + 0.2 * 40 / STEPS)) / math.sqrt(a_t)
+    corrected = tx0 + 2.0 * math.sqrt(a_t) * k * mask * (apply(dense(SIGMA), known) - tx0)
+    a_p = float(process.schedule.alpha_bar[25])
+    teps = (y - math.sqrt(a_t) * corrected) / math.sqrt(1 - a_t)
+    torch.testing.assert_close(tx0_seen, corrected, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(y_prev, math.sqrt(a_p) * corrected + math.sqrt(1 - a_p) * teps, rtol=1e-10, atol=1e-10)
