@@ -7,6 +7,7 @@ this module entirely; checkpoints rebuild components by their registered kinds (
 """
 
 import functools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -92,7 +93,7 @@ class TrainConfig(TrainSettings):
             "channels": self.channels in (1, 3),
             "process": self.process in _PREDICTIONS,
             "prediction": self.prediction == "auto" or self.prediction in _PREDICTIONS.get(self.process, ()),
-            "sigma_pixels": self.sigma_pixels >= 0,
+            "sigma_pixels": math.isfinite(self.sigma_pixels) and self.sigma_pixels >= 0,
             "sigma_min": 0 <= self.sigma_min < 1,
             "diffusion_steps": self.diffusion_steps >= 2,
             "sample_steps": self.sample_steps >= 1 and (self.process == "flow" or self.sample_steps <= self.diffusion_steps),
