@@ -49,7 +49,8 @@ def _resident_bytes() -> int:
 
 def _measure(model: NeuralOperator, process: DiffusionProcess, shape: tuple[int, ...], device: str,
              chunk_points: int | None) -> tuple[float, float]:
-    """Seconds (the faster of two runs, timed alone) and peak extra bytes of one dense evaluation on one example."""
+    """Seconds (the faster of two runs after the first) and peak extra bytes (the first run, before freed memory is
+    kept for reuse) of one dense evaluation on one example."""
     x = torch.zeros(1, process.domain.channels, *shape, device=device)
     t = torch.full((1,), 0.5, device=device)
     cuda = torch.device(device).type == "cuda"
@@ -62,24 +63,25 @@ def _measure(model: NeuralOperator, process: DiffusionProcess, shape: tuple[int,
             torch.cuda.synchronize(device)
         return time.perf_counter() - start
 
-    seconds = min(evaluate(), evaluate())
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device)
         evaluate()
-        return seconds, float(torch.cuda.max_memory_allocated(device) - base)
-    peak, base, done = [0], _resident_bytes(), threading.Event()
+        extra = torch.cuda.max_memory_allocated(device) - base
+    else:
+        peak, base, done = [0], _resident_bytes(), threading.Event()
 
-    def watch() -> None:
-        while not done.wait(0.002):
-            peak[0] = max(peak[0], _resident_bytes() - base)
+        def watch() -> None:
+            while not done.wait(0.002):
+                peak[0] = max(peak[0], _resident_bytes() - base)
 
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    evaluate()
-    done.set()
-    watcher.join()
-    return seconds, float(max(peak[0], 0))
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        evaluate()
+        done.set()
+        watcher.join()
+        extra = peak[0]
+    return min(evaluate(), evaluate()), float(max(extra, 0))
 
 
 def estimate_sampling(
