@@ -21,7 +21,8 @@ from funcdiff.processes.base import DiffusionProcess
 
 
 MIN_PROBE_SECONDS = 0.25
-"""Probe grids double (up to a quarter of the target's points) until an evaluation takes this long, above timer noise."""
+"""Probe grids double (up to a quarter of the target's points) until an evaluation takes this long, above timer noise,
+and longer than on the grid before (a shorter time means a busy machine disturbed the smaller probe)."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ def _resident_bytes() -> int:
 
 def _measure(model: NeuralOperator, process: DiffusionProcess, shape: tuple[int, ...], device: str,
              chunk_points: int | None) -> tuple[float, float]:
-    """Seconds (the faster of two runs after the first) and peak extra bytes (the first run, before freed memory is
+    """Seconds (the fastest of three runs after the first) and peak extra bytes (the first run, before freed memory is
     kept for reuse) of one dense evaluation on one example."""
     x = torch.zeros(1, process.domain.channels, *shape, device=device)
     t = torch.full((1,), 0.5, device=device)
@@ -81,7 +82,7 @@ def _measure(model: NeuralOperator, process: DiffusionProcess, shape: tuple[int,
         done.set()
         watcher.join()
         extra = peak[0]
-    return min(evaluate(), evaluate()), float(max(extra, 0))
+    return min(evaluate() for _ in range(3)), float(max(extra, 0))
 
 
 def estimate_sampling(
@@ -93,7 +94,8 @@ def estimate_sampling(
     base = 0 if torch.device(device).type == "cuda" else _resident_bytes()
     _measure(model, process, tuple(2 * r for r in reference), device, chunk_points)  # warm-up: lazy set-up is not per point
     probes, factor = [], 2
-    while len(probes) < 2 or (probes[-1][1] < MIN_PROBE_SECONDS and 4 * math.prod(reference) * factor**len(reference) <= n):
+    while len(probes) < 2 or ((probes[-1][1] < MIN_PROBE_SECONDS or probes[-1][1] <= probes[-2][1])
+                              and 4 * math.prod(reference) * factor**len(reference) <= n):
         grid = tuple(factor * r for r in reference)
         probes.append((math.prod(grid), *_measure(model, process, grid, device, chunk_points)))
         factor *= 2
