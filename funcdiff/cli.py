@@ -24,7 +24,7 @@ from funcdiff.factory import TrainConfig, build_run, make_sampler
 from funcdiff.operators.base import NeuralOperator
 from funcdiff.processes.base import DenoisingProcess, DiffusionProcess
 from funcdiff.training import Trainer, load_trained, sample
-from funcdiff.training.estimate import estimate_sampling
+from funcdiff.training.estimate import Estimate, estimate_sampling, estimate_training_step
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,6 +89,7 @@ class Train:
         overwrite: replace a run already in <out-dir> (without this or --resume, an existing run is refused).
         dry_run: print the resolved config and exit.
         verbose: log at INFO level, and show a traceback on errors.
+        yes: train even where the estimate (printed above 128 x 128 points) exceeds a day or 80 % of the memory.
     """
 
     config: Annotated[TrainConfig, tyro.conf.OmitArgPrefixes] = TrainConfig()
@@ -96,6 +97,7 @@ class Train:
     overwrite: bool = False
     dry_run: bool = False
     verbose: bool = False
+    yes: bool = False
 
 
 DEMO_CONFIG = TrainConfig(data="icons", resolution=32, preset="cpu-small", points=0.25, batch_size=16, lr=5e-4, steps=None,
@@ -131,6 +133,7 @@ def run_train(command: Train) -> int:
         return 0
     start = time.perf_counter()
     model, process, data = build_run(config)
+    _check_training_estimate(command, model, process, tuple(data[0].shape))
     trainer = Trainer(model, process, data, config.settings(), resume=command.resume, overwrite=command.overwrite, run_config=config.to_dict())
     trainer.sampler = make_sampler(config.sampler, process, reference_shape=tuple(model.reference_shape), generator=trainer.sample_generator)
     result = trainer.run()
@@ -185,6 +188,22 @@ def _memory_bytes(device: str) -> int:
     if torch.device(device).type == "cuda":
         return torch.cuda.get_device_properties(torch.device(device)).total_memory
     return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def _check_training_estimate(command: Train, model: NeuralOperator, process: DiffusionProcess, data_shape: tuple[int, ...]) -> None:
+    """Print the time and memory of a training step above 128 x 128 points; refuse over a day or 80 % of memory without
+    --yes."""
+    c = command.config
+    if math.prod(data_shape[1:]) <= 128 * 128:
+        return
+    step = estimate_training_step(model.to(c.device), process, data_shape, batch=c.batch_size, points=c.points, device=c.device)
+    total = step.seconds * c.steps if c.steps is not None else c.time_budget
+    total = min(total, c.time_budget) if c.time_budget is not None else total
+    run = Estimate(total, step.peak_bytes)
+    print(f"training at {'x'.join(map(str, data_shape[1:]))}: {step.seconds:.2f} s per step, {run.describe()} in all", flush=True)
+    if not command.yes and (total > 24 * 3600 or step.peak_bytes > 0.8 * _memory_bytes(c.device)):
+        raise ValueError(f"this run would take {run.describe()}; pass --yes to go ahead (a smaller --batch-size or "
+                         "--points makes it cheaper)")
 
 
 def _check_estimates(command: Sample, model: NeuralOperator, process: DiffusionProcess) -> None:

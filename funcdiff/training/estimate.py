@@ -1,17 +1,20 @@
-"""How long and how much memory sampling at a resolution will take, measured on small grids before committing to it.
+"""How long and how much memory sampling or training at a resolution will take, measured before committing to it.
 
-After a warm-up, network evaluations on grids of 2, 4, 8, ... times the reference resolution (until one takes long
-enough to time) give a power law in the number of points (the dense parts are linear, the FFT convolutions slightly
-above), extrapolated to the target. Memory is the resident memory now plus the peak growth during the largest probe's
-evaluation (CPU: read from ``/proc/self/statm``; CUDA: the allocator's peak; small probes reuse freed memory, so
-only the largest counts), scaled with the points, plus the sampler's own tensors. Expect the right order of
-magnitude, not more.
+Training is measured directly: one step at the real size (the operator's reference grid is the training grid).
+
+Sampling: after a warm-up, network evaluations on grids of 2, 4, 8, ... times the reference resolution (until one
+takes long enough to time) give a power law in the number of points (the dense parts are linear, the FFT
+convolutions slightly above), extrapolated to the target. Memory is the resident memory now plus the peak growth
+during the largest probe's evaluation (CPU: read from ``/proc/self/statm``; CUDA: the allocator's peak; small probes
+reuse freed memory, so only the largest counts), scaled with the points, plus the sampler's own tensors. Expect the
+right order of magnitude, not more.
 """
 
 import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -26,8 +29,8 @@ and longer than on the grid before (a shorter time means a busy machine disturbe
 
 
 @dataclass(frozen=True)
-class SamplingEstimate:
-    """Expected wall time (seconds) and peak memory (bytes) of one sampling run."""
+class Estimate:
+    """Expected wall time (seconds) and peak memory (bytes) of some work."""
 
     seconds: float
     peak_bytes: float
@@ -48,18 +51,14 @@ def _resident_bytes() -> int:
         return 0
 
 
-def _measure(model: NeuralOperator, process: DiffusionProcess, shape: tuple[int, ...], device: str,
-             chunk_points: int | None) -> tuple[float, float]:
-    """Seconds (the fastest of three runs after the first) and peak extra bytes (the first run, before freed memory is
-    kept for reuse) of one dense evaluation on one example."""
-    x = torch.zeros(1, process.domain.channels, *shape, device=device)
-    t = torch.full((1,), 0.5, device=device)
+def _measure(run: Callable[[], object], device: str, *, timed_runs: int) -> tuple[float, float]:
+    """Seconds (the fastest of ``timed_runs`` runs after the first) and peak extra bytes (the first run, before freed
+    memory is kept for reuse) of ``run``."""
     cuda = torch.device(device).type == "cuda"
 
-    def evaluate() -> float:
+    def timed() -> float:
         start = time.perf_counter()
-        with torch.no_grad():
-            model.forward_dense(x, t, None, chunk_points=chunk_points)
+        run()
         if cuda:
             torch.cuda.synchronize(device)
         return time.perf_counter() - start
@@ -67,7 +66,7 @@ def _measure(model: NeuralOperator, process: DiffusionProcess, shape: tuple[int,
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device)
-        evaluate()
+        timed()
         extra = torch.cuda.max_memory_allocated(device) - base
     else:
         peak, base, done = [0], _resident_bytes(), threading.Event()
@@ -78,29 +77,60 @@ def _measure(model: NeuralOperator, process: DiffusionProcess, shape: tuple[int,
 
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
-        evaluate()
+        timed()
         done.set()
         watcher.join()
         extra = peak[0]
-    return min(evaluate() for _ in range(3)), float(max(extra, 0))
+    return min(timed() for _ in range(timed_runs)), float(max(extra, 0))
+
+
+def _dense_evaluation(model: NeuralOperator, process: DiffusionProcess, shape: tuple[int, ...], device: str,
+                      chunk_points: int | None) -> Callable[[], object]:
+    """One evaluation of the operator on one example of grid ``shape``, without gradients."""
+    x = torch.zeros(1, process.domain.channels, *shape, device=device)
+    t = torch.full((1,), 0.5, device=device)
+    return torch.no_grad()(lambda: model.forward_dense(x, t, None, chunk_points=chunk_points))
 
 
 def estimate_sampling(
     model: NeuralOperator, process: DiffusionProcess, shape: tuple[int, ...], *, batch: int, evaluations: int,
     device: str = "cpu", chunk_points: int | None = None,
-) -> SamplingEstimate:
+) -> Estimate:
     """Time and peak memory of ``evaluations`` network evaluations on ``batch`` examples of grid ``shape``."""
     reference, n = tuple(model.reference_shape), math.prod(shape)
     base = 0 if torch.device(device).type == "cuda" else _resident_bytes()
-    _measure(model, process, tuple(2 * r for r in reference), device, chunk_points)  # warm-up: lazy set-up is not per point
+
+    def probe(grid: tuple[int, ...]) -> tuple[float, float]:
+        return _measure(_dense_evaluation(model, process, grid, device, chunk_points), device, timed_runs=3)
+
+    probe(tuple(2 * r for r in reference))  # warm-up: lazy set-up is not per point
     probes, factor = [], 2
     while len(probes) < 2 or ((probes[-1][1] < MIN_PROBE_SECONDS or probes[-1][1] <= probes[-2][1])
                               and 4 * math.prod(reference) * factor**len(reference) <= n):
         grid = tuple(factor * r for r in reference)
-        probes.append((math.prod(grid), *_measure(model, process, grid, device, chunk_points)))
+        probes.append((math.prod(grid), *probe(grid)))
         factor *= 2
     (n1, t1, _), (n2, t2, m2) = probes[-2:]
     power = min(max(math.log(max(t2, 1e-9) / max(t1, 1e-9)) / math.log(n2 / n1), 1.0), 1.25)
     seconds = t2 * (n / n2) ** power * batch * evaluations
     state = 8 * batch * process.domain.channels * n * 4  # the sampler's own fields: state, predictions, noise, output
-    return SamplingEstimate(seconds, base + m2 / n2 * n * batch + state)  # the largest probe's memory per point
+    return Estimate(seconds, base + m2 / n2 * n * batch + state)  # the largest probe's memory per point
+
+
+def estimate_training_step(
+    model: NeuralOperator, process: DiffusionProcess, data_shape: tuple[int, ...], *, batch: int, points: int | float,
+    device: str = "cpu",
+) -> Estimate:
+    """Time and peak memory of one training step (loss and gradients) on ``batch`` examples, measured on zeros with
+    a private generator (the run's random state is untouched); the gradients are dropped."""
+    x0 = torch.zeros(batch, *data_shape, device=device)
+    generator = torch.Generator(device=device).manual_seed(0)
+    base = 0 if torch.device(device).type == "cuda" else _resident_bytes()
+
+    def step() -> None:
+        process.loss(model, x0, points=points, generator=generator).backward()
+        model.zero_grad(set_to_none=True)
+
+    with torch.random.fork_rng(devices=[]):  # dropout draws from the global generator
+        seconds, extra = _measure(step, device, timed_runs=1)
+    return Estimate(seconds, base + extra)

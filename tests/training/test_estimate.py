@@ -11,7 +11,7 @@ from funcdiff.domains.grid import GridDomain
 from funcdiff.mollifiers.gaussian import IdentityMollifier
 from funcdiff.processes.mollified import MollifiedDDPM
 from funcdiff.processes.schedules import cosine_schedule
-from funcdiff.training.estimate import SamplingEstimate, _resident_bytes, estimate_sampling
+from funcdiff.training.estimate import Estimate, _resident_bytes, estimate_sampling, estimate_training_step
 
 SECONDS_PER_POINT = 1e-5  # the sleep dominates the buffer fill, even on a loaded machine
 BYTES_PER_POINT = 400
@@ -50,9 +50,9 @@ def test_the_estimate_extrapolates_time_and_memory_in_the_number_of_points() -> 
 
 def test_describe_picks_the_unit() -> None:
     """Seconds under two minutes, minutes under two hours, then hours."""
-    assert SamplingEstimate(42.0, 1.5e9).describe() == "about 42 s and 1.5 GB"
-    assert SamplingEstimate(600.0, 0.0).describe() == "about 10.0 min and 0.0 GB"
-    assert SamplingEstimate(4 * 3600.0, 2e10).describe() == "about 4.0 h and 20.0 GB"
+    assert Estimate(42.0, 1.5e9).describe() == "about 42 s and 1.5 GB"
+    assert Estimate(600.0, 0.0).describe() == "about 10.0 min and 0.0 GB"
+    assert Estimate(4 * 3600.0, 2e10).describe() == "about 4.0 h and 20.0 GB"
 
 
 def test_huge_sampling_needs_yes(tmp_path, monkeypatch, capsys) -> None:
@@ -63,7 +63,7 @@ def test_huge_sampling_needs_yes(tmp_path, monkeypatch, capsys) -> None:
 
     def fake(model, process, shape, **options):
         calls.append(shape)
-        return SamplingEstimate(5 * 3600.0, 1e9)
+        return Estimate(5 * 3600.0, 1e9)
 
     monkeypatch.setattr(cli, "estimate_sampling", fake)
     process = MollifiedDDPM(GridDomain(2, 1), cosine_schedule(10), IdentityMollifier())
@@ -73,3 +73,33 @@ def test_huge_sampling_needs_yes(tmp_path, monkeypatch, capsys) -> None:
     assert calls == [(4096, 4096)] and "estimated about 5.0 h" in capsys.readouterr().out
     cli._check_estimates(cli.Sample(checkpoint=tmp_path, yes=True, sampling=command.sampling), Linear(), process)
     assert math.prod(calls[-1]) == 4096**2
+
+
+def test_a_training_step_estimate_leaves_the_run_untouched() -> None:
+    """Measuring a training step changes neither the weights, nor their gradients, nor the global random state."""
+    from funcdiff.operators import operator_preset
+
+    torch.manual_seed(0)
+    model = operator_preset("tiny", channels=1, resolution=16, ndim=2)
+    process = MollifiedDDPM(GridDomain(2, 1), cosine_schedule(10), IdentityMollifier())
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    state = torch.get_rng_state()
+    estimate = estimate_training_step(model, process, (1, 16, 16), batch=2, points=0.5)
+    assert 0 < estimate.seconds < 60 and estimate.peak_bytes > 0
+    assert torch.equal(state, torch.get_rng_state())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_huge_training_needs_yes(monkeypatch, capsys) -> None:
+    """Above 128 x 128 points the train command prints the estimate; over a day it refuses without --yes."""
+    from funcdiff import cli
+
+    monkeypatch.setattr(cli, "estimate_training_step", lambda *a, **k: Estimate(10.0, 1e9))
+    process = MollifiedDDPM(GridDomain(2, 1), cosine_schedule(10), IdentityMollifier())
+    command = cli.Train(config=cli.TrainConfig(steps=100_000))
+    with pytest.raises(ValueError, match="about 11.6 d|about 277.8 h"):
+        cli._check_training_estimate(command, Linear(), process, (1, 256, 256))
+    assert "10.00 s per step" in capsys.readouterr().out
+    cli._check_training_estimate(cli.Train(config=command.config, yes=True), Linear(), process, (1, 256, 256))
+    cli._check_training_estimate(command, Linear(), process, (1, 128, 128))  # small grids are not measured
