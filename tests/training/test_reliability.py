@@ -296,3 +296,39 @@ def test_channels_that_a_built_in_set_does_not_have_are_refused(tiny_config: Tra
 
     with pytest.raises(ValueError, match="1 channel.*not channels=3"):
         build_dataset(replace(tiny_config, channels=3))
+
+
+SAVE_FOREVER = """
+import sys, torch
+from funcdiff.training import save_checkpoint
+model = torch.nn.Linear(256, 256)
+step = int(sys.argv[2])
+while True:
+    step += 1
+    torch.nn.init.constant_(model.weight, float(step))
+    save_checkpoint(sys.argv[1], config={"step": step}, model=model, training_state={"step": step})
+    print(step, flush=True)
+"""
+
+
+def test_kill_9_at_random_instants_of_saving_always_leaves_a_recoverable_checkpoint(tmp_path: Path) -> None:
+    """A process saving in a loop is SIGKILLed at random moments; each time, recovery yields a complete checkpoint
+    at least as new as the last one reported saved, and its weights match its step."""
+    import random
+
+    path, rng, last = tmp_path / "checkpoint", random.Random(0), 0
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for _ in range(6):
+        process = subprocess.Popen([sys.executable, "-c", SAVE_FOREVER, str(path), str(last)], env=env,
+                                   stdout=subprocess.PIPE, text=True)
+        reported = process.stdout.readline()  # at least one save completed
+        time.sleep(rng.uniform(0.0, 0.3))
+        process.kill()
+        out, _ = process.communicate()
+        saved = [int(line) for line in (reported + out).split()]
+        assert recover_checkpoint(path) == path
+        checkpoint = read_checkpoint(path)
+        assert checkpoint.step >= saved[-1] and checkpoint.training_state["step"] == checkpoint.step
+        assert bool((weights(path)["weight"] == checkpoint.step).all())
+        assert candidates(path) == [path]
+        last = checkpoint.step
