@@ -35,7 +35,7 @@ from torch.autograd import Function
 from funcdiff._typing import Float, Int, Tensor
 from funcdiff.operators import native
 from funcdiff.operators.lattice import kernel_map, window_offsets
-from funcdiff.points import flat_index
+from funcdiff.points import check_index, check_shape, flat_index
 
 BackendName = Literal["auto", "dense", "gather", "native"]
 
@@ -85,10 +85,11 @@ def _dense_plan(
     corner = (flat_index(index.long(), padded) + rows * math.prod(padded)).reshape(-1)
     out_rows = (flat_index(index.long(), shape) + rows * math.prod(shape)).reshape(-1)
     centre = corner + sum(k // 2 * math.prod(padded[a + 1 :]) for a, k in enumerate(kernel_shape))
-    mask = torch.zeros(batch * math.prod(padded), 1, dtype=dtype, device=index.device).index_fill_(0, centre, 1.0)
+    # Counted in float32 (exact for these integers; CPU pooling lacks half precision in 3-d), then cast.
+    mask = torch.zeros(batch * math.prod(padded), 1, device=index.device).index_fill_(0, centre, 1.0)
     ndim = len(shape)
     box = _POOL[ndim](mask.view(batch, *padded, 1).movedim(-1, 1), kernel_shape, stride=1)
-    count = (box * math.prod(kernel_shape)).round().movedim(1, -1).reshape(-1, 1).index_select(0, out_rows)
+    count = (box * math.prod(kernel_shape)).round().movedim(1, -1).reshape(-1, 1).index_select(0, out_rows).to(dtype)
     crowded = 2 * index.shape[1] >= math.prod(shape)
     return ConvPlan("dense", kernel_shape, count, out_rows, centre, (batch, *padded), crowded)
 
@@ -208,7 +209,22 @@ def choose_backend(
 def make_plan(
     index: Int[Tensor, "b n d"], shape: tuple[int, ...], kernel_shape: tuple[int, ...], *, backend: str, dtype: torch.dtype
 ) -> ConvPlan:
-    """Build the plan of ``backend`` (``"auto"`` resolved by `choose_backend`) for points at ``index`` on ``shape``."""
+    """Build the plan of ``backend`` (``"auto"`` resolved by `choose_backend`) for points at ``index`` on ``shape``.
+
+    Raises:
+        ValueError: an unknown backend, a kernel shape that is not odd per axis, or points off the grid or absent.
+        TypeError: an index that is not int32/64, or a ``dtype`` that is not floating.
+    """
+    check_shape(shape)
+    if len(kernel_shape) != len(shape) or any(k < 1 or k % 2 == 0 for k in kernel_shape):
+        raise ValueError(f"kernel_shape must be positive and odd on each of the {len(shape)} axes of shape, got {kernel_shape}")
+    if not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating dtype, got {dtype}")
+    if not isinstance(index, Tensor) or index.dtype not in (torch.int32, torch.int64):
+        raise TypeError(f"index must be an int32 or int64 tensor, got {getattr(index, 'dtype', type(index).__name__)}")
+    if index.ndim != 3 or index.shape[-1] != len(shape) or 0 in index.shape[:2]:
+        raise ValueError(f"index must be (b, n, {len(shape)}) with b, n >= 1 for a grid of {shape}, got {tuple(index.shape)}")
+    check_index(index, shape)
     if backend == "auto":
         taps = math.prod(kernel_shape)
         backend = choose_backend(index.shape[0], index.shape[1], shape, taps=taps, device=index.device, dtype=dtype)
@@ -219,8 +235,6 @@ def make_plan(
         )
     if backend not in _PLAN:
         raise ValueError(f"backend must be 'auto' or one of {tuple(_PLAN)}, got {backend!r}")
-    if any(k % 2 == 0 for k in kernel_shape):
-        raise ValueError(f"kernel_shape must be odd on every axis, got {kernel_shape}")
     return _PLAN[backend](index, shape, kernel_shape, dtype)
 
 
@@ -229,6 +243,14 @@ def sparse_sum(x: Float[Tensor, "m c"], weight: Float[Tensor, "c k"], plan: Conv
 
     The weight is cast to the features' dtype (autocast); the native kernel computes half precision in float32.
     """
+    taps = math.prod(plan.kernel_shape)
+    if x.ndim != 2 or x.shape[0] != plan.count.shape[0] or x.shape[1] < 1 or weight.shape != (x.shape[1], taps):
+        raise ValueError(
+            f"x must be ({plan.count.shape[0]}, c >= 1) for this plan and weight (c, {taps}), "
+            f"got {tuple(x.shape)} and {tuple(weight.shape)}"
+        )
+    if not (x.is_floating_point() and weight.is_floating_point()):
+        raise TypeError(f"x and weight must be floating tensors, got {x.dtype} and {weight.dtype}")
     if plan.backend == "native" and x.dtype not in (torch.float32, torch.float64):
         return sparse_sum(x.float(), weight.float(), plan).to(x.dtype)
     if plan.crowded:

@@ -101,8 +101,12 @@ class SparseDepthwiseConv(nn.Module):
             x: a dense field on a grid of any shape; channels-last strides are kept and are fastest.
             chunk_rows: evaluate at most this many rows of the first spatial axis at a time (bounded memory).
         """
+        if x.ndim != self.ndim + 2 or x.shape[1] != self.channels or 0 in x.shape:
+            raise ValueError(f"x must be (b, {self.channels}, *spatial) with {self.ndim} non-empty axes, got {tuple(x.shape)}")
+        if chunk_rows is not None and chunk_rows < 1:
+            raise ValueError(f"chunk_rows must be >= 1 or None, got {chunk_rows}")
         shape = tuple(x.shape[2:])
-        weight = self.kernel(shape)
+        weight = self.kernel(shape).to(x.dtype)  # like the sparse path: the features set the precision
         kernel_shape = tuple(weight.shape[1:])
         pad = [k // 2 for k in kernel_shape]
         by_fft = math.prod(kernel_shape) >= FFT_MIN_TAPS

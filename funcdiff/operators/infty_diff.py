@@ -48,7 +48,11 @@ class InftyDiffOperator(nn.Module, NeuralOperator):
         self.up = sparse_stack(config, time_dim=config.time_dim, z_dim=config.z_dim, skip=True, backend=backend)
         self.linear_out = nn.Linear(width, config.channels)
 
-    def _check(self, batch: int, channels: int, ndim: int, cond: Tensor | None) -> None:
+    def _check(self, values: Tensor, channels: int, ndim: int, cond: Tensor | None) -> None:
+        batch, parameters = values.shape[0], self.linear_in.weight
+        mixed = values.dtype in (torch.float16, torch.bfloat16) and torch.is_autocast_enabled(values.device.type)
+        if values.dtype != parameters.dtype and not mixed:
+            raise TypeError(f"input is {values.dtype} but the operator's parameters are {parameters.dtype}; convert one (.to)")
         if channels != self.config.channels:
             raise ValueError(f"input has {channels} channels, the operator expects {self.config.channels}")
         if ndim != self.config.ndim:
@@ -81,7 +85,7 @@ class InftyDiffOperator(nn.Module, NeuralOperator):
     @jaxtyped(typechecker=beartype)
     def forward(self, points: Points, t: Float[Tensor, " b"], cond: Float[Tensor, "b z"] | None = None) -> Float[Tensor, "b n c"]:
         """The prediction at the given points of a grid of any shape (kernels resampled from the reference shape)."""
-        self._check(points.values.shape[0], points.values.shape[-1], points.ndim, cond)
+        self._check(points.values, points.values.shape[-1], points.ndim, cond)
         if t.shape[0] != points.values.shape[0]:
             raise ValueError(f"t must have one time per example ({points.values.shape[0]}), got {tuple(t.shape)}")
         return self._body(points, t, cond, layout_for(points, self.down[0].conv, None))
@@ -96,7 +100,7 @@ class InftyDiffOperator(nn.Module, NeuralOperator):
         Equal to `forward` on all points; the sparse convolutions run as dense ones in slabs of whole rows.
         """
         b, c, *spatial = x.shape
-        self._check(b, c, len(spatial), cond)
+        self._check(x, c, len(spatial), cond)
         if chunk_points is not None and chunk_points < 1:
             raise ValueError(f"chunk_points must be >= 1 or None, got {chunk_points}")
         shape = tuple(spatial)

@@ -175,7 +175,9 @@ def _compile(spec: BuildSpec, folder: Path, *, timeout: float) -> None:
         "extra_cflags": list(spec.flags), "build_directory": str(folder), "verbose": True,
     }
     command = [sys.executable, "-c", _COMPILE, json.dumps(arguments)]
-    child = subprocess.Popen(command, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    child = subprocess.Popen(
+        command, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     try:
         output, _ = child.communicate(timeout=timeout)
     except BaseException as error:  # a timeout or Ctrl-C: the compiler must not outlive the build

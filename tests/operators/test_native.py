@@ -134,7 +134,9 @@ def test_build_announces_compiling_only(ext_dir: Path, monkeypatch: pytest.Monke
     assert len(calls) == 2
 
 
-def test_failed_build_falls_back_to_pure_pytorch(ext_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+def test_failed_build_falls_back_to_pure_pytorch(
+    ext_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     """A compile error or timeout makes `load` return None with a warning, and ``auto`` picks a pure-PyTorch backend."""
 
     def fail(spec: native.BuildSpec, folder: Path, *, timeout: float) -> None:
