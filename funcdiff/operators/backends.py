@@ -11,15 +11,15 @@ on CPU than PyTorch's depthwise ``grad_weight`` (SPARSE-BACKENDS.md §2).
 - ``gather``: a kernel map from a `LatticeHash`, then one ``index_select`` + ``addcmul_`` per tap. Memory
   grows with the points only.
 - ``native``: the same kernel map and sum in a small C++ extension (`funcdiff.operators.native`), compiled
-  on first use; memory grows with the points only. Listed only when it compiles.
+  once per environment (on first use, or ahead by `funcdiff.operators.native.build`); memory grows with the
+  points only. Listed only when it compiles.
 
 A ``torchsparse`` adapter (CUDA) is not implemented: the depthwise kernel lives only in the fork used by the
 official code (REFERENCE.md §2, §7), which cannot be installed here.
 
 ``"auto"`` honours the environment variable ``FUNCDIFF_SPARSE_BACKEND``, then prefers ``native`` for float32/64 on
-CPU (its first build takes about a minute per machine; even at 32 px the operator step is then about 1.6x faster),
-then
-``dense`` for small grids and densities of at least 1/16, else ``gather``.
+CPU (built once per environment in 30-60 s on 2 cores; even at 32 px the operator step is then about 1.6x faster),
+then ``dense`` for small grids and densities of at least 1/16, else ``gather``.
 """
 
 import math

@@ -49,7 +49,7 @@ _FUNCTIONS = ["kernel_map", "knn_grid", "sparse_sum", "weight_grad"]
 
 BUILD_TIMEOUT = 600.0
 """Seconds `load` waits for another process's build plus its own compile before using pure PyTorch (a build
-takes about a minute on 2 cores)."""
+takes 30-60 s on 2 cores)."""
 
 # The child's whole program: torch's JIT build (and import, which checks the library) in a folder of its own.
 _COMPILE = "import json, sys; from torch.utils.cpp_extension import load_inline; load_inline(**json.loads(sys.argv[1]))"
