@@ -21,6 +21,7 @@ import tyro
 
 from funcdiff.domains.io import save_samples, side_by_side, write_png
 from funcdiff.factory import TrainConfig, build_run, make_sampler
+from funcdiff.operators import native
 from funcdiff.operators.base import NeuralOperator
 from funcdiff.processes.base import DenoisingProcess, DiffusionProcess
 from funcdiff.training import Trainer, load_trained, sample
@@ -118,10 +119,26 @@ class Demo(Train):
     resolutions: tuple[int, ...] = (32, 64, 128)
 
 
+@dataclass(frozen=True, kw_only=True)
+class BuildKernel:
+    """Compile the native sparse-convolution kernel now (once per environment) instead of on first use.
+
+    Attributes:
+        force: compile again even if this environment's kernel exists.
+        timeout: give up after this many seconds (waiting for another process's build included).
+        verbose: log at INFO level, and show a traceback on errors.
+    """
+
+    force: bool = False
+    timeout: float = 600.0
+    verbose: bool = False
+
+
 Command = Union[
     Annotated[Demo, tyro.conf.subcommand("demo", description=Demo.__doc__.split("\n")[0])],
     Annotated[Train, tyro.conf.subcommand("train", description=Train.__doc__.split("\n")[0])],
     Annotated[Sample, tyro.conf.subcommand("sample", description=Sample.__doc__.split("\n")[0])],
+    Annotated[BuildKernel, tyro.conf.subcommand("build-kernel", description=BuildKernel.__doc__.split("\n")[0])],
 ]
 
 
@@ -183,6 +200,17 @@ def run_sample(command: Sample) -> int:
     return 0
 
 
+def run_build_kernel(command: BuildKernel) -> int:
+    """The ``build-kernel`` command."""
+    try:
+        result = native.build(force=command.force, timeout=command.timeout)
+    except native.NativeBuildError as error:
+        print(f"native kernel not built: {error}", file=sys.stderr)
+        return 1
+    print(f"built: {result.path} ({result.seconds:.0f} s)" if result.built else f"already built: {result.path}")
+    return 0
+
+
 def _memory_bytes(device: str) -> int:
     """The memory sampling may use: the GPU's, or the machine's physical memory."""
     if torch.device(device).type == "cuda":
@@ -232,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     command = tyro.cli(Command, args=argv, prog="funcdiff", description=__doc__)
     logging.basicConfig(level=logging.INFO if command.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        if isinstance(command, BuildKernel):
+            return run_build_kernel(command)
         return run_sample(command) if isinstance(command, Sample) else run_train(command)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -124,3 +124,25 @@ def test_ddp_two_gloo_processes_stay_in_sync(tiny_config, tmp_path: Path) -> Non
     for name in a:
         assert torch.equal(a[name], b[name]), name
     assert (tmp_path / "ddp" / "checkpoint").is_dir()
+
+
+def test_build_kernel_command_reports_the_build(monkeypatch, capsys, tmp_path: Path) -> None:
+    """``funcdiff build-kernel`` passes its flags to the native build and says what happened, or why not (exit 1)."""
+    from funcdiff.cli import main
+    from funcdiff.operators import native
+
+    calls = []
+
+    def fake_build(*, force: bool, timeout: float) -> native.NativeBuild:
+        calls.append((force, timeout))
+        if timeout < 1:
+            raise native.NativeBuildError("compiler missing; log at build.log")
+        return native.NativeBuild(path=tmp_path / "k.so", built=force, seconds=12.0)
+
+    monkeypatch.setattr(native, "build", fake_build)
+    assert main(["build-kernel", "--force", "--timeout", "30"]) == 0
+    assert f"built: {tmp_path / 'k.so'} (12 s)" in capsys.readouterr().out
+    assert main(["build-kernel"]) == 0 and "already built:" in capsys.readouterr().out
+    assert main(["build-kernel", "--timeout", "0.5"]) == 1
+    assert "native kernel not built: compiler missing" in capsys.readouterr().err
+    assert calls == [(True, 30.0), (False, 600.0), (False, 0.5)]
