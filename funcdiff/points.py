@@ -72,8 +72,8 @@ class Points:
             raise TypeError(f"index must be an integer tensor, got {self.index.dtype}")
         if not self.values.dtype.is_floating_point:
             raise TypeError(f"values must be a floating tensor, got {self.values.dtype}")
-        if 0 in self.values.shape[:2]:
-            raise ValueError(f"points need at least one example and one point, got values of shape {tuple(self.values.shape)}")
+        if 0 in self.values.shape:
+            raise ValueError(f"points need at least one example, point and channel, got values of shape {tuple(self.values.shape)}")
         check_index(self.index, self.shape)
 
     @property

@@ -4,6 +4,8 @@ from abc import abstractmethod
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
+from beartype import beartype
+from jaxtyping import jaxtyped
 
 from funcdiff._typing import DenseField, PointIndex, Tensor
 from funcdiff.points import Points
@@ -56,8 +58,9 @@ class Domain(Protocol):
     def to_dict(self) -> dict[str, Any]:
         """The JSON-safe configuration that rebuilds this domain (`funcdiff.registry.build`)."""
 
+    @jaxtyped(typechecker=beartype)
     def subsample(self, x: DenseField, n: int | float, *, generator: torch.Generator | None = None) -> Points:
-        """``x`` at ``n`` cells per example drawn by `draw_index`."""
+        """``x`` at ``n`` cells per example drawn by `draw_index`, a count or a fraction of the grid (MATH.md §5)."""
         check_field(self, x, "x")
         index = self.draw_index(x.shape[0], tuple(x.shape[2:]), n, generator=generator, device=x.device)
         return Points.gather(x, index)

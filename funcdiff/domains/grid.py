@@ -4,12 +4,10 @@ import math
 from typing import Any, final, get_args
 
 import torch
-from beartype import beartype
-from jaxtyping import jaxtyped
 
 from funcdiff._typing import DenseField, Float, PointIndex, Tensor
-from funcdiff.domains.base import Domain, SubsampleScheme, check_field
-from funcdiff.points import Points, check_shape, unflatten_index
+from funcdiff.domains.base import Domain, SubsampleScheme
+from funcdiff.points import check_shape, unflatten_index
 from funcdiff.registry import component_dict, register
 
 
@@ -101,12 +99,6 @@ class GridDomain(Domain):
             jitter = torch.rand(batch, count, generator=generator, device=device)
             flat = edges[:-1].unsqueeze(0) + (jitter * width).long().clamp_max(width - 1)
         return unflatten_index(flat, shape)
-
-    @jaxtyped(typechecker=beartype)
-    def subsample(self, x: DenseField, n: int | float, *, generator: torch.Generator | None = None) -> Points:
-        """Draw ``n`` distinct points per example, a count or a fraction of the grid (MATH.md §5)."""
-        check_field(self, x, "x")
-        return Points.gather(x, self.draw_index(x.shape[0], tuple(x.shape[2:]), n, generator=generator, device=x.device))
 
     def white_noise(
         self,

@@ -53,10 +53,10 @@ class GaussianMollifier(Mollifier):
     def __repr__(self) -> str:
         return f"GaussianMollifier(sigma={self.sigma:g})"
 
-    def gain(self, n: int, *, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None) -> Float[Tensor, " n"]:
-        """Eigenvalues ``exp(-(pi k)^2 sigma^2 / 2)`` of ``T`` along one axis of ``n`` cells, ``k = 0..n-1``."""
+    def gain(self, n: int, *, device: torch.device | str | None = None) -> Float[Tensor, " n"]:
+        """Eigenvalues ``exp(-(pi k)^2 sigma^2 / 2)`` of ``T`` along one axis of ``n`` cells, ``k = 0..n-1`` (float64)."""
         k = torch.arange(n, dtype=torch.float64, device=device)
-        return torch.exp(-((math.pi * k * self.sigma) ** 2) / 2).to(dtype)
+        return torch.exp(-((math.pi * k * self.sigma) ** 2) / 2)
 
     def spectrum(self, shape: tuple[int, ...], *, device: torch.device | str | None = None) -> Tensor:
         """Eigenvalues ``g(k)`` of ``T`` on a grid of spatial ``shape``, one per DCT mode (float64)."""
@@ -102,8 +102,9 @@ class IdentityMollifier(Mollifier):
 
     @jaxtyped(typechecker=beartype)
     def unmollify(self, y: DenseField, inv_snr: float = 0.05) -> DenseField:
-        """Return ``y`` unchanged: there is no blur to invert."""
+        """Return ``y`` unchanged: there is no blur to invert (``inv_snr`` is checked, then unused)."""
         _check_field(y, "y")
+        check_inv_snr(inv_snr)
         return y
 
     def to_dict(self) -> dict:

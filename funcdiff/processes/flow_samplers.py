@@ -33,7 +33,7 @@ def _integrate(
     check_start(process.domain, y_0, "y_0")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
-    grid = torch.linspace(0.0, 1.0, steps + 1, dtype=torch.float64).tolist()
+    grid = [k / steps for k in range(steps + 1)]
 
     def v(y: DenseField, s: float, k: int) -> DenseField:
         time = torch.full((y.shape[0],), s, dtype=y.dtype, device=y.device)

@@ -61,13 +61,13 @@ class MollifiedDDPM(DenoisingProcess):
         self.check_steps(t, allow_zero=True)
         return self.schedule.alpha_bar.to(t.device)[t.long()]
 
-    def check_steps(self, t: Tensor, *, allow_zero: bool = False, name: str = "t") -> None:
+    def check_steps(self, t: Tensor, *, allow_zero: bool = False) -> None:
         """Raise ``ValueError`` unless ``t`` is an integer tensor ``(b,)`` of steps in ``[1, T]`` (or ``[0, T]``)."""
         if t.ndim != 1 or t.dtype.is_floating_point or t.dtype == torch.bool:
-            raise ValueError(f"{name} must be an integer tensor of shape (b,), got {t.dtype} {tuple(t.shape)}")
+            raise ValueError(f"t must be an integer tensor of shape (b,), got {t.dtype} {tuple(t.shape)}")
         low = 0 if allow_zero else 1
         if t.numel() and (int(t.min()) < low or int(t.max()) > self.num_steps):
-            raise ValueError(f"{name} must lie in [{low}, {self.num_steps}], got values in [{int(t.min())}, {int(t.max())}]")
+            raise ValueError(f"t must lie in [{low}, {self.num_steps}], got values in [{int(t.min())}, {int(t.max())}]")
 
     def time(self, t: Int[Tensor, " b"]) -> Float[Tensor, " b"]:
         """The continuous time ``t / T`` in ``[0, 1]`` that models receive."""

@@ -111,8 +111,7 @@ def respace(num_steps: int, timesteps: int | Sequence[int]) -> list[int]:
             raise ValueError(f"timesteps={timesteps} must lie in [1, {num_steps}] (the schedule's number of steps)")
         if timesteps == 1:
             return [num_steps]
-        steps = torch.linspace(num_steps, 1, timesteps, dtype=torch.float64).round().long().tolist()
-        return steps
+        return torch.linspace(num_steps, 1, timesteps, dtype=torch.float64, device="cpu").round().long().tolist()
     steps = [int(s) for s in timesteps]
     if not steps or any(not 1 <= s <= num_steps for s in steps) or any(a <= b for a, b in zip(steps, steps[1:])):
         raise ValueError(f"timesteps must be a non-empty strictly decreasing sequence in [1, {num_steps}], got {steps}")

@@ -70,6 +70,12 @@ def outcome(call: Callable[[], R]) -> R | None:
         return None
 
 
+def ours_or_checkers(pattern: str) -> str:
+    """A `pytest.raises` match for funcdiff's message ``pattern``, or the test-time type checker's when the argument's
+    type is what is wrong (the checker then runs first; without it, as in the mutation run, funcdiff's must match)."""
+    return rf"(?:{pattern})|Type-check error whilst checking the parameters"
+
+
 def is_count(value: object, low: int = 1) -> bool:
     """Whether ``value`` is an int (not a bool) >= ``low``."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= low

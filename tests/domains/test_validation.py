@@ -30,11 +30,11 @@ def test_points_refuse_indices_off_the_grid(index: list, message: str) -> None:
 
 
 def test_points_refuse_empty_sets_and_bad_grids() -> None:
-    """No example, no point, integer values or a grid with an empty axis: clear errors."""
-    with pytest.raises(ValueError, match="at least one example and one point"):
-        Points(torch.zeros(1, 0, 1), torch.zeros(1, 0, 2, dtype=torch.long), (4, 4))
-    with pytest.raises(ValueError, match="at least one example and one point"):
-        Points(torch.zeros(0, 3, 1), torch.zeros(0, 3, 2, dtype=torch.long), (4, 4))
+    """No example, point or channel, integer values or a grid with an empty axis: clear errors."""
+    for values in (torch.zeros(1, 0, 1), torch.zeros(0, 3, 1), torch.zeros(1, 3, 0)):
+        index = torch.zeros(*values.shape[:2], 2, dtype=torch.long)
+        with pytest.raises(ValueError, match=rf"at least one example, point and channel, got values of shape \({values.shape[0]}, "):
+            Points(values, index, (4, 4))
     with pytest.raises(ValueError, match=r"shape must be a tuple of one or more positive ints, got \(4, 0\)"):
         Points(torch.zeros(1, 1, 1), torch.zeros(1, 1, 2, dtype=torch.long), (4, 0))
     with pytest.raises((TypeError, ValueError), match="values"):

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from funcdiff import (
-    GaussianMollifier, GridDomain, InpaintingGuidance, MollifiedDDPM, cosine_schedule, encode_ddim, sample_ddim, sample_ddpm,
+    FunctionalFlowMatching, GaussianMollifier, GridDomain, InpaintingGuidance, MollifiedDDPM, cosine_schedule, encode_ddim,
+    sample_ddim, sample_ddpm, sample_euler, sample_heun,
 )
 from tests.helpers import dct_matrix, mollifier_matrix
 
@@ -37,12 +38,6 @@ def model(y: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None) -> torch.
     return (0.3 + 0.2 * step / STEPS) * y + 0.1
 
 
-def replayed_noise(seed: int, batch: int = 3) -> torch.Tensor:
-    """T z for a sampler's first fresh draw from ``Generator().manual_seed(seed)``: z ~ N(0, (N / N_ref) I) (MATH.md §2)."""
-    z = torch.randn(batch, 1, N, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * math.sqrt(N / REF)
-    return apply(dense(SIGMA), z)
-
-
 def make(prediction: str) -> MollifiedDDPM:
     """A cosine-schedule process on the 8-cell grid."""
     return MollifiedDDPM(GridDomain(1, 1), cosine_schedule(STEPS), GaussianMollifier(SIGMA), prediction)
@@ -64,52 +59,65 @@ def estimates(prediction: str, y: torch.Tensor, t: int) -> tuple[torch.Tensor, t
     return tx0, (y - math.sqrt(a) * tx0) / math.sqrt(1 - a), a
 
 
-def first_step(sampler, process: MollifiedDDPM, y: torch.Tensor, **options) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Run ``sampler`` over steps 40 -> 25 -> 0 unclipped: the state and ``T xhat0`` after the first step, and the end state."""
+def chain(sampler, process: MollifiedDDPM, y: torch.Tensor, **options) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor]:
+    """Run ``sampler`` over steps 40 -> 25 -> 1 -> 0 unclipped: ``(state after the step, T xhat0)`` per step, and the end."""
     seen: list[tuple[int, torch.Tensor, torch.Tensor]] = []
-    end = sampler(model, process, y, [40, 25], reference_shape=(REF,), clip=False, denoise=False,
+    end = sampler(model, process, y, [40, 25, 1], reference_shape=(REF,), clip=False, denoise=False,
                   callback=lambda t, y_prev, tx0: seen.append((t, y_prev, tx0)), **options)
-    assert [t for t, _, _ in seen] == [40, 25]
-    return seen[0][1], seen[0][2], end
+    assert [t for t, _, _ in seen] == [40, 25, 1]
+    return [(y_prev, tx0) for _, y_prev, tx0 in seen], end
+
+
+def first_step(sampler, process: MollifiedDDPM, y: torch.Tensor, **options) -> tuple[torch.Tensor, torch.Tensor]:
+    """The state and ``T xhat0`` after the first step (40 -> 25) of `chain`."""
+    return chain(sampler, process, y, **options)[0][0]
+
+
+def assert_chain(sampler, prediction: str, step, **options) -> None:
+    """Compare every step of `chain` with ``step(y, T xhat0, T epshat, abar_t, abar_prev, T z)``, z replayed from seed 5
+    (one draw per step that adds noise, none on the last)."""
+    process, y = make(prediction), start()
+    seen, end = chain(sampler, process, y, generator=torch.Generator().manual_seed(5), **options)
+    gen = torch.Generator().manual_seed(5)
+    noises = [apply(dense(SIGMA), torch.randn(3, 1, N, generator=gen, dtype=torch.float64) * math.sqrt(N / REF)) for _ in range(2)]
+    alpha_bar = process.schedule.alpha_bar
+    for k, ((t, prev), (y_prev, tx0_seen)) in enumerate(zip([(40, 25), (25, 1), (1, 0)], seen)):
+        tx0, teps, a_t = estimates(prediction, y, t)
+        torch.testing.assert_close(tx0_seen, tx0, rtol=1e-10, atol=1e-10)
+        y = step(y, tx0, teps, a_t, float(alpha_bar[prev]), noises[k] if prev > 0 else None)
+        torch.testing.assert_close(y_prev, y, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(end, seen[-1][0], rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("prediction", ["mollified_eps", "x0"])
 @pytest.mark.parametrize("eta", [0.0, 0.5, 1.0])
-def test_ddim_step_matches_the_closed_form(prediction: str, eta: float) -> None:
+def test_ddim_steps_match_the_closed_form(prediction: str, eta: float) -> None:
     """MATH.md §6: y_prev = sqrt(abar_prev) T xhat0 + sqrt(1 - abar_prev - s^2) T epshat + s T z with
     s = eta sqrt((1 - abar_prev) / (1 - abar_t)) sqrt(1 - abar_t / abar_prev), z replayed; the last step lands on T xhat0."""
-    process, y = make(prediction), start()
-    y_prev, tx0_seen, end = first_step(sample_ddim, process, y, eta=eta, generator=torch.Generator().manual_seed(5))
-    tx0, teps, a_t = estimates(prediction, y, 40)
-    a_p = float(process.schedule.alpha_bar[25])
-    s = eta * math.sqrt((1 - a_p) / (1 - a_t)) * math.sqrt(1 - a_t / a_p)
-    expected = math.sqrt(a_p) * tx0 + math.sqrt(1 - a_p - s**2) * teps + s * replayed_noise(5)
-    torch.testing.assert_close(tx0_seen, tx0, rtol=1e-10, atol=1e-10)
-    torch.testing.assert_close(y_prev, expected, rtol=1e-10, atol=1e-10)
-    torch.testing.assert_close(end, estimates(prediction, y_prev, 25)[0], rtol=1e-10, atol=1e-10)
+    def step(y, tx0, teps, a_t, a_p, tz):
+        s = eta * math.sqrt((1 - a_p) / (1 - a_t)) * math.sqrt(1 - a_t / a_p)
+        return math.sqrt(a_p) * tx0 + math.sqrt(1 - a_p - s**2) * teps + (0 if tz is None else s * tz)
+
+    assert_chain(sample_ddim, prediction, step, eta=eta)
 
 
 @pytest.mark.parametrize("prediction", ["mollified_eps", "x0"])
-def test_ddpm_step_matches_the_closed_form(prediction: str) -> None:
-    """MATH.md §4, §6: y_prev = c1 T xhat0 + c2 y_t + sqrt(betatilde) T z over the respaced pair (40, 25), z replayed."""
-    process, y = make(prediction), start()
-    y_prev, tx0_seen, end = first_step(sample_ddpm, process, y, generator=torch.Generator().manual_seed(6))
-    tx0, _, a_t = estimates(prediction, y, 40)
-    a_p = float(process.schedule.alpha_bar[25])
-    beta = 1 - a_t / a_p
-    c1 = math.sqrt(a_p) * beta / (1 - a_t)
-    c2 = math.sqrt(1 - beta) * (1 - a_p) / (1 - a_t)
-    var = beta * (1 - a_p) / (1 - a_t)
-    torch.testing.assert_close(tx0_seen, tx0, rtol=1e-10, atol=1e-10)
-    torch.testing.assert_close(y_prev, c1 * tx0 + c2 * y + math.sqrt(var) * replayed_noise(6), rtol=1e-10, atol=1e-10)
-    torch.testing.assert_close(end, estimates(prediction, y_prev, 25)[0], rtol=1e-10, atol=1e-10)
+def test_ddpm_steps_match_the_closed_form(prediction: str) -> None:
+    """MATH.md §4, §6: y_prev = c1 T xhat0 + c2 y_t + sqrt(betatilde) T z over respaced pairs, z replayed, no noise on the
+    last step."""
+    def step(y, tx0, teps, a_t, a_p, tz):
+        beta = 1 - a_t / a_p
+        c1, c2 = math.sqrt(a_p) * beta / (1 - a_t), math.sqrt(1 - beta) * (1 - a_p) / (1 - a_t)
+        return c1 * tx0 + c2 * y + (0 if tz is None else math.sqrt(beta * (1 - a_p) / (1 - a_t)) * tz)
+
+    assert_chain(sample_ddpm, prediction, step)
 
 
 @pytest.mark.parametrize("prediction", ["mollified_eps", "x0"])
 def test_reported_sample_is_wiener_of_the_estimate_or_the_network_x0(prediction: str) -> None:
     """MATH.md §6: with denoise, the last step reports W(T xhat0) under mollified-eps and xhat0 itself under x0."""
     process, y = make(prediction), start()
-    y_25, _, _ = first_step(sample_ddim, process, y)
+    y_25, _ = first_step(sample_ddim, process, y)
     reported = sample_ddim(model, process, y, [40, 25], reference_shape=(REF,), clip=False)
     if prediction == "mollified_eps":
         expected = apply(wiener(SIGMA), estimates(prediction, y_25, 25)[0])
@@ -156,7 +164,7 @@ def test_guided_ddim_step_uses_the_current_abar() -> None:
     known = torch.linspace(-0.5, 0.5, N, dtype=torch.float64).expand(3, 1, N)
     mask = (torch.arange(N) < 4).to(torch.float64).view(1, 1, N)
     guidance = InpaintingGuidance(known, mask, process.mollifier, 2.0)
-    y_prev, tx0_seen, _ = first_step(sample_ddim, process, y, guidance=guidance)
+    y_prev, tx0_seen = first_step(sample_ddim, process, y, guidance=guidance)
     tx0, _, a_t = estimates("mollified_eps", y, 40)
     k = (1 - math.sqrt(1 - a_t) * (0.3 + 0.2 * 40 / STEPS)) / math.sqrt(a_t)
     corrected = tx0 + 2.0 * math.sqrt(a_t) * k * mask * (apply(dense(SIGMA), known) - tx0)
@@ -164,3 +172,30 @@ def test_guided_ddim_step_uses_the_current_abar() -> None:
     teps = (y - math.sqrt(a_t) * corrected) / math.sqrt(1 - a_t)
     torch.testing.assert_close(tx0_seen, corrected, rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(y_prev, math.sqrt(a_p) * corrected + math.sqrt(1 - a_p) * teps, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("heun", [False, True], ids=["euler", "heun"])
+@pytest.mark.parametrize("prediction, sigma_min", [("velocity", 0.0), ("x1", 0.0), ("x1", 0.2)])
+def test_flow_steps_match_the_closed_form(heun: bool, prediction: str, sigma_min: float) -> None:
+    """MATH.md §11: Euler y += h v(y, s); Heun y += h (v(y, s) + v(y + h v, s + h)) / 2 on every step but the last,
+    which is an Euler step; v is the model's output or, for x1, (T xhat1 - (1 - sigma_min) y) / (1 - (1 - sigma_min) s).
+    The model gets s per example in the state's dtype."""
+    process = FunctionalFlowMatching(GridDomain(1, 1), GaussianMollifier(SIGMA), sigma_min=sigma_min, prediction=prediction)
+
+    def network(y: torch.Tensor, s: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        assert s.shape == (y.shape[0],) and s.dtype == y.dtype and bool((s == s[0]).all())
+        return (0.3 + 0.2 * s.view(-1, 1, 1)) * y + 0.1
+
+    def v(y: torch.Tensor, s: float) -> torch.Tensor:
+        f = network(y, torch.full((3,), s, dtype=torch.float64), None)
+        return f if prediction == "velocity" else (apply(dense(SIGMA), f) - (1 - sigma_min) * y) / (1 - (1 - sigma_min) * s)
+
+    y0 = start()
+    y, h = y0, 1 / 3
+    for k in range(3):
+        slope = v(y, k * h)
+        if heun and k < 2:
+            slope = (slope + v(y + h * slope, (k + 1) * h)) / 2
+        y = y + h * slope
+    got = (sample_heun if heun else sample_euler)(network, process, y0, 3, denoise=False)
+    torch.testing.assert_close(got, y, rtol=1e-12, atol=1e-12)
