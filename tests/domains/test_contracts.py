@@ -168,3 +168,12 @@ def test_noise_dtype_and_scale() -> None:
     assert nested.dtype == torch.float64 and nested.shape == (2, 1, 4)
     half = GridDomain(1, 1).white_noise(2, (1, 4), (4,), dtype=torch.bfloat16)
     assert half.dtype == torch.bfloat16
+
+
+def test_with_values_keeps_the_coordinates() -> None:
+    """with_values carries other values (any channel count) at the same cells of the same grid."""
+    p = GridDomain(2, 1).subsample(torch.randn(2, 1, 4, 4), 5, generator=torch.Generator().manual_seed(0))
+    q = p.with_values(torch.ones(2, 5, 3))
+    assert torch.equal(q.index, p.index) and q.shape == p.shape == (4, 4) and q.values.shape == (2, 5, 3)
+    with pytest.raises((ValueError, TypeError), match=ours_or_checkers(r"disagree on \(b, n\)")):
+        p.with_values(torch.ones(2, 4, 1))
