@@ -150,16 +150,23 @@ def run_train(command: Train) -> int:
         return 0
     start = time.perf_counter()
     model, process, data = build_run(config)
-    _check_training_estimate(command, model, process, tuple(data[0].shape))
     trainer = Trainer(model, process, data, config.settings(), resume=command.resume, overwrite=command.overwrite, run_config=config.to_dict())
+    try:  # after the trainer's checks (directory, lock, device), on one process only
+        if trainer.ctx.is_main:
+            _check_training_estimate(command, trainer.model, process, trainer.data_shape, trainer.ctx.device)
+    except BaseException:
+        trainer.lock.release()
+        raise
     trainer.sampler = make_sampler(config.sampler, process, reference_shape=tuple(model.reference_shape), generator=trainer.sample_generator)
     result = trainer.run()
     if result.stopped_by is not None:
-        print(f"{result.stopped_by}: stopped at step {result.step}; checkpoint: {result.out_dir / 'checkpoint'}", file=sys.stderr)
+        if trainer.ctx.is_main:
+            print(f"{result.stopped_by}: stopped at step {result.step}; checkpoint: {result.out_dir / 'checkpoint'}", file=sys.stderr)
         return 128 + int(getattr(signal, result.stopped_by))
     if not isinstance(command, Demo):  # the demo samples once, after training, at the resolutions asked for
         trainer.write_final_samples()
-    print(f"trained {result.step} steps in {time.perf_counter() - start:.0f} s; final loss {result.loss:.4f}")
+    loss = f"{result.loss:.4f}" if math.isfinite(result.loss) else "n/a (no step in this run)"
+    print(f"trained {result.step} steps in {time.perf_counter() - start:.0f} s; final loss {loss}")
     print(f"checkpoint: {result.out_dir / 'checkpoint'}")
     if isinstance(command, Demo):
         options = SampleOptions(resolutions=command.resolutions, num=config.sample_count, sampler=config.sampler,
@@ -218,18 +225,19 @@ def _memory_bytes(device: str) -> int:
     return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def _check_training_estimate(command: Train, model: NeuralOperator, process: DiffusionProcess, data_shape: tuple[int, ...]) -> None:
+def _check_training_estimate(command: Train, model: NeuralOperator, process: DiffusionProcess, data_shape: tuple[int, ...],
+                             device: str) -> None:
     """Print the time and memory of a training step above 128 x 128 points; refuse over a day or 80 % of memory without
     --yes."""
     c = command.config
     if math.prod(data_shape[1:]) <= 128 * 128:
         return
-    step = estimate_training_step(model.to(c.device), process, data_shape, batch=c.batch_size, points=c.points, device=c.device)
+    step = estimate_training_step(model, process, data_shape, batch=c.batch_size, points=c.points, device=device)
     total = step.seconds * c.steps if c.steps is not None else c.time_budget
     total = min(total, c.time_budget) if c.time_budget is not None else total
     run = Estimate(total, step.peak_bytes)
     print(f"training at {'x'.join(map(str, data_shape[1:]))}: {step.seconds:.2f} s per step, {run.describe()} in all", flush=True)
-    if not command.yes and (total > 24 * 3600 or step.peak_bytes > 0.8 * _memory_bytes(c.device)):
+    if not command.yes and (total > 24 * 3600 or step.peak_bytes > 0.8 * _memory_bytes(device)):
         raise ValueError(f"this run would take {run.describe()}; pass --yes to go ahead (a smaller --batch-size or "
                          "--points makes it cheaper)")
 

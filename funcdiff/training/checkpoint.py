@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -95,7 +96,7 @@ def save_checkpoint(
 
     Raises:
         ValueError: if a weight of ``model`` or ``ema`` is NaN or Inf (nothing is written).
-        CheckpointError: if the disk is full (the previous checkpoint is left intact).
+        CheckpointError: if writing fails, saying whether the disk is full; the previous checkpoint is left intact.
     """
     path = Path(path)
     bad = non_finite_weights(model) + ([] if ema is None else [f"ema.{n}" for n in non_finite_weights(ema)])
@@ -115,23 +116,44 @@ def save_checkpoint(
         for f in tmp.iterdir():
             _fsync(f)
         _fsync(tmp)
-        old = _old(path)
-        if old.exists():
-            shutil.rmtree(old)
-        if path.exists():
-            os.replace(path, old)
-        os.replace(tmp, path)
-        _fsync(path.parent)
-        shutil.rmtree(old, ignore_errors=True)
     except BaseException as error:
         shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-            kept = path if path.exists() else _old(path)
-            intact = f"the previous checkpoint {kept} is intact" if kept.exists() else "no earlier checkpoint existed"
+        if not isinstance(error, Exception):
+            raise
+        kept = path if path.exists() else _old(path)
+        intact = f"the previous checkpoint {kept} is intact" if kept.exists() else "no earlier checkpoint existed"
+        if _disk_full(error, path.parent):
             raise CheckpointError(f"disk full while writing the checkpoint {path}; {intact}; free space and resume") from error
-        raise
+        raise CheckpointError(f"could not write the checkpoint {path} ({type(error).__name__}: {error}); {intact}") from error
+    old = _old(path)
+    if old.exists():  # a save that was interrupted before: keep whichever is the complete one
+        if path.exists():
+            shutil.rmtree(old)
+        else:
+            os.replace(old, path)
+    if path.exists():
+        os.replace(path, old)
+    os.replace(tmp, path)
+    _fsync(path.parent)
+    shutil.rmtree(old, ignore_errors=True)
     logger.info("saved checkpoint %s", path)
     return path
+
+
+def _disk_full(error: Exception, folder: Path) -> bool:
+    """Whether a failed write ran out of space (libraries wrap the OSError in their own errors)."""
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return True
+    try:
+        return "No space left" in str(error) or shutil.disk_usage(folder).free < (1 << 20)
+    except OSError:
+        return False
+
+
+def set_aside(path: str | Path) -> Path:
+    """Where `recover_checkpoint` keeps a corrupt checkpoint that a complete sibling replaced."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.corrupt")
 
 
 def _old(path: Path) -> Path:
@@ -151,10 +173,23 @@ def candidates(path: str | Path) -> list[Path]:
 def read_checkpoint(path: str | Path, *, with_state: bool = True) -> Checkpoint:
     """Read and verify a checkpoint's config (and optionally its training state); weights are loaded by `load_weights`.
 
+    A checkpoint that a running training replaces while it is read is read again (three tries, 0.2 s apart).
+
     Raises:
         CheckpointError: if a file is missing or unreadable, a checksum does not match, or the format is another.
     """
-    path = Path(path)
+    for attempt in range(3):
+        try:
+            return _read_checkpoint(Path(path), with_state)
+        except CheckpointError:
+            if attempt == 2:
+                raise
+            time.sleep(0.2)
+    raise AssertionError("unreachable")
+
+
+def _read_checkpoint(path: Path, with_state: bool) -> Checkpoint:
+    """One attempt of `read_checkpoint`."""
     if not (path / CONFIG).is_file() or not (path / MODEL).is_file():
         hint = ""
         if not path.exists() and any(p != path for p in candidates(path)):
@@ -228,11 +263,13 @@ def recover_checkpoint(path: str | Path) -> Path | None:
             raise CheckpointError("no complete checkpoint: " + "; ".join(problems.values()))
         return None
     if best.path != path:
-        if path.exists():
-            aside = path.with_name(f".{path.name}.corrupt")
+        if path in problems:
+            aside = set_aside(path)
             shutil.rmtree(aside, ignore_errors=True)
             os.replace(path, aside)
-            logger.warning("checkpoint %s was incomplete or corrupt (%s); kept it as %s", path, problems.get(path, "older"), aside)
+            logger.warning("checkpoint %s is incomplete or corrupt (%s); kept it as %s", path, problems[path], aside)
+        elif path.exists():  # complete but older than the one an interrupted save finished
+            shutil.rmtree(path)
         os.replace(best.path, path)
         logger.warning("recovered the checkpoint of step %d from an interrupted save (%s)", best.step, best.path.name)
     for leftover in candidates(path):

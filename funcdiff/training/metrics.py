@@ -2,6 +2,7 @@
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -44,4 +45,6 @@ def truncate_metrics(path: str | Path, step: int) -> None:
     path = Path(path)
     if path.is_file():
         rows = [r for r in read_metrics(path) if r["step"] <= step]
-        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        os.replace(tmp, path)  # a crash meanwhile leaves the old file whole

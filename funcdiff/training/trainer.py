@@ -22,7 +22,9 @@ from funcdiff.data import infinite_loader
 from funcdiff.domains.io import save_samples
 from funcdiff.operators.base import NeuralOperator
 from funcdiff.processes.base import DiffusionProcess
-from funcdiff.training.checkpoint import candidates, load_weights, non_finite_weights, read_checkpoint, recover_checkpoint, save_checkpoint
+from funcdiff.training.checkpoint import (
+    candidates, load_weights, non_finite_weights, read_checkpoint, recover_checkpoint, save_checkpoint, set_aside,
+)
 from funcdiff.training.config import TrainSettings
 from funcdiff.training.distributed import DistributedContext, init_distributed
 from funcdiff.training.ema import make_ema, update_ema
@@ -168,7 +170,7 @@ class Trainer:
                 raise FileExistsError(f"{self.out_dir} already holds a run; pass --resume to continue it, --overwrite to replace it, "
                                       "or choose another --out-dir")
             if overwrite:
-                for leftover in [*candidates(path), *(self.out_dir / name for name in RUN_FILES)]:
+                for leftover in [*candidates(path), *(self.out_dir / name for name in RUN_FILES), set_aside(path)]:
                     shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink(missing_ok=True)
             found = recover_checkpoint(path) if resume else None
             if resume and found is None:
@@ -199,7 +201,8 @@ class Trainer:
             raise ValueError(f"cannot resume {path}: the components differ from the checkpoint's in {differing}")
         if checkpoint.training_state is None:
             raise ValueError(f"cannot resume {path}: it has no training_state.pt")
-        saved, now = checkpoint.config.get("train", {}), self.settings.to_dict()
+        saved = {**checkpoint.config.get("train", {}), **checkpoint.config.get("run", {})}
+        now = {**self.settings.to_dict(), **(self.run_config or {})}
         changed = {k: (saved[k], now[k]) for k in now if k in saved and saved[k] != now[k]}
         fixed = [k for k in FIXED_ON_RESUME if k in changed]
         if fixed:
@@ -253,9 +256,10 @@ class Trainer:
         return paths
 
     def write_final_samples(self) -> list[Path]:
-        """`write_samples` after a run, unless its last step already did."""
-        s = self.settings
-        return [] if s.sample_every and self.step % s.sample_every == 0 else self.write_samples()
+        """`write_samples` after a run, unless samples of its last step exist (written during the run or before a
+        resume that had nothing left to do)."""
+        done = any((self.out_dir / "samples").glob(f"step{self.step:07d}_*"))
+        return [] if done else self.write_samples()
 
     def _plot(self) -> None:
         """Redraw the loss curve from metrics.jsonl."""
@@ -288,8 +292,9 @@ class Trainer:
         budget = "" if c.time_budget is None else f" for {c.time_budget:.0f} s"
         bar = tqdm(total=c.steps, initial=self.step, desc=f"training{budget}", unit="step",
                    disable=not ctx.is_main or self.progress is False, dynamic_ncols=True)
-        with torch.random.fork_rng(devices=[]), StopSignals() as signals:
+        with torch.random.fork_rng(devices=[]), StopSignals(announce=ctx.is_main) as signals:
             torch.set_rng_state(self.rng_state)
+            failed = updating = False
             try:
                 while not self._done(start, signals):
                     x0 = next(loader).to(ctx.device, non_blocking=True)
@@ -299,36 +304,43 @@ class Trainer:
                     loss.backward()  # on every process, even for a non-finite loss, so DDP's all-reduce never waits
                     norm = nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip if c.grad_clip > 0 else math.inf)
                     value = loss.item()
-                    self.step += 1
-                    window.steps += 1
                     if ctx.any(not (math.isfinite(value) and bool(norm.isfinite()))):
                         streak, window.skipped, self.skipped_steps = streak + 1, window.skipped + 1, self.skipped_steps + 1
                         if streak >= c.max_nonfinite_steps:
                             diverged = True
                             kept = f"the last checkpoint (step {self.saved_step}) is kept" if self.saved_step else "nothing was saved"
                             raise FloatingPointError(
-                                f"training diverged: {streak} steps in a row (to step {self.step}) had a NaN or Inf loss or gradient; "
-                                f"{kept}; try a lower learning rate (lr={c.lr:g})")
+                                f"training diverged: {streak} steps in a row (to step {self.step + 1}) had a NaN or Inf loss or "
+                                f"gradient; {kept}; try a lower learning rate (lr={c.lr:g})")
                     else:
-                        streak = 0
+                        streak, updating = 0, True
                         self.optimizer.step()
-                        if self.step % c.ema_every == 0:
+                        if (self.step + 1) % c.ema_every == 0:
                             update_ema(self.ema, self.model, c.ema_decay)
-                        loss_value = value
+                        updating, loss_value = False, value
                         window.losses.append(value)
+                    self.step += 1  # the step is complete: only now may it be saved
+                    window.steps += 1
                     bar.update(1)
                     if c.log_every and self.step % c.log_every == 0:
                         window = self._log(window, bar)
                     if c.checkpoint_every and self.step % c.checkpoint_every == 0 and streak == 0:
                         self.save()
-                    if c.sample_every and self.step % c.sample_every == 0:
+                    if c.sample_every and self.step % c.sample_every == 0 and signals.received is None:
                         self.write_samples()
+            except BaseException:
+                failed = True
+                raise
             finally:
                 bar.close()
-                if window.steps:
-                    self._log(window, None)
-                if not diverged:
-                    self.save()
+                try:
+                    if window.steps and (not failed or ctx.world_size == 1):  # a collective, unless one rank failed
+                        self._log(window, None)
+                finally:
+                    if updating:
+                        logger.error("not saving: the error interrupted a weight update; the checkpoint of step %d is kept", self.saved_step)
+                    elif not diverged:
+                        self.save()
         stopped_by = None if signals.received is None else signals.received.name
         return TrainResult(self.out_dir, self.model, self.ema, self.step, loss_value, self.skipped_steps, stopped_by)
 

@@ -99,7 +99,7 @@ def test_huge_training_needs_yes(monkeypatch, capsys) -> None:
     process = MollifiedDDPM(GridDomain(2, 1), cosine_schedule(10), IdentityMollifier())
     command = cli.Train(config=cli.TrainConfig(steps=100_000))
     with pytest.raises(ValueError, match="about 11.6 d|about 277.8 h"):
-        cli._check_training_estimate(command, Linear(), process, (1, 256, 256))
+        cli._check_training_estimate(command, Linear(), process, (1, 256, 256), "cpu")
     assert "10.00 s per step" in capsys.readouterr().out
-    cli._check_training_estimate(cli.Train(config=command.config, yes=True), Linear(), process, (1, 256, 256))
-    cli._check_training_estimate(command, Linear(), process, (1, 128, 128))  # small grids are not measured
+    cli._check_training_estimate(cli.Train(config=command.config, yes=True), Linear(), process, (1, 256, 256), "cpu")
+    cli._check_training_estimate(command, Linear(), process, (1, 128, 128), "cpu")  # small grids are not measured

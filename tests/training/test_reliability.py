@@ -141,6 +141,54 @@ def test_an_error_in_the_first_step_keeps_the_existing_checkpoint(tiny_config: T
     assert same(before, weights(out / "checkpoint")) and read_checkpoint(out / "checkpoint").step == 2
 
 
+def test_a_failure_inside_the_weight_update_saves_nothing(tiny_config: TrainConfig, monkeypatch) -> None:
+    """An error in optimizer.step (half-updated weights) leaves the checkpoint as it was, at its step."""
+    out = trainer_for(replace(tiny_config, steps=2), progress=False).run().out_dir
+    before = weights(out / "checkpoint")
+    trainer = trainer_for(replace(tiny_config, steps=4), resume=True, progress=False)
+
+    def broken_step(*args, **kwargs):
+        with torch.no_grad():
+            next(trainer.model.parameters()).add_(1.0)  # part of the update happened
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(trainer.optimizer, "step", broken_step)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        trainer.run()
+    assert same(before, weights(out / "checkpoint")) and read_checkpoint(out / "checkpoint").step == 2
+
+
+def test_recovery_removes_an_older_complete_checkpoint_instead_of_calling_it_corrupt(tmp_path: Path) -> None:
+    """A finished temporary beside an older complete checkpoint: the newer wins and nothing is kept aside."""
+    _save(tmp_path / "checkpoint", 2, 2.0)
+    _save(tmp_path / "newer", 4, 4.0)
+    os.replace(tmp_path / "newer", tmp_path / ".checkpoint.tmp-x")
+    recover_checkpoint(tmp_path / "checkpoint")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"] and read_checkpoint(tmp_path / "checkpoint").step == 4
+
+
+def test_a_save_failing_after_an_interrupted_one_never_leaves_nothing(tmp_path: Path, monkeypatch) -> None:
+    """Only .checkpoint.old exists (a crash between the renames); the next save fails at its last rename: a complete
+    checkpoint still exists for recovery (the old code deleted .old first and lost everything)."""
+    from funcdiff.training import checkpoint as checkpoint_module
+
+    _save(tmp_path / "checkpoint", 2, 2.0)
+    os.replace(tmp_path / "checkpoint", tmp_path / ".checkpoint.old")
+    rename = os.replace
+
+    def failing_rename(src, dst):
+        if Path(src).name.startswith(".checkpoint.tmp-"):
+            raise OSError("I/O error")
+        rename(src, dst)
+
+    monkeypatch.setattr(checkpoint_module.os, "replace", failing_rename)
+    with pytest.raises(OSError):
+        _save(tmp_path / "checkpoint", 3, 3.0)
+    monkeypatch.undo()
+    assert recover_checkpoint(tmp_path / "checkpoint") is not None
+    assert read_checkpoint(tmp_path / "checkpoint").step in (2, 3)
+
+
 def test_two_runs_cannot_share_a_directory(tiny_config: TrainConfig) -> None:
     """While one trainer holds the directory, a second one is refused; after its run, the directory is free."""
     first = trainer_for(replace(tiny_config, steps=1), progress=False)
@@ -178,7 +226,7 @@ def test_divergence_stops_with_a_clear_error_and_keeps_the_last_checkpoint(tiny_
     monkeypatch.setattr(trainer.process, "loss", lambda *a, **k: loss(*a, **k) * float("inf"))
     with pytest.raises(FloatingPointError, match="3 steps in a row.*step 2\\) is kept"):
         trainer.run()
-    assert same(before, weights(out / "checkpoint"))
+    assert same(before, weights(out / "checkpoint")) and read_checkpoint(out / "checkpoint").step == 2
 
 
 def test_resume_applies_the_new_learning_rate_and_records_it(tiny_config: TrainConfig, caplog) -> None:
@@ -249,12 +297,14 @@ def test_a_signal_saves_a_checkpoint_and_exits_with_the_conventional_code(tmp_pa
 
 
 def test_a_second_signal_exits_at_once() -> None:
-    """Two SIGTERMs: the second ends the process immediately with 128 + 15."""
+    """A SIGTERM repeated within a second is the same request; a second one later ends the process at once with 143."""
     code = ("import os, signal, time\n"
             "from funcdiff.training.stop_signals import StopSignals\n"
             "with StopSignals() as s:\n"
             "    os.kill(os.getpid(), signal.SIGTERM)\n"
+            "    os.kill(os.getpid(), signal.SIGTERM)\n"  # within a second: the same request (torchrun forwards one)
             "    assert s.received == signal.SIGTERM\n"
+            "    time.sleep(1.5)\n"
             "    os.kill(os.getpid(), signal.SIGTERM)\n"
             "    time.sleep(30)\n")
     done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,

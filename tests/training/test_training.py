@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from funcdiff.factory import TrainConfig
-from funcdiff.training import TrainSettings, load_trained, read_checkpoint, sample
+from funcdiff.training import TrainSettings, load_trained, read_checkpoint, sample, save_checkpoint
 from funcdiff.training import checkpoint as checkpoint_module
 from funcdiff.training.checkpoint import CheckpointError
 from tests.training.conftest import replace, train_config, trainer_for
@@ -107,6 +107,22 @@ def test_disk_full_during_a_checkpoint_write_keeps_the_previous_one(tiny_config:
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert read_checkpoint(trainer.out_dir / "checkpoint").training_state["step"] == 2
     assert [p.name for p in trainer.out_dir.iterdir() if p.name.startswith(".")] == [".lock"]
+
+
+@pytest.mark.parametrize("error, message", [(RuntimeError("No space left on device (os error 28)"), "disk full"),
+                                            (RuntimeError("device busy"), "could not write .*RuntimeError: device busy")])
+def test_any_failure_while_writing_is_a_checkpoint_error(tmp_path, monkeypatch, error: Exception, message: str) -> None:
+    """Libraries wrap a full disk in their own errors; every write failure says what happened and what is intact."""
+    model = torch.nn.Linear(2, 2)
+    save_checkpoint(tmp_path / "checkpoint", config={"step": 1}, model=model)
+
+    def failing(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(checkpoint_module, "save_model", failing)
+    with pytest.raises(CheckpointError, match=f"{message}.*previous checkpoint .*checkpoint is intact"):
+        save_checkpoint(tmp_path / "checkpoint", config={"step": 2}, model=model)
+    assert read_checkpoint(tmp_path / "checkpoint").step == 1
 
 
 def test_bad_training_settings() -> None:
