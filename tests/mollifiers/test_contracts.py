@@ -19,7 +19,7 @@ def test_refusals_name_the_argument(mollifier) -> None:
         mollifier.mollify(torch.zeros(2, 3))
     with pytest.raises(ValueError, match=r"y must be a dense field \(b, c, \*spatial\) with no empty axis, got shape \(2, 1, 0\)"):
         mollifier.unmollify(torch.zeros(2, 1, 0))
-    for bad in (-0.1, math.inf, math.nan, True):
+    for bad in (-0.1, math.inf, math.nan, True, False):
         with pytest.raises((ValueError, TypeError), match=ours_or_checkers("inv_snr must be a finite number >= 0")):
             mollifier.unmollify(torch.zeros(1, 1, 4), bad)
 

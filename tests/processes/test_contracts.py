@@ -4,6 +4,7 @@ the Wiener filter's inv_snr, and every refusal's message."""
 
 import math
 import re
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -73,10 +74,11 @@ def run(name: str, model, y: torch.Tensor, *args, **options) -> torch.Tensor:
     if name in ("ddpm", "ddim"):
         options.setdefault("reference_shape", (N,))
     function = {"ddpm": sample_ddpm, "ddim": sample_ddim, "encode": encode_ddim, "euler": sample_euler, "heun": sample_heun}[name]
-    return function(model, flow() if name in ("euler", "heun") else ddpm(), y, *args, cond=COND, **options)
+    return function(model, FLOW if name in ("euler", "heun") else DDPM, y, *args, cond=COND, **options)
 
 
 SAMPLERS = ["ddpm", "ddim", "encode", "euler", "heun"]
+DDPM, FLOW = ddpm(), flow()  # built once, outside any default-device context
 
 
 @pytest.mark.parametrize("name", SAMPLERS)
@@ -351,3 +353,107 @@ def test_guidance_weight_zero_and_default() -> None:
     torch.testing.assert_close(InpaintingGuidance(known, mask, GaussianMollifier(0.1), 0.0)(y, tx0, abar), tx0)
     default = InpaintingGuidance(known, mask, GaussianMollifier(0.1))(y, 0.5 * y, abar)
     torch.testing.assert_close(default, InpaintingGuidance(known, mask, GaussianMollifier(0.1), 1.0)(y, 0.5 * y, abar))
+
+
+def test_tensors_follow_the_inputs_device() -> None:
+    """With another default device set (meta), losses, priors and samplers still make every tensor on the inputs'
+    device (here the CPU) and give the results they give without it."""
+    x = start(2)
+    point_model = lambda p, t, c: 0.5 * p.values  # noqa: E731
+    guidance = InpaintingGuidance(x, torch.ones(1, 1, N, dtype=torch.float64), GaussianMollifier(0.1))
+
+    def results() -> list[torch.Tensor]:
+        gen = torch.Generator().manual_seed(0)
+        dense = [run(name, Model(), x, [7, 3] if name in ("ddpm", "ddim", "encode") else 2, **options)
+                 for name, options in (("ddpm", {"generator": gen}), ("ddim", {"generator": gen, "eta": 1.0}), ("encode", {}),
+                                       ("euler", {}), ("heun", {}))]
+        return [
+            *dense, DDPM.prior(2, (1, N), (4,), generator=gen, dtype=torch.float64, device="cpu"),
+            DDPM.loss(point_model, x, points=3, generator=gen), FLOW.loss(point_model, x, points=3, generator=gen),
+            sample_ddim(Model(), DDPM, x, 4, reference_shape=(N,), cond=COND, generator=gen, guidance=guidance),
+        ]
+
+    expected = results()
+    with torch.device("meta"):
+        got = results()
+    for a, b in zip(got, expected):
+        assert a.device.type == "cpu"
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.fixture
+def without_type_checker():
+    """Switch jaxtyping's checks off (as a user may, for speed): what is refused then is refused by funcdiff itself."""
+    import jaxtyping
+
+    jaxtyping.config.update("jaxtyping_disable", True)
+    yield
+    jaxtyping.config.update("jaxtyping_disable", False)
+
+
+def test_own_checks_without_the_type_checker(without_type_checker) -> None:
+    """Noise of another shape than the data is refused by the processes themselves, naming both shapes."""
+    x = start(2)
+    with pytest.raises(ValueError, match=r"^noise must have the shape of x1 \(2, 1, 8\), got \(2, 1, 4\)$"):
+        flow().path(x, torch.tensor([0.5, 0.5], dtype=torch.float64), torch.zeros(2, 1, 4, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"^noise must have the shape of x0 \(2, 1, 8\), got \(2, 1, 4\)$"):
+        ddpm().q_sample(x, torch.tensor([1, 2]), torch.zeros(2, 1, 4, dtype=torch.float64))
+
+
+def test_exact_messages() -> None:
+    """Messages are exactly what is documented (anchored, so nothing can be added around them)."""
+    x = start(2)
+    with pytest.raises(ValueError, match=r"^prev must be smaller than t$"):
+        ddpm().posterior(x, x, torch.tensor([7, 7]), prev=torch.tensor([3, 7]))
+    with pytest.raises(ValueError, match=r"^an x1-predicting flow with sigma_min = 0 has no velocity at s = 1$"):
+        flow(prediction="x1").velocity(x, x, torch.ones(2, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"^alpha_bar must be a 1-D float64 tensor of length T \+ 1 >= 2$"):
+        Schedule(torch.tensor([1.0, 0.5]))
+    with pytest.raises(ValueError, match=r"^alpha_bar must start at 1 and decrease strictly while staying > 0$"):
+        table_schedule([1.0, 1.0])
+    with pytest.raises(TypeError, match=r"^timesteps must be an int or a sequence of ints$"):
+        respace(10, False)
+
+
+def test_respace_rounds_the_exact_linspace() -> None:
+    """An int k gives T first, 1 last, strictly decreasing, each step within 1/2 of T - i (T - 1) / (k - 1) (exact
+    rationals; which way an exact half rounds is not specified)."""
+    for steps, k in ((28, 27), (48, 23), (1000, 100), (1000, 7), (10, 10)):
+        out = respace(steps, k)
+        assert len(out) == k and out[0] == steps and out[-1] == 1 and all(a > b for a, b in zip(out, out[1:]))
+        assert all(abs(s - (steps - Fraction(i * (steps - 1), k - 1))) <= Fraction(1, 2) for i, s in enumerate(out))
+
+
+def test_flow_step_counts_and_bools() -> None:
+    """One step is a valid flow run, a bool is not a step count; booleans are not sigma_min or inv_snr either."""
+    run("euler", Model(), start(), 1)
+    run("heun", Model(), start(), 1)
+    for name in ("euler", "heun"):
+        with pytest.raises((ValueError, TypeError), match=ours_or_checkers("steps must be a positive int, got True")):
+            run(name, Model(), start(), True)
+    for bad in (False, True):
+        with pytest.raises((ValueError, TypeError), match=ours_or_checkers("sigma_min must be a number in")):
+            flow(sigma_min=bad)
+    with pytest.raises((ValueError, TypeError), match=ours_or_checkers("inv_snr must be a finite number >= 0, got False")):
+        flow(inv_snr=False)
+
+
+def test_steps_named_in_errors_and_callbacks_for_every_path() -> None:
+    """The guided path and DDIM with eta > 0 read the step from a batch of one; Heun names the step of its corrector;
+    Euler calls back too."""
+    nan = lambda y, t, c: y * math.nan  # noqa: E731
+    guidance = InpaintingGuidance(start(1), torch.ones(1, 1, N, dtype=torch.float64), GaussianMollifier(0.1))
+    with pytest.raises(FloatingPointError, match=r"at step t=20$"):
+        sample_ddim(nan, ddpm(), start(1), [20, 5], reference_shape=(N,), guidance=guidance)
+    assert sample_ddim(Model(), ddpm(), start(1), [20, 5], reference_shape=(N,), cond=COND, eta=1.0).shape == (1, 1, N)
+    nan_at_half = lambda y, s, c: y * (math.nan if float(s[0]) == 0.5 else 0.5)  # noqa: E731
+    with pytest.raises(FloatingPointError, match=r"at step 1 \(s=0\.5\)$"):
+        sample_heun(nan_at_half, flow(), start(), 4)
+    seen = []
+    sample_euler(Model(), flow(), start(), 2, cond=COND, callback=lambda s, y: seen.append(s))
+    assert seen == [0.5, 1.0]
+
+
+def test_builder_defaults() -> None:
+    """Every schedule builder defaults to 1000 steps."""
+    assert cosine_schedule().num_steps == linear_schedule().num_steps == constant_schedule().num_steps == 1000
