@@ -58,7 +58,7 @@ def start(batch: int = 2) -> torch.Tensor:
 
 
 class Model:
-    """``0.5 y`` that counts its calls and insists on receiving `COND`."""
+    """``(0.5 + 0.1 t) y`` that counts its calls and insists on receiving `COND`."""
 
     def __init__(self) -> None:
         self.calls = 0
@@ -66,7 +66,7 @@ class Model:
     def __call__(self, y: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         assert cond is COND
         self.calls += 1
-        return 0.5 * y
+        return (0.5 + 0.1 * t.view(-1, 1, 1)) * y
 
 
 def run(name: str, model, y: torch.Tensor, *args, **options) -> torch.Tensor:
@@ -83,12 +83,14 @@ DDPM, FLOW = ddpm(), flow()  # built once, outside any default-device context
 
 @pytest.mark.parametrize("name", SAMPLERS)
 def test_progress_bar_only_when_asked(name: str, capsys) -> None:
-    """No output by default; with progress=True a bar named "sampling" (or "encoding") on stderr."""
+    """No output by default; with progress=True a bar named "sampling" (or "encoding") on stderr, cleared when done
+    (no line is left behind)."""
     run(name, Model(), start(), 3)
     assert capsys.readouterr().err == ""
     run(name, Model(), start(), 3, progress=True)
     err = capsys.readouterr().err
     assert re.search(rf"(^|\r){'encoding' if name == 'encode' else 'sampling'}: ", err), err
+    assert "\n" not in err
 
 
 @pytest.mark.parametrize("name, calls", [("ddpm", 30), ("ddim", 100), ("encode", 100), ("euler", 100), ("heun", 99)])
