@@ -1,5 +1,6 @@
-"""Hypothesis strategies for the fuzz tests: tensors of any shape and dtype with NaN and Inf, near-valid dense fields,
-and values of the wrong type; `outcome` runs a call and accepts a result or a clear error."""
+"""Shared by the domain, mollifier and process tests: hypothesis strategies (tensors of any shape and dtype with NaN
+and Inf, near-valid dense fields, values of the wrong type), `outcome` (a result or a clear error), `ours_or_checkers`
+(a message match that tolerates the test-time type checker) and `assert_on_the_inputs_device`."""
 
 import math
 import os
@@ -84,6 +85,17 @@ def is_count(value: object, low: int = 1) -> bool:
 def is_shape(value: object) -> bool:
     """Whether ``value`` is a non-empty tuple of positive ints."""
     return isinstance(value, tuple) and len(value) > 0 and all(is_count(s) for s in value)
+
+
+def assert_on_the_inputs_device(results: Callable[[], list[torch.Tensor]]) -> None:
+    """``results()`` (computed from CPU inputs) gives CPU tensors equal to themselves when another default device (meta)
+    is set: nothing is made on the default device instead of the inputs' one."""
+    expected = results()
+    with torch.device("meta"):
+        got = results()
+    for a, b in zip(got, expected, strict=True):
+        assert a.device.type == "cpu"
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 def finite(x: torch.Tensor) -> bool:
