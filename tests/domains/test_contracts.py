@@ -10,7 +10,7 @@ from funcdiff import GaussianMollifier, GridDomain, Points
 from funcdiff.domains import box_average, nested_white_noise, resolve_count, white_noise
 from funcdiff.points import flat_index, grid_index, unflatten_index
 from funcdiff.registry import build
-from tests.domains.strategies import assert_on_the_inputs_device, ours_or_checkers
+from tests.strategies import assert_on_the_inputs_device, ours_or_checkers
 
 
 def test_points_messages_name_the_shapes() -> None:

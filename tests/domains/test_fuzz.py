@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from funcdiff import GridDomain, Points
 from funcdiff.domains import box_average, white_noise
-from tests.domains.strategies import (
+from tests.strategies import (
     FLOAT_DTYPES, fields, finite, fuzz, is_count, is_shape, numbers, outcome, sizes, tensors, wrong_types,
 )
 

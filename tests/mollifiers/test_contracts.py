@@ -8,7 +8,7 @@ import torch
 
 from funcdiff import GaussianMollifier, IdentityMollifier
 from funcdiff.mollifiers import dct, idct
-from tests.domains.strategies import ours_or_checkers
+from tests.strategies import ours_or_checkers
 from tests.helpers import dct_matrix
 
 

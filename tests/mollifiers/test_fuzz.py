@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from funcdiff import GaussianMollifier, IdentityMollifier
 from funcdiff.mollifiers import dct, idct
-from tests.domains.strategies import finite, fuzz, numbers, outcome, tensors, wrong_types
+from tests.strategies import finite, fuzz, numbers, outcome, tensors, wrong_types
 from tests.helpers import dct_matrix, mollifier_matrix
 
 FIELD_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)

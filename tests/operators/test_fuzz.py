@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from funcdiff.operators import InftyDiffOperator, SparseDepthwiseConv, available_backends, preset_config
 from funcdiff.operators.backends import make_plan, sparse_sum
 from funcdiff.points import Points
-from tests.domains.strategies import CLEAR_ERRORS, FLOAT_DTYPES, finite, tensors, wrong_types
+from tests.strategies import CLEAR_ERRORS, FLOAT_DTYPES, finite, tensors, wrong_types
 
 # FUZZ_EXAMPLES=1000 for a deep run; the operator tests call a whole network per example and take a quarter.
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "100"))

@@ -28,7 +28,7 @@ from funcdiff import (
 )
 from funcdiff.processes import Schedule, respace, table_schedule
 from funcdiff.registry import build
-from tests.domains.strategies import assert_on_the_inputs_device, ours_or_checkers
+from tests.strategies import assert_on_the_inputs_device, ours_or_checkers
 from tests.helpers import dct_matrix
 
 N = 8

@@ -25,7 +25,7 @@ from funcdiff import (
     sample_heun,
 )
 from funcdiff.processes import Schedule, respace, table_schedule
-from tests.domains.strategies import fields, finite, fuzz, is_count, numbers, outcome, sizes, wrong_types
+from tests.strategies import fields, finite, fuzz, is_count, numbers, outcome, sizes, wrong_types
 
 STEPS = 12
 
