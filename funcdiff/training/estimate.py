@@ -4,12 +4,13 @@ Training is measured directly: one step at the real size (the operator's referen
 
 Sampling: after a warm-up, network evaluations on grids of 2, 4, 8, ... times the reference resolution (until one
 takes long enough to time) give a power law in the number of points (the dense parts are linear, the FFT
-convolutions slightly above), extrapolated to the target. Memory is the resident memory now plus the peak growth
-during the largest probe's evaluation (CPU: read from ``/proc/self/statm``; CUDA: the allocator's peak; small probes
-reuse freed memory, so only the largest counts), scaled with the points, plus the sampler's own tensors. Expect the
-right order of magnitude, not more.
+convolutions slightly above), extrapolated to the target. Memory is the resident memory now plus the peak growth of
+allocated memory during the largest probe's evaluation (CPU: malloc's bytes in use from glibc's ``mallinfo2``, which
+unlike resident memory also counts reused freed memory, else resident memory; CUDA: the allocator's peak), scaled
+with the points, plus the sampler's own tensors. Expect the right order of magnitude, not more.
 """
 
+import ctypes
 import math
 import os
 import threading
@@ -42,6 +43,29 @@ class Estimate:
         return f"about {when} and {self.peak_bytes / 1e9:.1f} GB"
 
 
+class _MallInfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2``."""
+
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def _allocator() -> Callable[[], int]:
+    """Bytes held by malloc now (glibc's ``mallinfo2``: heap in use plus mapped blocks), or resident memory where
+    that is missing; unlike resident memory it grows even when freed memory is reused."""
+    try:
+        mallinfo2 = ctypes.CDLL(None).mallinfo2
+    except (OSError, AttributeError):
+        return _resident_bytes
+    mallinfo2.restype = _MallInfo2
+
+    def allocated() -> int:
+        info = mallinfo2()
+        return info.uordblks + info.hblkhd
+
+    return allocated
+
+
 def _resident_bytes() -> int:
     """This process's resident memory, or 0 where ``/proc`` does not exist."""
     try:
@@ -69,11 +93,12 @@ def _measure(run: Callable[[], object], device: str, *, timed_runs: int) -> tupl
         timed()
         extra = torch.cuda.max_memory_allocated(device) - base
     else:
-        peak, base, done = [0], _resident_bytes(), threading.Event()
+        in_use = _allocator()
+        peak, base, done = [0], in_use(), threading.Event()
 
         def watch() -> None:
             while not done.wait(0.002):
-                peak[0] = max(peak[0], _resident_bytes() - base)
+                peak[0] = max(peak[0], in_use() - base)
 
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
