@@ -19,7 +19,6 @@ it has been built and imported.
 """
 
 import contextlib
-import fcntl
 import functools
 import hashlib
 import importlib.util
@@ -37,9 +36,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import TextIO
 
 import torch
+
+from funcdiff.owner_lock import OwnerLock
 
 logger = logging.getLogger(__name__)
 
@@ -129,43 +129,25 @@ def build_spec() -> BuildSpec:
     return BuildSpec(name, extensions_root() / name, flags)
 
 
-def _lock_owner(file: TextIO) -> str:
-    file.seek(0)
-    return file.read().strip() or "another process"
-
-
 @contextlib.contextmanager
 def build_lock(path: Path, *, timeout: float) -> Iterator[None]:
-    """Hold the exclusive ``flock`` on ``path``, waiting at most ``timeout`` s; the OS drops it when its holder dies.
-
-    The file names its holder (pid and host) for the message shown while waiting; it is never deleted, so every
-    process locks the same file.
+    """Hold the `OwnerLock` on ``path``, waiting at most ``timeout`` s; the OS drops it when its holder dies.
 
     Raises:
         NativeBuildError: a live process held the lock for ``timeout`` s.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as file:
-        deadline = time.monotonic() + timeout
-        waited = False
-        while True:
-            try:
-                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise NativeBuildError(f"{_lock_owner(file)} held {path} for more than {timeout:.0f} s") from None
-                if not waited:
-                    logger.warning("waiting for %s, which is compiling the native sparse kernel", _lock_owner(file))
-                    waited = True
-                time.sleep(0.2)
-        file.truncate(0)
-        file.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
-        file.flush()
-        try:
-            yield
-        finally:
-            file.truncate(0)
+    lock, deadline, waited = OwnerLock(path), time.monotonic() + timeout, False
+    while (owner := lock.try_acquire()) is not None:
+        if time.monotonic() >= deadline:
+            raise NativeBuildError(f"{owner} held {path} for more than {timeout:.0f} s")
+        if not waited:
+            logger.warning("waiting for %s, which is compiling the native sparse kernel", owner)
+            waited = True
+        time.sleep(0.2)
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _compile(spec: BuildSpec, folder: Path, *, timeout: float) -> None:

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from funcdiff.data import infinite_loader
 from funcdiff.domains.io import save_samples
 from funcdiff.operators.base import NeuralOperator
+from funcdiff.owner_lock import OwnerLock
 from funcdiff.processes.base import DiffusionProcess
 from funcdiff.training.checkpoint import (
     candidates, load_weights, non_finite_weights, read_checkpoint, recover_checkpoint, save_checkpoint, set_aside,
@@ -30,7 +31,6 @@ from funcdiff.training.distributed import DistributedContext, init_distributed
 from funcdiff.training.ema import make_ema, update_ema
 from funcdiff.training.metrics import append_metrics, read_metrics, truncate_metrics
 from funcdiff.training.plots import plot_loss_curve
-from funcdiff.training.run_lock import RunLock
 from funcdiff.training.sampling import Sampler, default_sampler, sample
 from funcdiff.training.stop_signals import StopSignals
 
@@ -152,9 +152,10 @@ class Trainer:
         self.step = self.saved_step = self.skipped_steps = 0
         self.noise = torch.Generator(device=self.ctx.device).manual_seed(settings.seed * 1000 + self.ctx.rank)
         self.rng_state = torch.Generator().manual_seed(settings.seed * 1000 + self.ctx.rank + 1).get_state()
-        self.lock = RunLock(self.out_dir)
-        if self.ctx.is_main:
-            self.lock.acquire()
+        self.lock = OwnerLock(self.out_dir / ".lock")
+        owner = self.lock.try_acquire() if self.ctx.is_main else None
+        if owner is not None:
+            raise RuntimeError(f"{self.out_dir} is in use by another run ({owner}); wait for it or choose another --out-dir")
         try:
             self._take_over_directory(resume, overwrite)
         except BaseException:
