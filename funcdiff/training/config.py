@@ -31,12 +31,15 @@ class TrainSettings(JsonConfig):
         points: points per example, a fraction in (0, 1] of the grid (the paper's 0.25) or a count.
         batch_size: examples per step and process.
         lr: the optimiser's learning rate.
+        warmup_steps: raise the learning rate linearly from ``lr / warmup_steps`` to ``lr`` over this many steps.
         optimizer: "adam" or "adamw".
         adam_betas: the optimiser's two moment decays.
         weight_decay: AdamW's decoupled weight decay (Adam: L2 added to the gradient).
         grad_clip: clip the gradient's global norm to this (0 turns clipping off).
         ema_decay: decay of the exponential moving average of the weights that samples are drawn from.
         ema_every: update the EMA every this many steps.
+        ema_warmup: use the decay ``min(ema_decay, (1 + n) / (10 + n))`` at the EMA's n-th update, so early weights
+            are forgotten quickly in short runs.
         steps: stop after this many steps (None: only the time budget stops the run).
         time_budget: stop after this many seconds of training (None: no limit).
         autocast: "none", or "bf16" / "fp16" mixed precision (fp16 on CUDA only).
@@ -55,12 +58,14 @@ class TrainSettings(JsonConfig):
     points: int | float = 0.25
     batch_size: int = 16
     lr: float = 2e-4
+    warmup_steps: int = 0
     optimizer: Literal["adam", "adamw"] = "adam"
     adam_betas: tuple[float, float] = (0.9, 0.99)
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     ema_decay: float = 0.995
     ema_every: int = 1
+    ema_warmup: bool = False
     steps: int | None = 2000
     time_budget: float | None = None
     autocast: Literal["none", "bf16", "fp16"] = "none"
@@ -96,6 +101,7 @@ class TrainSettings(JsonConfig):
             "grad_clip": finite(self.grad_clip) and self.grad_clip >= 0,
             "ema_decay": 0 <= self.ema_decay <= 1,
             "ema_every": self.ema_every >= 1,
+            "warmup_steps": self.warmup_steps >= 0,
             "steps": self.steps is None or self.steps >= 1,
             "time_budget": self.time_budget is None or (finite(self.time_budget) and self.time_budget > 0),
             "seed": self.seed >= 0,

@@ -93,6 +93,16 @@ def _label(shape: tuple[int, ...]) -> str:
     return f"{shape[0]}px" if len(set(shape)) == 1 else "x".join(map(str, shape)) + "px"
 
 
+def learning_rate(settings: TrainSettings, step: int) -> float:
+    """The learning rate of step ``step`` (counted from 0): a linear warm-up over ``warmup_steps``, then ``lr``."""
+    return settings.lr * min(1.0, (step + 1) / settings.warmup_steps) if settings.warmup_steps else settings.lr
+
+
+def ema_decay(settings: TrainSettings, updates: int) -> float:
+    """The EMA's decay at its ``updates``-th update: ``ema_decay``, or with ``ema_warmup`` at most ``(1 + n) / (10 + n)``."""
+    return min(settings.ema_decay, (1 + updates) / (10 + updates)) if settings.ema_warmup else settings.ema_decay
+
+
 class Trainer:
     """Trains a model under a process on a data set; rank 0 writes everything under ``settings.out_dir``.
 
@@ -315,9 +325,11 @@ class Trainer:
                                 f"gradient; {kept}; try a lower learning rate (lr={c.lr:g})")
                     else:
                         streak, updating = 0, True
+                        for group in self.optimizer.param_groups:
+                            group["lr"] = learning_rate(c, self.step)
                         self.optimizer.step()
                         if (self.step + 1) % c.ema_every == 0:
-                            update_ema(self.ema, self.model, c.ema_decay)
+                            update_ema(self.ema, self.model, ema_decay(c, (self.step + 1) // c.ema_every))
                         updating, loss_value = False, value
                         window.losses.append(value)
                     self.step += 1  # the step is complete: only now may it be saved
