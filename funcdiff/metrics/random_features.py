@@ -100,7 +100,8 @@ def kernel_distance(a: Float[Tensor, "n d"], b: Float[Tensor, "m e"], *, subsets
 
     Args:
         a, b: feature sets of the same width, at least 2 rows each.
-        subsets: number of random subsets (drawn without replacement within a subset).
+        subsets: number of random subsets (drawn without replacement within a subset); one when the capped
+            ``subset_size`` covers both sets whole.
         subset_size: rows per subset, capped at the smaller set's size.
         seed: seeds the subsets.
 
@@ -112,6 +113,8 @@ def kernel_distance(a: Float[Tensor, "n d"], b: Float[Tensor, "m e"], *, subsets
         raise ValueError(f"subsets must be >= 1 and subset_size >= 2, got {subsets} and {subset_size}")
     a, b = a.double(), b.double()
     m = min(subset_size, a.shape[0], b.shape[0])
+    if m == a.shape[0] == b.shape[0]:
+        subsets = 1  # every subset is then both whole sets, and the unbiased MMD^2 ignores their order
     generator = torch.Generator().manual_seed(seed)
     total = 0.0
     for _ in range(subsets):
