@@ -24,7 +24,7 @@ from funcdiff.processes.base import DenoisingProcess, DiffusionProcess, FlowProc
 from funcdiff.processes.flow import FunctionalFlowMatching
 from funcdiff.processes.flow_samplers import sample_euler, sample_heun
 from funcdiff.processes.mollified import MollifiedDDPM
-from funcdiff.processes.samplers import sample_ddim, sample_ddpm
+from funcdiff.processes.samplers import sample_ddim, sample_ddpm, sample_dpmpp
 from funcdiff.processes.schedules import cosine_schedule, linear_schedule
 from funcdiff.registry import lookup, registered_kinds
 from funcdiff.training.config import TrainSettings
@@ -32,7 +32,7 @@ from funcdiff.training.sampling import Sampler
 
 ProcessName = Literal["ddpm", "flow"]
 PredictionName = Literal["auto", "mollified_eps", "x0", "velocity", "x1"]
-SamplerName = Literal["ddim", "ddpm", "euler", "heun"]
+SamplerName = Literal["ddim", "ddpm", "dpmpp", "euler", "heun"]
 
 _PREDICTIONS: dict[str, tuple[str, ...]] = {"ddpm": ("x0", "mollified_eps"), "flow": ("x1", "velocity")}
 """Each process family's predictions; the first is what ``"auto"`` picks."""
@@ -40,6 +40,7 @@ _PREDICTIONS: dict[str, tuple[str, ...]] = {"ddpm": ("x0", "mollified_eps"), "fl
 SAMPLERS: dict[str, tuple[type, Any]] = {
     "ddim": (DenoisingProcess, sample_ddim),
     "ddpm": (DenoisingProcess, sample_ddpm),
+    "dpmpp": (DenoisingProcess, sample_dpmpp),
     "euler": (FlowProcess, sample_euler),
     "heun": (FlowProcess, sample_heun),
 }
@@ -67,8 +68,8 @@ class TrainConfig(TrainSettings):
             (the Wiener filter at the end amplifies an undertrained model's high-frequency errors).
         sigma_pixels: the mollifier's standard deviation in pixels at the training resolution (0 = white noise).
         sigma_min: the noise left at the end of the flow (flow).
-        sampler: "ddim" or "ddpm" (ddpm), "euler" or "heun" (flow), for samples written during training; "auto"
-            picks ddim or heun.
+        sampler: "ddim", "ddpm" or "dpmpp" (DPM-Solver++ 2M) (ddpm), "euler" or "heun" (flow), for samples written
+            during training; "auto" picks ddim or heun.
     """
 
     data: str = "icons"
@@ -83,7 +84,7 @@ class TrainConfig(TrainSettings):
     prediction: PredictionName = "auto"
     sigma_pixels: float = 1.0
     sigma_min: float = 0.0
-    sampler: Literal["auto", "ddim", "ddpm", "euler", "heun"] = "auto"
+    sampler: Literal["auto", "ddim", "ddpm", "dpmpp", "euler", "heun"] = "auto"
 
     def checks(self) -> dict[str, bool]:
         """Each checked field's name and whether its value is valid."""
@@ -197,5 +198,7 @@ def make_sampler(
         return functools.partial(sample_ddim, reference_shape=reference_shape, generator=generator, eta=eta)
     if function is sample_ddpm:
         return functools.partial(sample_ddpm, reference_shape=reference_shape, generator=generator)
+    if function is sample_dpmpp:
+        return functools.partial(sample_dpmpp, reference_shape=reference_shape)
     return function
 

@@ -1,5 +1,6 @@
-"""Samplers of any `DenoisingProcess` as plain functions: ancestral DDPM, DDIM with eta, and deterministic DDIM
-encoding (MATH.md §6). Schedule coefficients are formed in float64 and cast to the state's dtype at use."""
+"""Samplers of any `DenoisingProcess` as plain functions: ancestral DDPM, DDIM with eta, deterministic DDIM
+encoding (MATH.md §6) and DPM-Solver++ (2M) (MATH.md §12). Schedule coefficients are formed in float64 and cast to the
+state's dtype at use."""
 
 import math
 from collections.abc import Callable, Sequence
@@ -9,7 +10,7 @@ from beartype import beartype
 from jaxtyping import jaxtyped
 from tqdm.auto import tqdm
 
-from funcdiff._typing import DenseField, Tensor
+from funcdiff._typing import DenseField, Float, Tensor
 from funcdiff.processes.base import DenoisingProcess, DenseModel, broadcast, check_output, check_start, mollified_noise
 from funcdiff.processes.guidance import Guidance
 from funcdiff.processes.schedules import posterior_coefficients, respace
@@ -167,6 +168,70 @@ def sample_ddim(
         return y_prev + broadcast(s, y) * z
 
     return _run(update, model, process, y_T, timesteps, cond=cond, clip=clip, guidance=guidance, denoise=denoise,
+                progress=progress, callback=callback)
+
+
+def _log_snr(alpha_bar: Float[Tensor, " b"]) -> Float[Tensor, " b"]:
+    """``lambda = log(alpha / sigma)``, ``alpha = sqrt(abar)``, ``sigma = sqrt(1 - abar)`` (MATH.md §12); inf at ``abar = 1``."""
+    return 0.5 * torch.log(alpha_bar / (1 - alpha_bar))
+
+
+@jaxtyped(typechecker=beartype)
+def sample_dpmpp(
+    model: DenseModel,
+    process: DenoisingProcess,
+    y_T: DenseField,
+    timesteps: int | Sequence[int] = 20,
+    *,
+    reference_shape: tuple[int, ...],
+    cond: Tensor | None = None,
+    clip: bool = True,
+    guidance: Guidance | None = None,
+    denoise: bool = True,
+    progress: bool = False,
+    callback: Callback | None = None,
+) -> DenseField:
+    """DPM-Solver++ (2M) (Lu et al. 2022, Alg. 2) in mollified space with the data prediction ``D = T xhat0`` (MATH.md §12).
+
+    From ``s`` to ``t``: ``y_t = (sigma_t / sigma_s) y_s - alpha_t (exp(-h) - 1) D''`` with ``h = lambda_t - lambda_s``,
+    ``D'' = (1 + 1/(2r)) D_s - D_s' / (2r)``, ``r = h' / h`` from the previous step ``s'``; ``alpha = sqrt(abar)``,
+    ``sigma = sqrt(1 - abar)``, ``lambda = log(alpha / sigma)``. One network call per step, like `sample_ddim`.
+
+    Choices, measured with the exact Gaussian denoiser of ``tests/processes/test_dpm_solver.py`` (RMS distance from
+    the exact flow, cosine schedule, 1000 steps):
+
+    * The steps are uniform in ``t`` (`respace`, as DDIM's), not in ``lambda``: rounded to integer steps, a grid
+      uniform in ``lambda`` crowds both ends of the cosine schedule (``t`` near ``T`` and 1), and its error was
+      1.3-2.4x larger at 15-80 steps and not monotone in the count. An explicit sequence of steps is taken as given.
+    * First-order (DDIM, ``eta = 0``) steps: the first (no ``D_s'`` yet); the last, to ``prev = 0`` where
+      ``lambda = inf`` and the update gives ``D`` (DDIM's final step); and, from 5 steps on, the one into the last
+      positive step (the reference implementation's ``lower_order_final``, there below 15 steps only). On the
+      uniform grid that step's ``h`` is several times the previous one; going first-order there cut the error
+      2-7x at 10-500 steps, while at 3-4 steps it made it 1.2-5x larger (mixed at 5).
+
+    ``reference_shape`` is only checked: the sampler draws no noise. Arguments as in `sample_ddpm`.
+
+    Raises:
+        ValueError: for steps outside ``[1, T]`` or a ``reference_shape`` that does not fit ``y_T``.
+    """
+    check_start(process.domain, y_T, "y_T")
+    _check_reference(y_T, reference_shape)
+    steps = respace(process.num_steps, timesteps)
+    lower_order_final = len(steps) >= 5
+    history: list[tuple[Tensor, DenseField]] = []  # (h', D_s') of the previous step: the multistep state of this call
+
+    def update(y: DenseField, tx0: DenseField, t: Tensor, prev: Tensor) -> DenseField:
+        a_s, a_t = process.alpha_bar(t), process.alpha_bar(prev)
+        h = _log_snr(a_t) - _log_snr(a_s)
+        d = tx0
+        if history and int(prev[0]) != 0 and not (lower_order_final and int(prev[0]) == steps[-1]):
+            h_prev, d_prev = history[0]
+            half_inv_r = broadcast(h / (2 * h_prev), y)  # 1 / (2r)
+            d = (1 + half_inv_r) * tx0 - half_inv_r * d_prev
+        history[:] = [(h, tx0)]
+        return broadcast(((1 - a_t) / (1 - a_s)).sqrt(), y) * y - broadcast(a_t.sqrt() * torch.expm1(-h), y) * d
+
+    return _run(update, model, process, y_T, steps, cond=cond, clip=clip, guidance=guidance, denoise=denoise,
                 progress=progress, callback=callback)
 
 
