@@ -35,7 +35,8 @@ class SampleOptions:
     Attributes:
         resolutions: sampling grid sides in pixels (any, not only the training one).
         num: samples per resolution.
-        sampler: "ddim" or "ddpm" for a ddpm checkpoint, "euler" or "heun" for a flow; "auto" picks ddim or heun.
+        sampler: "ddim", "ddpm" or "dpmpp" (DPM-Solver++ 2M) for a ddpm checkpoint, "euler" or "heun" for a flow; "auto"
+            picks ddim or heun.
         sample_steps: sampler steps.
         eta: DDIM noise (0 = deterministic).
         seed: seeds the prior noise.
@@ -46,7 +47,7 @@ class SampleOptions:
 
     resolutions: tuple[int, ...] = (32,)
     num: int = 16
-    sampler: Literal["auto", "ddim", "ddpm", "euler", "heun"] = "auto"
+    sampler: Literal["auto", "ddim", "ddpm", "dpmpp", "euler", "heun"] = "auto"
     sample_steps: int = 100
     eta: float = 0.0
     seed: int = 0
