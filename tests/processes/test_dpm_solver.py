@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from funcdiff import (
-    FunctionalFlowMatching, GaussianMollifier, GridDomain, IdentityMollifier, MollifiedDDPM, cosine_schedule, sample_ddim,
+    FunctionalFlowMatching, GaussianMollifier, GridDomain, IdentityMollifier, InpaintingGuidance, MollifiedDDPM, cosine_schedule,
+    sample_ddim,
 )
 from funcdiff.factory import TrainConfig, make_sampler
 from funcdiff.processes import sample_dpmpp
@@ -135,6 +136,37 @@ def test_first_step_and_short_runs_are_ddim(clip: bool) -> None:
             ours = sample_dpmpp(model, process, y, steps, reference_shape=(N,), clip=clip, denoise=denoise)
             ddim = sample_ddim(model, process, y, steps, reference_shape=(N,), clip=clip, denoise=denoise)
             torch.testing.assert_close(ours, ddim, rtol=1e-12, atol=1e-12)
+
+
+def test_contracts_shared_with_ddim(capsys) -> None:
+    """20 steps by default with cond passed to each call; the default reports the clipped, denoised sample; float32
+    stays float32; examples are independent of their batch; a guided two-step run is DDIM's; progress only when
+    asked; NaN is reported with its step."""
+    process, cond = make("mollified_eps"), torch.ones(1)
+    calls: list[torch.Tensor | None] = []
+
+    def counting(y: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        calls.append(c)
+        return model(y, t, c) * 3
+
+    y = start()
+    default = sample_dpmpp(counting, process, y, reference_shape=(N,), cond=cond)
+    assert len(calls) == 20 and all(c is cond for c in calls)
+    torch.testing.assert_close(default, sample_dpmpp(counting, process, y, 20, reference_shape=(N,), clip=True, denoise=True,
+                                                     cond=cond), rtol=0, atol=0)
+    assert sample_dpmpp(lambda y, t, c: 0.5 * y, process, y.float(), 6, reference_shape=(N,)).dtype == torch.float32
+    batch = sample_dpmpp(model, process, y, 6, reference_shape=(N,))
+    torch.testing.assert_close(batch[1:2], sample_dpmpp(model, process, y[1:2], 6, reference_shape=(N,)), rtol=1e-12, atol=1e-12)
+    guidance = InpaintingGuidance(torch.zeros_like(y), (torch.arange(N) < 4).double().view(1, 1, N), process.mollifier, 1.0)
+    guided = [f(model, process, y, [40, 20], reference_shape=(N,), guidance=guidance) for f in (sample_dpmpp, sample_ddim)]
+    torch.testing.assert_close(*guided, rtol=1e-12, atol=1e-12)
+    capsys.readouterr()
+    sample_dpmpp(model, process, y, 3, reference_shape=(N,))
+    assert capsys.readouterr().err == ""
+    sample_dpmpp(model, process, y, 3, reference_shape=(N,), progress=True)
+    assert "sampling: " in capsys.readouterr().err
+    with pytest.raises(FloatingPointError, match=r"at step t=20\b"):
+        sample_dpmpp(lambda y, t, c: y * math.nan, process, y, [20, 5], reference_shape=(N,))
 
 
 def test_other_resolutions_commute_with_box_averaging() -> None:
