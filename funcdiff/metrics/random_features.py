@@ -95,7 +95,9 @@ def _polynomial_kernel(a: Float[Tensor, "n d"], b: Float[Tensor, "m d"]) -> Floa
 
 
 @jaxtyped(typechecker=beartype)
-def kernel_distance(a: Float[Tensor, "n d"], b: Float[Tensor, "m e"], *, subsets: int = 50, subset_size: int = 500, seed: int = 0) -> float:
+def kernel_distance(
+    a: Float[Tensor, "n d"], b: Float[Tensor, "m e"], *, subsets: int = 50, subset_size: int = 500, seed: int = 0
+) -> float:
     """Kernel inception distance: unbiased MMD^2 with the kernel ``(x . y / d + 1)^3``, averaged over random subsets.
 
     Args:

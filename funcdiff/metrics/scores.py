@@ -52,7 +52,9 @@ def score_sets(samples: Float[Tensor, "n c h w"], reference: Float[Tensor, "m k 
     """
     check_pair(samples, reference, ("samples", "reference"))
     if samples.shape[-2:] != reference.shape[-2:]:
-        raise ValueError(f"samples and reference must have the same resolution, got {tuple(samples.shape[-2:])} and {tuple(reference.shape[-2:])}")
+        raise ValueError(
+            f"samples and reference must have the same resolution, got {tuple(samples.shape[-2:])} and {tuple(reference.shape[-2:])}"
+        )
     fa, fb = random_features(samples), random_features(reference)
     return SetScores(
         swd=tuple(swd_per_level(samples, reference, seed=seed)),

@@ -33,7 +33,9 @@ def radial_power_spectrum(x: Float[Tensor, "n c h w"]) -> Float[Tensor, " bins"]
 
 
 @jaxtyped(typechecker=beartype)
-def spectrum_distance(x: Float[Tensor, "n c h w"], y: Float[Tensor, "m k p q"], *, band: tuple[float, float] = (0.25, 0.5)) -> float:
+def spectrum_distance(
+    x: Float[Tensor, "n c h w"], y: Float[Tensor, "m k p q"], *, band: tuple[float, float] = (0.25, 0.5)
+) -> float:
     """RMS difference of the two sets' log10 radial spectra over radial frequencies in ``[band[0] h, band[1] h)``.
 
     The default band ``[h/4, h/2)`` is the upper half of the axis frequencies, where blur and upsampling show.
@@ -50,5 +52,7 @@ def spectrum_distance(x: Float[Tensor, "n c h w"], y: Float[Tensor, "m k p q"], 
     bins = torch.arange(sx.shape[0], dtype=torch.float64)
     inside = (bins >= lo * h) & (bins < hi * h)
     if not 0 <= lo < hi or not inside.any():
-        raise ValueError(f"band must satisfy 0 <= band[0] < band[1] and contain an integer frequency below {sx.shape[0]}, got {band}")
+        raise ValueError(
+            f"band must satisfy 0 <= band[0] < band[1] and contain an integer frequency below {sx.shape[0]}, got {band}"
+        )
     return float((sx - sy)[inside].square().mean().sqrt())

@@ -86,7 +86,9 @@ def test_swd_levels_follow_the_resolution() -> None:
     assert len(swd_per_level(x, x.flip(0), patches_per_image=8, directions=16)) == 3
 
 
-def test_swd_real_vs_real_is_at_the_floor_and_corruptions_are_ordered(real: torch.Tensor, reference: torch.Tensor, noise: torch.Tensor) -> None:
+def test_swd_real_vs_real_is_at_the_floor_and_corruptions_are_ordered(
+    real: torch.Tensor, reference: torch.Tensor, noise: torch.Tensor
+) -> None:
     floor = swd_per_level(real, reference)
     assert max(floor) < 30  # README §3: 8-13 at N=1000; more at N=256
     assert swd_per_level(real[:128], reference)[0] < 30  # sets of different sizes
