@@ -20,11 +20,12 @@ import torch
 import tyro
 
 from funcdiff.domains.io import save_samples, side_by_side, write_png
-from funcdiff.factory import TrainConfig, build_run, make_sampler
+from funcdiff.evaluation import describe, evaluate, read_image_folder, sample_resolutions
+from funcdiff.factory import TrainConfig, build_run, make_dataset, make_sampler
 from funcdiff.operators import native
 from funcdiff.operators.base import NeuralOperator
 from funcdiff.processes.base import DenoisingProcess, DiffusionProcess
-from funcdiff.training import Trainer, load_trained, sample
+from funcdiff.training import Trainer, load_trained
 from funcdiff.training.estimate import Estimate, estimate_sampling, estimate_training_step
 
 
@@ -120,6 +121,41 @@ class Demo(Train):
     resolutions: tuple[int, ...] = (32, 64, 128)
 
 
+EVAL_SAMPLING = SampleOptions(resolutions=(), num=128, sample_steps=50)
+"""Evaluation's sampling: 128 samples per resolution, 50 steps; no resolutions means the training one."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Eval:
+    """Score a checkpoint's samples (or folders of images) against real data and write a report with plots.
+
+    Attributes:
+        checkpoint: a checkpoint to sample and score.
+        samples: instead of a checkpoint, folders of PNG images, one resolution per folder (e.g. a `sample` run's
+            ``samples/64px``); the smallest resolution plays the training resolution's part.
+        data: the real data set, a built-in name or a folder of images (default: the checkpoint's).
+        data_limit: draw the real sets from only the first this many examples of each split (quick checks).
+        resolution_study: sample at the training resolution r, 2r and 4r with nested noise; above r, score the
+            bicubic upsampling of the r samples (the baseline), the detail gain, and the samples box-averaged to r.
+        out_dir: where report.md, scores.json, the plots and the samples' picture go.
+        device: where to sample.
+        sampling: how to sample (``--resolutions`` default to the training resolution; the study sets its own).
+        verbose: log at INFO level, and show a traceback on errors.
+        yes: sample even when the estimate is over an hour or 80 % of memory.
+    """
+
+    checkpoint: Path | None = None
+    samples: tuple[Path, ...] = ()
+    data: str | None = None
+    data_limit: int | None = None
+    resolution_study: bool = False
+    out_dir: Path = Path("runs/eval")
+    device: str = "cpu"
+    sampling: Annotated[SampleOptions, tyro.conf.OmitArgPrefixes] = EVAL_SAMPLING
+    verbose: bool = False
+    yes: bool = False
+
+
 @dataclass(frozen=True, kw_only=True)
 class BuildKernel:
     """Compile the native sparse-convolution kernel now (once per environment) instead of on first use.
@@ -139,6 +175,7 @@ Command = Union[
     Annotated[Demo, tyro.conf.subcommand("demo", description=Demo.__doc__.split("\n")[0])],
     Annotated[Train, tyro.conf.subcommand("train", description=Train.__doc__.split("\n")[0])],
     Annotated[Sample, tyro.conf.subcommand("sample", description=Sample.__doc__.split("\n")[0])],
+    Annotated[Eval, tyro.conf.subcommand("eval", description=Eval.__doc__.split("\n")[0])],
     Annotated[BuildKernel, tyro.conf.subcommand("build-kernel", description=BuildKernel.__doc__.split("\n")[0])],
 ]
 
@@ -186,25 +223,68 @@ def run_sample(command: Sample) -> int:
         print(json.dumps({**settings, "out_dir": str(command.out_dir)}, indent=2))
         return 0
     model, process, _ = load_trained(command.checkpoint, ema=o.ema, device=command.device)
-    _check_estimates(command, model, process)
+    _check_estimates(o, command.device, command.yes, model, process)
     out = Path(command.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "sample_config.json").write_text(json.dumps(settings, indent=2))
     generator = torch.Generator(device=command.device)
     sampler = make_sampler(o.sampler, process, reference_shape=tuple(model.reference_shape), generator=generator, eta=o.eta)
     grids = []
-    for resolution in o.resolutions:
-        generator.manual_seed(o.seed)
-        start = time.perf_counter()
-        samples = sample(model, process, resolution, batch=o.num, steps=o.sample_steps, sampler=sampler, generator=generator,
-                         device=command.device, chunk_points=o.chunk_points, nest_resolution=max(o.resolutions) if o.nested else None,
-                         progress=True).cpu()
-        seconds = time.perf_counter() - start
+    for resolution, samples, seconds in sample_resolutions(model, process, o.resolutions, num=o.num, steps=o.sample_steps,
+                                                           sampler=sampler, generator=generator, seed=o.seed, nested=o.nested,
+                                                           device=command.device, chunk_points=o.chunk_points):
         path = save_samples(samples, out, f"{resolution}px")
         grids.append(samples)
-        print(f"{resolution:>5} px: {path}  ({seconds / o.num:.2f} s per sample)")
+        print(f"{resolution:>5} px: {path}  ({seconds:.2f} s per sample)")
     if len(grids) > 1 and grids[0].ndim == 4 and grids[0].shape[1] in (1, 3):
         print(f"compare: {write_png(side_by_side(grids), out / 'resolutions.png')}")
+    return 0
+
+
+def run_eval(command: Eval) -> int:
+    """The ``eval`` command."""
+    o = command.sampling
+    if (command.checkpoint is None) == (not command.samples):
+        raise ValueError("give either --checkpoint (to sample and score it) or --samples (folders of images to score)")
+    details: dict[str, object] = {}
+    seconds = None
+    if command.checkpoint is not None:
+        model, process, config = load_trained(command.checkpoint, ema=o.ema, device=command.device)
+        reference = tuple(model.reference_shape)
+        if len(reference) != 2 or reference[0] != reference[1]:
+            raise ValueError(f"eval scores square images; this checkpoint's domain has shape {reference}")
+        data = command.data or config.get("run", {}).get("data")
+        if data is None:
+            raise ValueError("this checkpoint does not name its data set; pass --data")
+        r = reference[0]
+        resolutions = (r, 2 * r, 4 * r) if command.resolution_study else (o.resolutions or (r,))
+        o = dataclasses.replace(o, resolutions=resolutions)
+        _check_estimates(o, command.device, command.yes, model, process)
+        generator = torch.Generator(device=command.device)
+        sampler = make_sampler(o.sampler, process, reference_shape=reference, generator=generator, eta=o.eta)
+        drawn = list(sample_resolutions(model, process, resolutions, num=o.num, steps=o.sample_steps, sampler=sampler,
+                                        generator=generator, seed=o.seed, nested=o.nested, device=command.device,
+                                        chunk_points=o.chunk_points))
+        samples, seconds = {r: x for r, x, _ in drawn}, {r: s for r, _, s in drawn}
+        details.update(checkpoint=str(command.checkpoint), sampler=o.sampler, steps=o.sample_steps, ema=o.ema)
+    else:
+        if command.data is None:
+            raise ValueError("--samples needs --data, the real data set to compare with")
+        data, r = command.data, None
+        channels = make_dataset(data, resolution=16, split="test")[0].shape[0]
+        samples = {}
+        for folder in command.samples:
+            images = read_image_folder(folder, channels=channels)
+            if images.shape[-1] in samples or images.shape[-1] != images.shape[-2]:
+                raise ValueError(f"{folder}: each folder must hold square images of its own resolution, got {tuple(images.shape[1:])}")
+            samples[images.shape[-1]] = images
+        details.update(folders=", ".join(map(str, command.samples)))
+    title = "Resolution study" if command.resolution_study else "Evaluation"
+    study, path = evaluate(samples, data=data, training_resolution=r or min(samples), out_dir=command.out_dir,
+                           seconds_per_sample=seconds, seed=o.seed, data_limit=command.data_limit,
+                           details=details, title=title)
+    print(describe(study))
+    print(f"report: {path}")
     return 0
 
 
@@ -243,9 +323,8 @@ def _check_training_estimate(command: Train, model: NeuralOperator, process: Dif
                          "--points makes it cheaper)")
 
 
-def _check_estimates(command: Sample, model: NeuralOperator, process: DiffusionProcess) -> None:
-    """Print the time and memory of each resolution above 4x the training one; refuse huge ones without --yes."""
-    o = command.sampling
+def _check_estimates(o: SampleOptions, device: str, yes: bool, model: NeuralOperator, process: DiffusionProcess) -> None:
+    """Print the time and memory of each resolution above 4x the training one; refuse huge ones without ``yes``."""
     reference = tuple(model.reference_shape)
     heun = o.sampler == "heun" or (o.sampler == "auto" and not isinstance(process, DenoisingProcess))
     for resolution in o.resolutions:
@@ -253,9 +332,9 @@ def _check_estimates(command: Sample, model: NeuralOperator, process: DiffusionP
         if math.prod(shape) <= 16 * math.prod(reference):
             continue
         estimate = estimate_sampling(model, process, shape, batch=o.num, evaluations=o.sample_steps * (2 if heun else 1),
-                                     device=command.device, chunk_points=o.chunk_points)
+                                     device=device, chunk_points=o.chunk_points)
         print(f"{resolution:>5} px: estimated {estimate.describe()} for {o.num} sample(s)", flush=True)
-        if not command.yes and (estimate.seconds > 3600 or estimate.peak_bytes > 0.8 * _memory_bytes(command.device)):
+        if not yes and (estimate.seconds > 3600 or estimate.peak_bytes > 0.8 * _memory_bytes(device)):
             raise ValueError(f"sampling at {resolution} px would take {estimate.describe()}; pass --yes to go ahead "
                              "(fewer --num, --sample-steps or a --chunk-points bound make it cheaper)")
 
@@ -271,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if isinstance(command, BuildKernel):
             return run_build_kernel(command)
+        if isinstance(command, Eval):
+            return run_eval(command)
         return run_sample(command) if isinstance(command, Sample) else run_train(command)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
