@@ -40,6 +40,7 @@ EXPERIMENTS: dict[str, tuple[int, dict[str, dict[str, Any]]]] = {
         "all points": dict(points=1.0),
         "batch 32": dict(batch_size=32),
         "lr 1e-3": dict(lr=1e-3),
+        "stratified points": dict(point_scheme="stratified"),
         "flow matching (x1)": dict(process="flow"),
     }),
 }

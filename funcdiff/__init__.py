@@ -23,6 +23,7 @@ from funcdiff.processes import (
     linear_schedule,
     sample_ddim,
     sample_ddpm,
+    sample_dpmpp,
     sample_euler,
     sample_heun,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "register",
     "sample_ddim",
     "sample_ddpm",
+    "sample_dpmpp",
     "sample_euler",
     "sample_heun",
 ]

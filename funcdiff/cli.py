@@ -209,8 +209,10 @@ def run_train(command: Train) -> int:
     if isinstance(command, Demo):
         options = SampleOptions(resolutions=command.resolutions, num=config.sample_count, sampler=config.sampler,
                                 sample_steps=config.sample_steps, seed=config.seed)
-        return run_sample(Sample(checkpoint=result.out_dir / "checkpoint", out_dir=result.out_dir / "samples",
+        code = run_sample(Sample(checkpoint=result.out_dir / "checkpoint", out_dir=result.out_dir / "samples",
                                  device=config.device, sampling=options))
+        print(f"judge them: funcdiff eval --checkpoint {result.out_dir / 'checkpoint'} --resolution-study")
+        return code
     print(f"samples:    {result.out_dir / 'samples'}")
     return 0
 

@@ -68,6 +68,8 @@ class TrainConfig(TrainSettings):
             (the Wiener filter at the end amplifies an undertrained model's high-frequency errors).
         sigma_pixels: the mollifier's standard deviation in pixels at the training resolution (0 = white noise).
         sigma_min: the noise left at the end of the flow (flow).
+        point_scheme: how each step's training points are drawn: "uniform" (without replacement) or "stratified"
+            (one per block of cells, so they cover the grid evenly).
         sampler: "ddim", "ddpm" or "dpmpp" (DPM-Solver++ 2M) (ddpm), "euler" or "heun" (flow), for samples written
             during training; "auto" picks ddim or heun.
     """
@@ -84,6 +86,7 @@ class TrainConfig(TrainSettings):
     prediction: PredictionName = "auto"
     sigma_pixels: float = 1.0
     sigma_min: float = 0.0
+    point_scheme: Literal["uniform", "stratified"] = "uniform"
     sampler: Literal["auto", "ddim", "ddpm", "dpmpp", "euler", "heun"] = "auto"
 
     def checks(self) -> dict[str, bool]:
@@ -159,7 +162,7 @@ def build_dataset(config: TrainConfig, *, split: Split = "train") -> Dataset:
 def build_process(config: TrainConfig, data_shape: tuple[int, ...]) -> DiffusionProcess:
     """The process a config describes for data of ``data_shape = (c, *spatial)`` (sigma given in training pixels,
     stored in domain units)."""
-    domain = GridDomain(ndim=len(data_shape) - 1, channels=data_shape[0])
+    domain = GridDomain(ndim=len(data_shape) - 1, channels=data_shape[0], scheme=config.point_scheme)
     mollifier = GaussianMollifier(config.sigma_pixels / config.resolution) if config.sigma_pixels > 0 else IdentityMollifier()
     prediction = _PREDICTIONS[config.process][0] if config.prediction == "auto" else config.prediction
     if config.process == "flow":

@@ -66,8 +66,8 @@ def write_report(
     spectra: dict[str, tuple[list[float], list[float]]] = {}
     for side, x in sorted(samples.items()):
         for name, images in (("samples", x), ("real", real[side])):
-            power = radial_power_spectrum(images).tolist()
-            spectra[f"{side} px {name}"] = ([k / side for k in range(len(power))], [10**p for p in power])
+            power = radial_power_spectrum(images).tolist()[1 : side // 2 + 1]  # no DC (means are removed), to Nyquist
+            spectra[f"{side} px {name}"] = ([k / side for k in range(1, len(power) + 1)], [10**p for p in power])
     line_chart(spectra, out / "spectra.png", title="radial power spectrum", x_label="cycles/px", size=(720, 400))
     rows = [samples[side] for side in sorted(samples)] + [real[max(samples)]]
     write_png(side_by_side(rows, count=8), out / "samples.png")

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-COLOURS = [(30, 90, 200), (220, 110, 20), (40, 150, 60), (200, 40, 40), (130, 70, 180), (120, 120, 120)]
+COLOURS = [(30, 90, 200), (220, 110, 20), (40, 150, 60), (200, 40, 40), (130, 70, 180), (120, 120, 120), (0, 170, 190),
+           (190, 60, 150), (150, 120, 20), (0, 0, 0)]
 """Line colours, one per series in order."""
 
 Series = tuple[Sequence[float | int], Sequence[float | int]]

@@ -178,3 +178,10 @@ def test_the_trainer_applies_the_warm_up(tiny_config: TrainConfig, tmp_path) -> 
 
     assert all(a.equal(b) for a, b in zip(warm.model.parameters(), plain.model.parameters()))
     assert distance(warm) < 0.5 * distance(plain)
+
+
+def test_point_scheme_reaches_the_domain_and_the_checkpoint(tiny_config: TrainConfig) -> None:
+    """--point-scheme stratified trains with stratified draws, and the reloaded process keeps them."""
+    result = train_config(replace(tiny_config, point_scheme="stratified", steps=1))
+    _, process, config = load_trained(result.out_dir / "checkpoint")
+    assert process.domain.scheme == "stratified" and config["run"]["point_scheme"] == "stratified"
