@@ -68,11 +68,11 @@ def test_huge_sampling_needs_yes(tmp_path, monkeypatch, capsys) -> None:
 
     monkeypatch.setattr(cli, "estimate_sampling", fake)
     process = MollifiedDDPM(GridDomain(2, 1), cosine_schedule(10), IdentityMollifier())
-    command = cli.Sample(checkpoint=tmp_path, sampling=cli.SampleOptions(resolutions=(16, 32, 4096), num=1))
+    options = cli.SampleOptions(resolutions=(16, 32, 4096), num=1)
     with pytest.raises(ValueError, match="4096 px would take about 5.0 h.*--yes"):
-        cli._check_estimates(command, Linear(), process)
+        cli._check_estimates(options, "cpu", False, Linear(), process)
     assert calls == [(4096, 4096)] and "estimated about 5.0 h" in capsys.readouterr().out
-    cli._check_estimates(cli.Sample(checkpoint=tmp_path, yes=True, sampling=command.sampling), Linear(), process)
+    cli._check_estimates(options, "cpu", True, Linear(), process)
     assert math.prod(calls[-1]) == 4096**2
 
 
