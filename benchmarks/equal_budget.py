@@ -81,11 +81,11 @@ def main() -> None:
         print(f"| {name} | {result.step} | {rate:.0f} | {scores.swd[0]:.1f} ({scores.swd[0] / floor.swd[0]:.2f}) | "
               f"{scores.swd_mean:.1f} | {scores.fd:.3f} | {scores.spectrum:.3f} | {seconds:.3f} |", flush=True)
         results.append({"variant": name, "overrides": overrides, "steps": result.step, "examples_per_second": rate,
-                        "seconds_per_sample": seconds, **dataclasses.asdict(scores)})
+                        "seconds_per_sample": seconds, **scores.as_dict()})
     out = Path(args.out) / f"{args.experiment}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"budget": args.budget, "num": args.num, "steps": args.steps, "sampler": args.sampler,
-                               "resolution": resolution, "floor": dataclasses.asdict(floor), "results": results}, indent=2))
+                               "resolution": resolution, "floor": floor.as_dict(), "results": results}, indent=2))
     print(f"written: {out}")
 
 

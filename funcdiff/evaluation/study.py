@@ -3,7 +3,7 @@ upsampling of the training-resolution samples as the baseline above it, the deta
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +92,7 @@ class Study:
             entry: dict[str, Any] = {"resolution": row.resolution, "seconds_per_sample": row.seconds_per_sample}
             for name in ("samples", "floor", "bicubic", "box"):
                 scores = getattr(row, name)
-                entry[name] = None if scores is None else {**asdict(scores), "swd_mean": scores.swd_mean}
+                entry[name] = None if scores is None else scores.as_dict()
             entry.update(detail_gain=row.detail_gain, finest_to_floor=row.finest_to_floor, box_to_floor=self.box_to_floor(row))
             rows.append(entry)
         return {"training_resolution": self.training_resolution, "rows": rows}
