@@ -6,7 +6,7 @@ coordinates samples at any resolution. The protocols (`Domain`, `Mollifier`, `Di
 the same code once it is registered with `register`.
 """
 
-from funcdiff.domains import Domain, GridDomain
+from funcdiff.domains import AudioDomain, Domain, GridDomain
 from funcdiff.mollifiers import GaussianMollifier, IdentityMollifier, Mollifier
 from funcdiff.operators import InftyDiffOperator, LatentMLP, NeuralOperator, OperatorConfig, SparseDepthwiseConv, SparseEncoder, operator_preset
 from funcdiff.points import Points
@@ -32,6 +32,7 @@ from funcdiff.registry import build, register
 __version__ = "0.1.0"
 
 __all__ = [
+    "AudioDomain",
     "DenoisingProcess",
     "DiffusionProcess",
     "Domain",

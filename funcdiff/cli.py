@@ -19,7 +19,7 @@ from typing import Annotated, Literal, Union
 import torch
 import tyro
 
-from funcdiff.domains.io import save_samples, side_by_side, write_png
+from funcdiff.domains.io import side_by_side, write_png
 from funcdiff.evaluation import describe, evaluate, read_image_folder, sample_resolutions
 from funcdiff.factory import TrainConfig, build_run, make_dataset, make_sampler
 from funcdiff.operators import native
@@ -235,9 +235,10 @@ def run_sample(command: Sample) -> int:
     for resolution, samples, seconds in sample_resolutions(model, process, o.resolutions, num=o.num, steps=o.sample_steps,
                                                            sampler=sampler, generator=generator, seed=o.seed, nested=o.nested,
                                                            device=command.device, chunk_points=o.chunk_points):
-        path = save_samples(samples, out, f"{resolution}px")
+        label = process.domain.label(tuple(samples.shape[2:]))
+        path = process.domain.save_samples(samples, out, label)
         grids.append(samples)
-        print(f"{resolution:>5} px: {path}  ({seconds:.2f} s per sample)")
+        print(f"{label:>8}: {path}  ({seconds:.2f} s per sample)")
     if len(grids) > 1 and grids[0].ndim == 4 and grids[0].shape[1] in (1, 3):
         print(f"compare: {write_png(side_by_side(grids), out / 'resolutions.png')}")
     return 0

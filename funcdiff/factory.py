@@ -7,6 +7,7 @@ this module entirely; checkpoints rebuild components by their registered kinds (
 """
 
 import functools
+import inspect
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,10 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, Subset
 
+from funcdiff.data.folder import EXTENSIONS as IMAGE_EXTENSIONS
 from funcdiff.data.split import Split
+from funcdiff.domains.audio import AudioDomain
+from funcdiff.domains.base import Domain
 from funcdiff.domains.grid import GridDomain
 from funcdiff.mollifiers.gaussian import GaussianMollifier, IdentityMollifier
 from funcdiff.operators import operator_preset
@@ -52,11 +56,14 @@ class TrainConfig(TrainSettings):
     """A training run of an ∞-Diff operator, components and settings (defaults: the CPU demo).
 
     Attributes:
-        data: "icons", "fashion-mnist", a folder of images, or another registered data set kind.
-        resolution: training grid side in pixels (the operator's reference resolution).
-        channels: channels of image folders (1 grey or 3 RGB); icons and fashion-mnist are grey.
+        data: "icons", "fashion-mnist", "shapes" (3-D), "notes" or "digits" (audio), a folder of images,
+            a folder of images or of sound files (WAV, FLAC, OGG), or another registered data set kind.
+        resolution: the training grid: its side in pixels (images, volumes) or its sample rate in Hz (audio); the
+            operator's reference resolution.
+        channels: channels of image folders (1 grey or 3 RGB); the built-in sets are grey or mono.
         data_limit: use only this many examples (quick runs), or all.
         flip: add mirrored copies (image folders).
+        duration: the clip length in seconds of folders of sound files (cut or padded to it).
         preset: operator preset ("tiny", "cpu-small", "paper-128", "paper-256").
         process: "ddpm" (the mollified DDPM, MATH.md §3-6) or "flow" (functional flow matching, MATH.md §11).
         diffusion_steps: the number T of diffusion steps (ddpm).
@@ -66,7 +73,8 @@ class TrainConfig(TrainSettings):
             500 CPU steps of the demo x0 gave clean icon shapes where mollified-eps still gave speckle, and after the
             demo's four minutes a flow predicting x1 gave clean shapes where one predicting the velocity gave speckle
             (the Wiener filter at the end amplifies an undertrained model's high-frequency errors).
-        sigma_pixels: the mollifier's standard deviation in pixels at the training resolution (0 = white noise).
+        sigma_pixels: the mollifier's standard deviation in grid cells (pixels, or samples for audio) at the training
+            resolution (0 = white noise).
         sigma_min: the noise left at the end of the flow (flow).
         point_scheme: how each step's training points are drawn: "uniform" (without replacement) or "stratified"
             (one per block of cells, so they cover the grid evenly).
@@ -79,6 +87,7 @@ class TrainConfig(TrainSettings):
     channels: int = 1
     data_limit: int | None = None
     flip: bool = False
+    duration: float = 1.0
     preset: str = "cpu-small"
     process: ProcessName = "ddpm"
     diffusion_steps: int = 1000
@@ -95,11 +104,12 @@ class TrainConfig(TrainSettings):
             **super().checks(),
             "resolution": self.resolution >= 2,
             "channels": self.channels in (1, 3),
+            "duration": math.isfinite(self.duration) and self.duration > 0,
             "process": self.process in _PREDICTIONS,
             "prediction": self.prediction == "auto" or self.prediction in _PREDICTIONS.get(self.process, ()),
             "sigma_pixels": math.isfinite(self.sigma_pixels) and self.sigma_pixels >= 0,
             "sigma_min": 0 <= self.sigma_min < 1,
-            "diffusion_steps": self.diffusion_steps >= 2,
+            "diffusion_steps": self.diffusion_steps >= 2 and (self.process == "flow" or self.sample_steps <= self.diffusion_steps),
             "sample_steps": self.sample_steps >= 1 and (self.process == "flow" or self.sample_steps <= self.diffusion_steps),
             "sampler": self.sampler == "auto" or SAMPLERS[self.sampler][0] is (DenoisingProcess if self.process == "ddpm" else FlowProcess),
         }
@@ -118,14 +128,24 @@ def _registered_dataset(name: str) -> type[Dataset] | None:
     return maker if isinstance(maker, type) and issubclass(maker, Dataset) else None
 
 
+SOUND_EXTENSIONS = frozenset({".wav", ".flac", ".ogg"})
+"""Files that make a folder a folder of sound files (read by the ``audio-folder`` data set)."""
+
+
+def folder_kind(folder: Path) -> str:
+    """``"audio-folder"`` for a folder holding sound files and no images, else ``"folder"`` (images)."""
+    suffixes = {p.suffix.lower() for p in folder.rglob("*") if p.is_file()}
+    return "audio-folder" if suffixes & SOUND_EXTENSIONS and not suffixes & IMAGE_EXTENSIONS else "folder"
+
+
 def make_dataset(name_or_path: str | Path, *, resolution: int | tuple[int, int], split: Split = "train", **options: Any) -> Dataset:
     """The data set ``name_or_path`` at ``resolution``; ``options`` go to its constructor.
 
     Args:
-        name_or_path: a registered data set kind ("icons", "fashion-mnist", or a user's), or a folder of images. A
-            name written as a path (``./icons``, ``data/icons``) is always the folder; a bare name that is both a
-            registered kind and a folder here is refused as ambiguous.
-        resolution: the side in pixels, or for folders also ``(height, width)``.
+        name_or_path: a registered data set kind ("icons", "notes", or a user's), or a folder of images or of sound
+            files (WAV, FLAC, OGG). A name written as a path (``./icons``, ``data/icons``) is always the folder; a
+            bare name that is both a registered kind and a folder here is refused as ambiguous.
+        resolution: the side in pixels (for image folders also ``(height, width)``), or the sample rate for audio.
         split: "train" or "test".
         **options: further keyword arguments of the data set's class, e.g. ``limit`` or ``flip``.
 
@@ -138,32 +158,50 @@ def make_dataset(name_or_path: str | Path, *, resolution: int | tuple[int, int],
         raise ValueError(f"{name!r} is both a built-in data set and a folder here: write ./{name} for the folder")
     if maker is not None:
         return maker(resolution=resolution, split=split, **options)
-    if Path(name).expanduser().is_dir():
-        return lookup("folder")(Path(name).expanduser(), resolution=resolution, split=split, **options)
-    raise ValueError(f"data must be a registered data set (e.g. 'icons', 'fashion-mnist') or an existing folder of images, got {name!r}")
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        return lookup(folder_kind(folder))(folder, resolution=resolution, split=split, **options)
+    raise ValueError(f"data must be a registered data set (e.g. 'icons', 'notes') or an existing folder of images or "
+                     f"sound files, got {name!r}")
 
 
 def build_dataset(config: TrainConfig, *, split: Split = "train") -> Dataset:
-    """The data a config names, limited to ``data_limit`` examples.
+    """The data a config names, limited to ``data_limit`` examples (at construction, where the data set takes a
+    ``limit``).
 
     Raises:
-        ValueError: if the data set's channels are not ``config.channels`` (built-in sets are grey).
+        ValueError: if the data set's channels are not ``config.channels`` (built-in sets are grey or mono).
     """
-    options = {"channels": config.channels, "flip": config.flip} if _registered_dataset(config.data) is None else {}
-    if config.data == "icons":
-        options["limit"] = config.data_limit
+    maker = _registered_dataset(config.data)
+    if maker is None:
+        folder = Path(config.data).expanduser()
+        maker = lookup(folder_kind(folder) if folder.is_dir() else "folder")
+    options: dict[str, Any] = {"channels": config.channels, "flip": config.flip, "duration": config.duration}
+    accepted = inspect.signature(maker).parameters
+    options = {k: v for k, v in {**options, "limit": config.data_limit}.items() if k in accepted}
     dataset = make_dataset(config.data, resolution=config.resolution, split=split, **options)
     if dataset[0].shape[0] != config.channels:
         raise ValueError(f"data {config.data!r} has {dataset[0].shape[0]} channel(s), not channels={config.channels}; "
                          "channels applies to image folders")
-    return dataset if config.data_limit is None or config.data == "icons" else Subset(dataset, range(min(config.data_limit, len(dataset))))
+    limited = config.data_limit is None or "limit" in accepted
+    return dataset if limited else Subset(dataset, range(min(config.data_limit, len(dataset))))
 
 
-def build_process(config: TrainConfig, data_shape: tuple[int, ...]) -> DiffusionProcess:
-    """The process a config describes for data of ``data_shape = (c, *spatial)`` (sigma given in training pixels,
-    stored in domain units)."""
-    domain = GridDomain(ndim=len(data_shape) - 1, channels=data_shape[0], scheme=config.point_scheme)
-    mollifier = GaussianMollifier(config.sigma_pixels / config.resolution) if config.sigma_pixels > 0 else IdentityMollifier()
+def build_domain(config: TrainConfig, data_shape: tuple[int, ...], *, duration: float | None = None) -> Domain:
+    """The domain of data of ``data_shape = (c, *spatial)``: clips of ``duration`` seconds (an `AudioDomain`, whose
+    resolutions are sample rates) when given, else a `GridDomain`."""
+    if duration is not None:
+        if len(data_shape) != 2:
+            raise ValueError(f"a duration is for 1-D clips (c, n), got data of shape {data_shape}")
+        return AudioDomain(duration, channels=data_shape[0], scheme=config.point_scheme)
+    return GridDomain(ndim=len(data_shape) - 1, channels=data_shape[0], scheme=config.point_scheme)
+
+
+def build_process(config: TrainConfig, data_shape: tuple[int, ...], *, duration: float | None = None) -> DiffusionProcess:
+    """The process a config describes for data of ``data_shape = (c, *spatial)`` (sigma given in cells of the training
+    grid, stored in domain units); ``duration`` makes the domain audio (`build_domain`)."""
+    domain = build_domain(config, data_shape, duration=duration)
+    mollifier = GaussianMollifier(config.sigma_pixels / data_shape[1]) if config.sigma_pixels > 0 else IdentityMollifier()
     prediction = _PREDICTIONS[config.process][0] if config.prediction == "auto" else config.prediction
     if config.process == "flow":
         return FunctionalFlowMatching(domain, mollifier, sigma_min=config.sigma_min, prediction=prediction)
@@ -172,17 +210,25 @@ def build_process(config: TrainConfig, data_shape: tuple[int, ...]) -> Diffusion
 
 
 def build_model(config: TrainConfig, data_shape: tuple[int, ...]) -> nn.Module:
-    """The operator preset a config names, initialised from the config's seed."""
+    """The operator preset a config names for data of ``data_shape = (c, *spatial)``, initialised from the config's
+    seed."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        return operator_preset(config.preset, channels=data_shape[0], resolution=config.resolution, ndim=len(data_shape) - 1)
+        return operator_preset(config.preset, channels=data_shape[0], resolution=tuple(data_shape[1:]))
 
 
 def build_run(config: TrainConfig) -> tuple[nn.Module, DiffusionProcess, Dataset]:
     """Model, process and training data of a config, ready for `funcdiff.training.Trainer`."""
     data = build_dataset(config)
     shape = tuple(data[0].shape)
-    return build_model(config, shape), build_process(config, shape), data
+    return build_model(config, shape), build_process(config, shape, duration=getattr(_unwrap(data), "duration", None)), data
+
+
+def _unwrap(data: Dataset) -> Dataset:
+    """The data set under `Subset` wrappers."""
+    while isinstance(data, Subset):
+        data = data.dataset
+    return data
 
 
 def make_sampler(

@@ -1,10 +1,13 @@
 """Domains: where functions live, how they are discretised, read and written."""
 
+from funcdiff.domains.audio import AudioDomain
 from funcdiff.domains.base import Domain, SubsampleScheme
 from funcdiff.domains.grid import GridDomain, box_average, nested_white_noise, resolve_count, white_noise
 from funcdiff.domains.io import image_grid, read_png, read_wav, save_images, save_samples, side_by_side, write_png, write_wav
+from funcdiff.domains.sound_pictures import log_power_spectrogram, spectrogram_picture, waveform_picture
 
 __all__ = [
-    "Domain", "GridDomain", "SubsampleScheme", "box_average", "image_grid", "nested_white_noise", "read_png", "read_wav",
-    "resolve_count", "save_images", "save_samples", "side_by_side", "white_noise", "write_png", "write_wav",
+    "AudioDomain", "Domain", "GridDomain", "SubsampleScheme", "box_average", "image_grid", "log_power_spectrogram",
+    "nested_white_noise", "read_png", "read_wav", "resolve_count", "save_images", "save_samples", "side_by_side",
+    "spectrogram_picture", "waveform_picture", "white_noise", "write_png", "write_wav",
 ]

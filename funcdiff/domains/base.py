@@ -1,6 +1,7 @@
 """The Domain protocol: where functions live, how they are discretised, subsampled and noised."""
 
 from abc import abstractmethod
+from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
@@ -8,6 +9,7 @@ from beartype import beartype
 from jaxtyping import jaxtyped
 
 from funcdiff._typing import DenseField, PointIndex, Tensor
+from funcdiff.domains.io import save_samples
 from funcdiff.points import Points
 
 SubsampleScheme = Literal["uniform", "stratified"]
@@ -64,6 +66,18 @@ class Domain(Protocol):
         check_field(self, x, "x")
         index = self.draw_index(x.shape[0], tuple(x.shape[2:]), n, generator=generator, device=x.device)
         return Points.gather(x, index)
+
+    def label(self, shape: tuple[int, ...]) -> str:
+        """A file-name-safe name of the grid ``shape``: ``32px`` for a square grid, ``32x48px`` otherwise."""
+        return f"{shape[0]}px" if len(set(shape)) == 1 else "x".join(map(str, shape)) + "px"
+
+    def save_samples(self, samples: DenseField, directory: str | Path, prefix: str, *, individual: bool = True) -> Path:
+        """Write samples of this domain under ``directory`` named by ``prefix``; returns the main file's path.
+
+        The default (`funcdiff.domains.io.save_samples`) writes PNG grids for images, WAV files for 1-D signals, slice
+        pictures for volumes and a tensor file otherwise; a domain overrides it to write its own formats.
+        """
+        return save_samples(samples, directory, prefix, individual=individual)
 
 
 def check_field(domain: Domain, x: Tensor, name: str) -> None:

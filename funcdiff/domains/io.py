@@ -64,12 +64,12 @@ def read_wav(path: str | Path) -> tuple[Float[Tensor, "c n"], int]:
     return signal, rate
 
 
-def image_grid(images: Float[Tensor, "b c h w"], *, nrow: int | None = None, pad: int = 1) -> Float[Tensor, "c H W"]:
-    """Tile images into one picture, ``nrow`` per row (about square by default), separated by ``pad`` pixels of -1."""
+def image_grid(images: Float[Tensor, "b c h w"], *, nrow: int | None = None, pad: int = 1, fill: float = -1.0) -> Float[Tensor, "c H W"]:
+    """Tile images into one picture, ``nrow`` per row (about square by default), separated by ``pad`` pixels of ``fill``."""
     b, c, h, w = images.shape
     nrow = nrow or math.ceil(math.sqrt(b))
     rows = math.ceil(b / nrow)
-    grid = images.new_full((c, rows * (h + pad) + pad, nrow * (w + pad) + pad), -1.0)
+    grid = images.new_full((c, rows * (h + pad) + pad, nrow * (w + pad) + pad), fill)
     for i, image in enumerate(images):
         r, col = divmod(i, nrow)
         grid[:, pad + r * (h + pad) : pad + r * (h + pad) + h, pad + col * (w + pad) : pad + col * (w + pad) + w] = image

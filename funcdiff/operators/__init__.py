@@ -15,8 +15,9 @@ from funcdiff.operators.layers import parameter_count
 from funcdiff.operators.unet import GridUNet
 
 
-def operator_preset(name: str, *, channels: int, resolution: int, ndim: int = 2, z_dim: int = 0) -> InftyDiffOperator:
-    """An `InftyDiffOperator` built from `preset_config` (``paper-256``, ``paper-128``, ``cpu-small``, ``tiny``)."""
+def operator_preset(name: str, *, channels: int, resolution: int | tuple[int, ...], ndim: int = 2, z_dim: int = 0) -> InftyDiffOperator:
+    """An `InftyDiffOperator` built from `preset_config` (``paper-256``, ``paper-128``, ``cpu-small``, ``audio-small``,
+    ``tiny``)."""
     return InftyDiffOperator(preset_config(name, channels=channels, resolution=resolution, ndim=ndim, z_dim=z_dim))
 
 

@@ -19,7 +19,6 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from funcdiff.data import infinite_loader
-from funcdiff.domains.io import save_samples
 from funcdiff.operators.base import NeuralOperator
 from funcdiff.owner_lock import OwnerLock
 from funcdiff.processes.base import DiffusionProcess
@@ -86,11 +85,6 @@ def _differences(saved: Any, current: Any, prefix: str) -> list[str]:
     if isinstance(saved, dict) and isinstance(current, dict):
         return [d for key in sorted(set(saved) | set(current)) for d in _differences(saved.get(key), current.get(key), f"{prefix}.{key}")]
     return [] if saved == current else [prefix]
-
-
-def _label(shape: tuple[int, ...]) -> str:
-    """``32px`` for a square grid, ``32x48px`` otherwise."""
-    return f"{shape[0]}px" if len(set(shape)) == 1 else "x".join(map(str, shape)) + "px"
 
 
 def learning_rate(settings: TrainSettings, step: int) -> float:
@@ -263,7 +257,8 @@ class Trainer:
             shape = tuple(factor * r for r in self.reference_shape)
             samples = sample(self.ema, self.process, shape, batch=s.sample_count, steps=s.sample_steps, sampler=sampler,
                              generator=generator, device=self.ctx.device, nest_resolution=nest)
-            paths.append(save_samples(samples.cpu(), self.out_dir / "samples", f"step{self.step:07d}_{_label(shape)}", individual=False))
+            domain = self.process.domain
+            paths.append(domain.save_samples(samples.cpu(), self.out_dir / "samples", f"step{self.step:07d}_{domain.label(shape)}", individual=False))
         return paths
 
     def write_final_samples(self) -> list[Path]:
