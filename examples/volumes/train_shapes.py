@@ -16,16 +16,20 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
+from torch import Tensor
 
 from funcdiff.data.shapes import ShapeVolumes
 from funcdiff.domains import write_png
 from funcdiff.domains.slices import volume_slices
 from funcdiff.evaluation.run import sample_resolutions
 from funcdiff.factory import TrainConfig, build_model, build_process, make_sampler
+from funcdiff.operators import NeuralOperator
+from funcdiff.processes import DiffusionProcess
 from funcdiff.training import Trainer
 
 
@@ -57,6 +61,15 @@ def parse(argv: list[str] | None) -> tuple[TrainConfig, argparse.Namespace]:
     return config, args
 
 
+def sample_volumes(model: NeuralOperator, process: DiffusionProcess, config: TrainConfig) -> Iterator[tuple[int, Tensor, float]]:
+    """``(resolution, samples, seconds per sample)`` at the training resolution and twice it, from one nested noise."""
+    generator = torch.Generator(device=config.device)
+    sampler = make_sampler(config.sampler, process, reference_shape=tuple(model.reference_shape), generator=generator)
+    return sample_resolutions(model, process, [config.resolution, 2 * config.resolution], num=config.sample_count,
+                              steps=config.sample_steps, sampler=sampler, generator=generator, seed=config.seed,
+                              device=config.device, progress=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Train for the budget, then sample at r and 2r and write slice pictures of samples and data."""
     config, args = parse(argv)
@@ -73,14 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - start
     print(f"trained {result.step} steps in {seconds:.1f} s ({result.step / seconds:.2f} steps/s), last loss {result.loss:.4f}")
 
-    resolutions = [config.resolution, 2 * config.resolution]
-    generator = torch.Generator(device=config.device)
-    sampler = make_sampler(config.sampler, process, reference_shape=tuple(model.reference_shape), generator=generator)
-    display = 4 * max(resolutions)
-    for resolution, samples, per_sample in sample_resolutions(
-        result.ema, process, resolutions, num=config.sample_count, steps=config.sample_steps, sampler=sampler,
-        generator=generator, seed=config.seed, device=config.device, progress=False,
-    ):
+    display = 4 * config.resolution
+    for resolution, samples, per_sample in sample_volumes(result.ema, process, config):
         save_file({"samples": samples.contiguous()}, str(out / f"samples_{resolution}.safetensors"))
         write_png(volume_slices(samples, count=config.sample_count, display=display), out / f"samples_{resolution}.png")
         real = ShapeVolumes(resolution=resolution, split="test", limit=config.sample_count)

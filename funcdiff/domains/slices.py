@@ -4,6 +4,8 @@ Pure functions of tensors (nothing is written here), so the sample-saving code c
 `funcdiff.domains.write_png`.
 """
 
+import math
+
 import torch
 import torch.nn.functional as F
 from beartype import beartype
@@ -12,7 +14,7 @@ from jaxtyping import jaxtyped
 from funcdiff._typing import Float, Tensor
 
 
-LIGHT = (-0.5, -0.5, 0.7071)
+LIGHT = (-0.5, -0.5, math.sqrt(0.5))
 """Direction towards the light of `depth_view`, as (along h, along w, towards the viewer): from the upper left."""
 
 
