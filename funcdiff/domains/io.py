@@ -13,6 +13,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from funcdiff._typing import DenseField, Float, Tensor
+from funcdiff.domains.slices import volume_slices
 
 
 @jaxtyped(typechecker=beartype)
@@ -94,7 +95,8 @@ def side_by_side(batches: list[Float[Tensor, "_b c _h _w"]], *, count: int = 8, 
 
 def save_samples(samples: DenseField, directory: str | Path, prefix: str, *, individual: bool = True) -> Path:
     """Save samples of any domain: a PNG grid for 1- or 3-channel images, WAV files for 1-D signals, else a
-    ``<prefix>.safetensors`` tensor file. Returns the main file's path."""
+    ``<prefix>.safetensors`` tensor file, with a PNG of slices (`volume_slices`) for volumes. Returns the main file's
+    path (the picture, where there is one)."""
     directory = Path(directory)
     if samples.ndim == 4 and samples.shape[1] in (1, 3):
         return save_images(samples, directory, prefix, individual=individual)
@@ -105,4 +107,6 @@ def save_samples(samples: DenseField, directory: str | Path, prefix: str, *, ind
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{prefix}.safetensors"
     save_file({"samples": samples.detach().float().cpu().contiguous()}, str(path))
+    if samples.ndim == 5 and samples.shape[1] in (1, 3):
+        return write_png(volume_slices(samples), directory / f"{prefix}.png")
     return path

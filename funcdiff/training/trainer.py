@@ -244,15 +244,17 @@ class Trainer:
         return path
 
     def write_samples(self) -> list[Path]:
-        """Sample the EMA model at 1x, 2x and 4x its reference resolution with nested noise (rank 0 only)."""
+        """Sample the EMA model at 1x, 2x and 4x its reference resolution (1x and 2x for volumes, where 4x costs 64
+        training grids) with nested noise (rank 0 only)."""
         if not self.ctx.is_main:
             return []
         s = self.settings
         paths = []
         generator = self.sample_generator
         sampler = self.sampler or default_sampler(self.process, reference_shape=self.reference_shape, generator=generator)
-        nest = tuple(4 * r for r in self.reference_shape)
-        for factor in (1, 2, 4):
+        factors = (1, 2, 4) if len(self.reference_shape) <= 2 else (1, 2)
+        nest = tuple(factors[-1] * r for r in self.reference_shape)
+        for factor in factors:
             generator.manual_seed(s.seed)
             shape = tuple(factor * r for r in self.reference_shape)
             samples = sample(self.ema, self.process, shape, batch=s.sample_count, steps=s.sample_steps, sampler=sampler,

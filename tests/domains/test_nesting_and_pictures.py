@@ -32,7 +32,8 @@ def test_image_grid_and_side_by_side_layout() -> None:
 
 
 def test_save_samples_picks_a_format_by_shape(tmp_path) -> None:
-    """Images become a PNG grid, 1-D signals WAV files at one sample per cell, anything else a tensor file."""
+    """Images become a PNG grid, 1-D signals WAV files at one sample per cell, volumes a tensor file and a picture of
+    slices, anything else a tensor file."""
     from safetensors.torch import load_file
 
     from funcdiff.domains import read_png, read_wav, save_samples
@@ -44,4 +45,7 @@ def test_save_samples_picks_a_format_by_shape(tmp_path) -> None:
     assert rate == 32 and signal.shape == (1, 32) and abs(float(signal[0, -1]) - 1) < 1e-4
     volumes = torch.randn(2, 1, 4, 4, 4)
     path = save_samples(volumes, tmp_path, "volumes")
-    assert torch.equal(load_file(str(path))["samples"], volumes)
+    assert path.name == "volumes.png" and read_png(path, channels=1).shape[0] == 1
+    assert torch.equal(load_file(str(tmp_path / "volumes.safetensors"))["samples"], volumes)
+    fields = torch.randn(2, 4, 4, 4)
+    assert torch.equal(load_file(str(save_samples(fields, tmp_path, "fields")))["samples"], fields)

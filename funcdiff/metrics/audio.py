@@ -1,0 +1,170 @@
+"""Weight-free distances between sets of clips, and listen-free checks of single clips.
+
+Set distances: the multi-resolution STFT distance (the RMS difference of the two sets' mean log-power spectra, over
+three window lengths, in a frequency band), and the Fréchet distance between Gaussians fitted to per-clip log-mel
+statistics (the mean and standard deviation over time of each mel band; the audio cousin of FID without weights).
+Checks: the fundamental frequency and harmonic-to-noise ratio of each clip from its normalised autocorrelation
+(Boersma 1993).
+"""
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from beartype import beartype
+from jaxtyping import jaxtyped
+
+from funcdiff._typing import Float, Tensor
+from funcdiff.domains.sound_pictures import log_power_spectrogram
+from funcdiff.metrics.random_features import frechet_distance
+
+WINDOWS = (0.016, 0.032, 0.064)
+"""STFT window lengths in seconds of the multi-resolution distance."""
+
+FLOOR_DB = -100.0
+"""Power below this (dB re full scale) counts as this, so that silent bands give finite distances."""
+
+
+def _check_clips(x: Tensor, name: str) -> None:
+    """Raise ``ValueError`` unless ``x`` is a finite batch of at least 2 mono clips."""
+    if x.ndim != 3 or x.shape[1] != 1 or x.shape[0] < 2 or not torch.isfinite(x).all():
+        raise ValueError(f"{name} must be at least 2 finite mono clips (n, 1, samples), got shape {tuple(x.shape)}")
+
+
+@jaxtyped(typechecker=beartype)
+def mean_log_spectrum(clips: Float[Tensor, "n 1 s"], sample_rate: float | int, *, window_seconds: float = 0.032) -> Float[Tensor, " f"]:
+    """The set's mean power per STFT bin, in dB (``10 log10``) floored at `FLOOR_DB`; bin k is ``k / window`` Hz."""
+    mean = (10 ** log_power_spectrogram(clips[:, 0], sample_rate, window_seconds=window_seconds).double()).mean(dim=(0, 2))
+    return (10 * mean.clamp_min(1e-30).log10()).clamp_min(FLOOR_DB)
+
+
+@jaxtyped(typechecker=beartype)
+def spectral_distance(
+    samples: Float[Tensor, "n 1 s"], reference: Float[Tensor, "m 1 s"], sample_rate: float | int, *,
+    band: tuple[float | int, float | int] | None = None,
+) -> float:
+    """RMS difference in dB of the two sets' mean log-power spectra over the bins in ``band`` (Hz; default all),
+    averaged over the windows in `WINDOWS`.
+
+    Raises:
+        ValueError: on invalid clips, or a band that holds no bin.
+    """
+    _check_clips(samples, "samples")
+    _check_clips(reference, "reference")
+    low, high = band if band is not None else (0.0, sample_rate / 2)
+    distances = []
+    for window in WINDOWS:
+        a = mean_log_spectrum(samples, sample_rate, window_seconds=window)
+        b = mean_log_spectrum(reference, sample_rate, window_seconds=window)
+        hz = torch.arange(len(a), dtype=torch.float64) * sample_rate / (2 * (len(a) - 1))
+        inside = (hz >= low) & (hz <= high)
+        if not inside.any():
+            raise ValueError(f"band {band} holds no frequency of a {sample_rate} Hz clip")
+        distances.append(float((a - b)[inside].square().mean().sqrt()))
+    return sum(distances) / len(distances)
+
+
+def mel_filters(bins: int, sample_rate: float | int, count: int, max_frequency: float | int) -> Float[Tensor, "count bins"]:
+    """Triangular filters evenly spaced on the mel scale from 0 to ``max_frequency`` over ``bins`` STFT bins."""
+    mel = np.linspace(0, 2595 * math.log10(1 + max_frequency / 700), count + 2)
+    edges = 700 * (10 ** (mel / 2595) - 1)
+    hz = np.arange(bins) * sample_rate / (2 * (bins - 1))
+    rising = (hz[None] - edges[:-2, None]) / (edges[1:-1, None] - edges[:-2, None])
+    falling = (edges[2:, None] - hz[None]) / (edges[2:, None] - edges[1:-1, None])
+    return torch.from_numpy(np.clip(np.minimum(rising, falling), 0, None))
+
+
+@jaxtyped(typechecker=beartype)
+def log_mel_statistics(
+    clips: Float[Tensor, "n 1 s"], sample_rate: float | int, *, max_frequency: float | int, bands: int = 40
+) -> Float[Tensor, "n features"]:
+    """Per clip, the mean and standard deviation over time of ``bands`` log-mel energies (dB) up to ``max_frequency``.
+
+    Bands above the clips' Nyquist frequency hold no power and sit at `FLOOR_DB`, so sets at different rates can be
+    compared on one ``max_frequency``.
+    """
+    power = (10 ** log_power_spectrogram(clips[:, 0], sample_rate).double())
+    filters = mel_filters(power.shape[1], sample_rate, bands, max_frequency).to(power)
+    energy = (10 * torch.einsum("kf,nft->nkt", filters, power).clamp_min(1e-30).log10()).clamp_min(FLOOR_DB)
+    return torch.cat([energy.mean(dim=2), energy.std(dim=2)], dim=1).float()
+
+
+@jaxtyped(typechecker=beartype)
+def mel_frechet_distance(
+    samples: Float[Tensor, "n 1 s"], reference: Float[Tensor, "m 1 t"], *, sample_rates: tuple[float | int, float | int],
+    max_frequency: float | int,
+) -> float:
+    """Fréchet distance between Gaussians fitted to the two sets' `log_mel_statistics` up to ``max_frequency``."""
+    _check_clips(samples, "samples")
+    _check_clips(reference, "reference")
+    a = log_mel_statistics(samples, sample_rates[0], max_frequency=max_frequency)
+    b = log_mel_statistics(reference, sample_rates[1], max_frequency=max_frequency)
+    return frechet_distance(a, b)
+
+
+@dataclass(frozen=True)
+class ClipScores:
+    """Distances of a set of clips from a reference set at one rate; lower is better.
+
+    Attributes:
+        spectral: `spectral_distance` over the whole band (dB).
+        high_band: `spectral_distance` over the band above ``band_from`` Hz (dB), or None.
+        mel_fd: `mel_frechet_distance` up to the Nyquist frequency.
+    """
+
+    spectral: float
+    high_band: float | None
+    mel_fd: float
+
+    def as_dict(self) -> dict[str, float | None]:
+        """The scores as a JSON-ready dict."""
+        return asdict(self)
+
+
+@jaxtyped(typechecker=beartype)
+def score_clips(
+    samples: Float[Tensor, "n 1 s"], reference: Float[Tensor, "m 1 s"], sample_rate: float | int, *,
+    band_from: float | int | None = None,
+) -> ClipScores:
+    """`ClipScores` of ``samples`` against ``reference``, both at ``sample_rate``."""
+    high = None if band_from is None else spectral_distance(samples, reference, sample_rate, band=(band_from, sample_rate / 2))
+    return ClipScores(
+        spectral=spectral_distance(samples, reference, sample_rate),
+        high_band=high,
+        mel_fd=mel_frechet_distance(samples, reference, sample_rates=(sample_rate, sample_rate), max_frequency=sample_rate / 2),
+    )
+
+
+@jaxtyped(typechecker=beartype)
+def pitch_and_harmonicity(
+    clips: Float[Tensor, "n 1 s"], sample_rate: float | int, *, fmin: float | int = 50.0, fmax: float | int = 2000.0,
+    seconds: float = 0.25,
+) -> tuple[Float[Tensor, " n"], Float[Tensor, " n"]]:
+    """Each clip's fundamental frequency (Hz) and harmonic-to-noise ratio (dB) from the first ``seconds`` after its
+    loudest 10 ms: the lag in ``[1 / fmax, 1 / fmin]`` where the normalised autocorrelation ``r`` peaks gives
+    ``f0 = rate / lag`` and ``HNR = 10 log10(r / (1 - r))`` (Boersma 1993)."""
+    x = clips[:, 0].double()
+    n = round(seconds * sample_rate)
+    hop = max(1, round(0.01 * sample_rate))
+    loudness = torch.nn.functional.avg_pool1d(x.square().unsqueeze(1), hop, hop)[:, 0]
+    starts = (loudness.argmax(dim=1) * hop).clamp_max(max(0, x.shape[1] - n))
+    frames = torch.stack([x[i, s: s + n] for i, s in enumerate(starts.tolist())])
+    frames = (frames - frames.mean(dim=1, keepdim=True)) * torch.hann_window(frames.shape[1], dtype=torch.float64)
+    size = 2 ** math.ceil(math.log2(2 * frames.shape[1]))
+    spectrum = torch.fft.rfft(frames, size)
+    auto = torch.fft.irfft(spectrum.abs().square(), size)[:, : frames.shape[1]]
+    window = torch.hann_window(frames.shape[1], dtype=torch.float64)
+    window_auto = torch.fft.irfft(torch.fft.rfft(window, size).abs().square(), size)[: frames.shape[1]]
+    r = auto / auto[:, :1].clamp_min(1e-30) / (window_auto / window_auto[0])
+    low, high = max(1, math.floor(sample_rate / fmax)), min(frames.shape[1] - 2, math.ceil(sample_rate / fmin))
+    inner = r[:, low: high + 1]
+    ridge = (inner >= r[:, low - 1: high]) & (inner >= r[:, low + 1: high + 2])
+    # The first local maximum within 10 % of the highest: multiples of the period peak about as high (octave errors).
+    good = ridge & (inner >= 0.9 * inner.amax(dim=1, keepdim=True))
+    lag = good.double().argmax(dim=1)
+    left, best, right = (r.gather(1, (lag + low + k)[:, None])[:, 0] for k in (-1, 0, 1))
+    curvature = left - 2 * best + right
+    offset = torch.where(curvature < 0, 0.5 * (left - right) / curvature.clamp_max(-1e-12), torch.zeros_like(best))
+    best = (best - 0.25 * (left - right) * offset).clamp(1e-6, 1 - 1e-6)  # the parabola's peak
+    return (sample_rate / (lag + low + offset)).float(), (10 * (best / (1 - best)).log10()).float()
