@@ -2,6 +2,7 @@
 
 import logging
 import math
+from itertools import islice
 from pathlib import Path
 from typing import final
 
@@ -10,10 +11,9 @@ import soundfile
 import torch
 from beartype import beartype
 from jaxtyping import jaxtyped
-from torch.utils.data import Dataset
 
 from funcdiff._typing import Float, Tensor
-from funcdiff.data.audio import input_frames, peak_normalize, resample
+from funcdiff.data.audio import AudioDataset, input_frames, peak_normalize, resample
 from funcdiff.data.split import Split, split_indices
 from funcdiff.registry import register
 
@@ -26,7 +26,7 @@ TEST_FRACTION = 0.1
 
 @register("audio-folder")
 @final
-class AudioFolder(Dataset):
+class AudioFolder(AudioDataset):
     """Every audio file below ``root`` (recursive) as a mono field ``(1, resolution)``, peak-normalised to 0.9.
 
     Each file is read with libsndfile (the ``soundfile`` package), its channels averaged, resampled band-limited
@@ -39,7 +39,7 @@ class AudioFolder(Dataset):
         resolution: samples per clip.
         split: "train" or "test" (about 10 % of the files), by a fixed hash of each relative path.
         duration: seconds per clip; ``resolution / duration`` must be a whole number of Hz.
-        limit: use only the first ``limit`` files of the split (sorted by path).
+        limit: use only the first ``limit`` readable files of the split (sorted by path; later files go unchecked).
 
     Raises:
         FileNotFoundError: if ``root`` is not a folder.
@@ -67,7 +67,7 @@ class AudioFolder(Dataset):
         paths = sorted(p for p in self.root.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
         keys = [p.relative_to(self.root).as_posix() for p in paths]
         chosen = [paths[i] for i in split_indices(keys, split, fraction=TEST_FRACTION, seed=0)]
-        self.paths = [p for p in chosen if self._readable(p)][:limit]
+        self.paths = list(islice((p for p in chosen if self._readable(p)), limit))  # checks only as many as it needs
         if self.skipped:
             logger.warning("skipped %d unreadable audio file(s) in %s, e.g. %s", len(self.skipped), self.root, self.skipped[0])
         if not self.paths:
@@ -81,11 +81,6 @@ class AudioFolder(Dataset):
             self.skipped.append(path)
             return False
         return True
-
-    @property
-    def sample_rate(self) -> float:
-        """Samples per second, ``resolution / duration``."""
-        return self.shape[1] / self.duration
 
     def __len__(self) -> int:
         """The number of files."""

@@ -53,6 +53,18 @@ def test_digits_nest_exactly_and_are_centred_words(digit_cache: Path) -> None:
         assert abs((loud[0] + loud[-1]) / 2 - 8000) < 80, "the word is centred"
 
 
+@needs_espeak
+@pytest.mark.slow
+def test_the_full_digit_set(tmp_path: Path) -> None:
+    """All 960 clips (about 10-20 s to speak): every speaker on one side, digits balanced, no word cut at 1 s."""
+    train, test = (SpokenDigits(resolution=16000, split=split, cache_dir=tmp_path, progress=False) for split in ("train", "test"))
+    assert len(train) + len(test) == len(SPEAKERS) * len(DIGITS) * TAKES
+    assert set(train.speakers) | set(test.speakers) == set(SPEAKERS) and not set(train.speakers) & set(test.speakers)
+    assert np.bincount(train.labels).tolist() == [len(train) // len(DIGITS)] * len(DIGITS)
+    clips = torch.stack(list(train))[:, 0]
+    assert clips[:, :16].abs().max() == 0 and clips[:, -16:].abs().max() == 0
+
+
 @pytest.mark.usefixtures("unchecked")
 def test_missing_espeak_and_bad_rates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Rendering without eSpeak NG names the apt-get line; a rate that does not divide 16000 lists those that do."""

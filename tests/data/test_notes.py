@@ -70,9 +70,10 @@ def note_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @needs_fluidsynth
-@pytest.mark.parametrize("program", CLEAN)
+@pytest.mark.parametrize("program", sorted(set(notes.PROGRAMS) - {19}))
 def test_rendered_notes_sound_at_their_pitch(note_cache: Path, program: int) -> None:
-    """The autocorrelation pitch of every velocity-80 note in 0.05-0.5 s is its MIDI pitch within a semitone."""
+    """The autocorrelation pitch of every velocity-80 note in 0.05-0.5 s is its MIDI pitch within a semitone, for
+    every instrument but the church organ (19), whose 16-foot stop sounds an octave below."""
     dataset = NoteDataset(resolution=16000, programs=(program,), cache_dir=note_cache)
     for i, (_, pitch, velocity) in enumerate(dataset.notes):
         if velocity == 80:
