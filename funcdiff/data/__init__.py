@@ -10,6 +10,9 @@ Audio, mono fields ``(1, n)`` over ``duration`` seconds with ``shape = (1, n)`` 
 of WAV/FLAC/OGG files). Built-in clips last 1 s, so ``n`` is the sample rate; shared helpers live in
 `funcdiff.data.audio`.
 
+Volumes: `ShapeVolumes` ("shapes": procedural solid shapes as occupancy fields ``(1, r, r, r)``, exact nesting
+from a 64^3 master).
+
 Every data set has a registered kind (`funcdiff.factory.make_dataset` picks one by name for the command
 line); `infinite_loader` yields
 seeded, resumable batches.
@@ -24,6 +27,7 @@ from funcdiff.data.icons import IconDataset, default_cache_dir
 from funcdiff.data.loader import StreamSampler, epoch_permutation, infinite_loader
 from funcdiff.data.notes import PROGRAMS, NoteDataset, midi_file
 from funcdiff.data.pixels import box_sums, sums_to_field
+from funcdiff.data.shapes import ShapeVolumes
 from funcdiff.data.split import SPLITS, Split, is_held_out, split_indices
 
 __all__ = [
@@ -32,6 +36,7 @@ __all__ = [
     "MASTER",
     "PROGRAMS",
     "SPLITS",
+    "ShapeVolumes",
     "AudioFolder",
     "DatasetNotFoundError",
     "FashionMNIST",

@@ -27,18 +27,18 @@ TEST_FRACTION = 0.1
 @register("audio-folder")
 @final
 class AudioFolder(AudioDataset):
-    """Every audio file below ``root`` (recursive) as a mono field ``(1, resolution)``, peak-normalised to 0.9.
+    """Every audio file below ``root`` (recursive) as a mono field ``(1, resolution * duration)``, peak-normalised to 0.9.
 
     Each file is read with libsndfile (the ``soundfile`` package), its channels averaged, resampled band-limited
-    (`funcdiff.data.audio.resample`) to ``resolution / duration`` Hz, and cut to its first ``duration`` seconds or
+    (`funcdiff.data.audio.resample`) to ``resolution`` Hz, and cut to its first ``duration`` seconds or
     zero-padded at the end. Files libsndfile cannot open are skipped when indexing, listed in `skipped`, and
     counted in one warning.
 
     Args:
         root: the folder; files in subfolders count too.
-        resolution: samples per clip.
+        resolution: the sample rate in Hz (as for every audio data set: a resolution is a rate).
         split: "train" or "test" (about 10 % of the files), by a fixed hash of each relative path.
-        duration: seconds per clip; ``resolution / duration`` must be a whole number of Hz.
+        duration: seconds per clip; ``resolution * duration`` must be a whole number of samples.
         limit: use only the first ``limit`` readable files of the split (sorted by path; later files go unchecked).
 
     Raises:
@@ -53,15 +53,15 @@ class AudioFolder(AudioDataset):
         if not self.root.is_dir():
             raise FileNotFoundError(f"audio folder {self.root} does not exist")
         if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
-            raise ValueError(f"resolution (samples per clip) must be a positive int, got {resolution!r}")
+            raise ValueError(f"resolution (the sample rate in Hz) must be a positive int, got {resolution!r}")
         if not duration > 0 or not math.isfinite(duration):
             raise ValueError(f"duration must be a positive number of seconds, got {duration!r}")
-        rate = resolution / duration
-        if abs(rate - round(rate)) > 1e-9 * rate:
-            raise ValueError(f"resolution / duration must be a whole number of Hz, got {resolution} / {duration} = {rate}")
+        samples = resolution * duration
+        if abs(samples - round(samples)) > 1e-9 * samples or round(samples) < 1:
+            raise ValueError(f"resolution * duration must be a whole number of samples, got {resolution} * {duration} = {samples}")
         if limit is not None and limit < 1:
             raise ValueError(f"limit must be a positive int or None, got {limit}")
-        self.shape = (1, resolution)
+        self.shape = (1, round(samples))
         self.duration = float(duration)
         self.skipped: list[Path] = []
         paths = sorted(p for p in self.root.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())

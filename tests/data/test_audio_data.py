@@ -138,9 +138,9 @@ def test_audio_folder_splits_by_relative_path(tmp_path: Path) -> None:
 
 
 def test_audio_folder_clips_are_resampled_cut_padded_and_normalised(sound_tree: Path) -> None:
-    """Mixed to mono at resolution / duration Hz: the long tone is cut with its frequency kept, the short one zero
+    """Mixed to mono at the resolution's rate, resolution * duration samples: the long tone is cut with its frequency kept, the short one zero
     after its end, silence stays silent, every clip peaks at 0.9."""
-    dataset = AudioFolder(sound_tree, resolution=3000, duration=1.5)
+    dataset = AudioFolder(sound_tree, resolution=2000, duration=1.5)
     assert dataset.shape == (1, 3000) and dataset.sample_rate == 2000
     clips = {p.name: dataset[i] for i, p in enumerate(dataset.paths)}
     for name, clip in clips.items():
@@ -154,11 +154,12 @@ def test_audio_folder_clips_are_resampled_cut_padded_and_normalised(sound_tree: 
 
 
 def test_audio_folder_rejects_bad_arguments_and_empty_folders(sound_tree: Path, tmp_path: Path) -> None:
-    """Clear errors for a missing folder, a rate that is not whole, a bad limit, and no readable files."""
+    """Clear errors for a missing folder, a clip that is not a whole number of samples, a bad limit, and no readable
+    files."""
     with pytest.raises(FileNotFoundError, match="does not exist"):
         AudioFolder(tmp_path / "nowhere", resolution=100)
-    with pytest.raises(ValueError, match="whole number of Hz"):
-        AudioFolder(sound_tree, resolution=1000, duration=0.3)
+    with pytest.raises(ValueError, match="whole number of samples"):
+        AudioFolder(sound_tree, resolution=1000, duration=0.0003)
     with pytest.raises(ValueError, match="limit must be"):
         AudioFolder(sound_tree, resolution=1000, limit=0)
     (tmp_path / "empty").mkdir()
