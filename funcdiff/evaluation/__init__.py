@@ -1,11 +1,33 @@
-"""Evaluation of trained models: samples at several resolutions scored against real data with `funcdiff.metrics`,
-and the written report (`funcdiff eval`)."""
+"""Evaluation of trained models: samples at several resolutions (image sides, or sample rates for audio) scored
+against real data with `funcdiff.metrics` and `funcdiff.metrics.audio`, and the written reports (`funcdiff eval`)."""
 
+from funcdiff.evaluation.audio import audio_table, describe_audio, evaluate_audio, write_audio_report
+from funcdiff.evaluation.audio_study import AudioRow, AudioStudy, Pitch, band_limited, run_audio_study, semitone_distance
 from funcdiff.evaluation.report import table, write_report
 from funcdiff.evaluation.run import describe, evaluate, read_image_folder, sample_resolutions
 from funcdiff.evaluation.study import Row, Study, bicubic, detail_gain, real_sets, run_study
 
 __all__ = [
-    "Row", "Study", "bicubic", "describe", "detail_gain", "evaluate", "read_image_folder", "real_sets", "run_study", "sample_resolutions",
-    "table", "write_report",
+    "AudioRow",
+    "AudioStudy",
+    "Pitch",
+    "Row",
+    "Study",
+    "audio_table",
+    "band_limited",
+    "bicubic",
+    "describe",
+    "describe_audio",
+    "detail_gain",
+    "evaluate",
+    "evaluate_audio",
+    "read_image_folder",
+    "real_sets",
+    "run_audio_study",
+    "run_study",
+    "sample_resolutions",
+    "semitone_distance",
+    "table",
+    "write_audio_report",
+    "write_report",
 ]

@@ -17,7 +17,7 @@ from funcdiff.domains.grid import box_average
 from funcdiff.factory import make_dataset
 from funcdiff.metrics import SetScores, score_sets
 
-RealSets = Callable[[int], tuple[Float[Tensor, "n c h w"], Float[Tensor, "m c h w"]]]
+RealSets = Callable[[int], tuple[Float[Tensor, "n c *spatial"], Float[Tensor, "m c *spatial"]]]
 """``resolution -> (reference, other)``: two disjoint real sets at that resolution (the reference, and the floor's)."""
 
 
@@ -145,10 +145,12 @@ def run_study(
 
 
 @jaxtyped(typechecker=beartype)
-def real_sets(data: str | Path, resolution: int, num: int, *, seed: int = 0, limit: int | None = None) -> tuple[Float[Tensor, "n c h w"], Float[Tensor, "n c h w"]]:
-    """``num`` held-out examples (the reference) and ``num`` training examples (the floor's set) at ``resolution``,
-    each a seeded random subset (of the first ``limit`` examples of each split, when given), so the two are disjoint
-    real sets of the same distribution."""
+def real_sets(
+    data: str | Path, resolution: int, num: int, *, seed: int = 0, limit: int | None = None
+) -> tuple[Float[Tensor, "n c *spatial"], Float[Tensor, "n c *spatial"]]:
+    """``num`` held-out examples (the reference) and ``num`` training examples (the floor's set) at ``resolution``
+    (images at a side in pixels, clips at a sample rate in Hz), each a seeded random subset (of the first ``limit``
+    examples of each split, when given), so the two are disjoint real sets of the same distribution."""
     sets = []
     for split in ("test", "train"):
         dataset = make_dataset(data, resolution=resolution, split=split, **({} if limit is None else {"limit": limit}))
