@@ -19,7 +19,9 @@ from typing import Annotated, Literal, Union
 import torch
 import tyro
 
+from funcdiff.domains.audio import AudioDomain
 from funcdiff.domains.io import side_by_side, write_png
+from funcdiff.domains.sound_pictures import rate_comparison
 from funcdiff.evaluation import describe, evaluate, read_image_folder, sample_resolutions
 from funcdiff.factory import TrainConfig, build_run, make_dataset, make_sampler
 from funcdiff.operators import native
@@ -107,18 +109,43 @@ DEMO_CONFIG = TrainConfig(data="icons", resolution=32, preset="cpu-small", point
                           time_budget=240.0, checkpoint_every=500, sample_count=16, sample_steps=50, out_dir="runs/demo")
 """The demo: cpu-small on icons at 32 px with 25 % of the points, four minutes of training."""
 
+AUDIO_DEMO_CONFIG = dataclasses.replace(DEMO_CONFIG, data="notes", resolution=4000, preset="audio-small", time_budget=480.0,
+                                        sample_count=8, out_dir="runs/demo-notes")
+"""The audio demo: audio-small on recorded notes at 4 kHz with 25 % of the samples, eight minutes of training."""
+
+DEMOS = {
+    "icons": DEMO_CONFIG,
+    "notes": AUDIO_DEMO_CONFIG,
+    "digits": dataclasses.replace(AUDIO_DEMO_CONFIG, data="digits", out_dir="runs/demo-digits"),
+    "shapes": dataclasses.replace(DEMO_CONFIG, data="shapes", resolution=16, preset="tiny", lr=1e-3, ema_warmup=True,
+                                  time_budget=180.0, sample_count=8, out_dir="runs/demo-shapes"),
+}
+"""Each built-in data set's demo; ``funcdiff demo --data NAME`` starts from it, and flags the user gives change it."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class Demo(Train):
-    """Train the cpu-small operator on built-in icons at 32 px for four minutes, then sample at 32, 64 and 128 px.
+    """Train on a built-in data set for a few minutes on a CPU, then sample at 1x, 2x and 4x its resolution.
+
+    ``--data icons`` (the default): cpu-small at 32 px for four minutes; ``notes`` or ``digits``: audio-small at 4 kHz
+    for eight minutes, sampled at 4, 8 and 16 kHz; ``shapes``: volumes, tiny at 16^3 for three minutes, sampled at
+    16^3 and 32^3. Any other flag changes that demo's setting.
 
     Attributes:
         config: the run's components and settings (the demo's defaults).
-        resolutions: sampling grid sides in pixels (seed, sampler, steps and count come from the run's settings).
+        resolutions: sampling resolutions (seed, sampler, steps and count come from the run's settings); default 1x,
+            2x and 4x the training resolution (1x and 2x for volumes).
     """
 
     config: Annotated[TrainConfig, tyro.conf.OmitArgPrefixes] = DEMO_CONFIG
-    resolutions: tuple[int, ...] = (32, 64, 128)
+    resolutions: tuple[int, ...] = ()
+
+
+def demo_config(config: TrainConfig) -> TrainConfig:
+    """The demo of ``config.data`` with every setting that differs from the icons demo's taken from ``config``."""
+    base = DEMOS.get(config.data, DEMO_CONFIG)
+    changed = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if getattr(config, f.name) != getattr(DEMO_CONFIG, f.name)}
+    return dataclasses.replace(base, **changed)
 
 
 EVAL_SAMPLING = SampleOptions(resolutions=(), num=128, sample_steps=50)
@@ -182,7 +209,7 @@ Command = Union[
 
 def run_train(command: Train) -> int:
     """The ``train`` and ``demo`` commands."""
-    config = command.config
+    config = demo_config(command.config) if isinstance(command, Demo) else command.config
     if command.dry_run:
         print(json.dumps(config.to_dict(), indent=2))
         return 0
@@ -207,7 +234,8 @@ def run_train(command: Train) -> int:
     print(f"trained {result.step} steps in {time.perf_counter() - start:.0f} s; final loss {loss}")
     print(f"checkpoint: {result.out_dir / 'checkpoint'}")
     if isinstance(command, Demo):
-        options = SampleOptions(resolutions=command.resolutions, num=config.sample_count, sampler=config.sampler,
+        factors = (1, 2, 4) if len(trainer.data_shape) <= 3 else (1, 2)
+        options = SampleOptions(resolutions=command.resolutions or tuple(f * config.resolution for f in factors), num=config.sample_count, sampler=config.sampler,
                                 sample_steps=config.sample_steps, seed=config.seed)
         code = run_sample(Sample(checkpoint=result.out_dir / "checkpoint", out_dir=result.out_dir / "samples",
                                  device=config.device, sampling=options))
@@ -239,7 +267,10 @@ def run_sample(command: Sample) -> int:
         path = process.domain.save_samples(samples, out, label)
         grids.append(samples)
         print(f"{label:>8}: {path}  ({seconds:.2f} s per sample)")
-    if len(grids) > 1 and grids[0].ndim == 4 and grids[0].shape[1] in (1, 3):
+    if len(grids) > 1 and isinstance(process.domain, AudioDomain):
+        rates = [process.domain.sample_rate(g.shape[-1]) for g in grids]
+        print(f"compare: {write_png(rate_comparison(grids, rates), out / 'rates.png')}")
+    elif len(grids) > 1 and grids[0].ndim == 4 and grids[0].shape[1] in (1, 3):
         print(f"compare: {write_png(side_by_side(grids), out / 'resolutions.png')}")
     return 0
 

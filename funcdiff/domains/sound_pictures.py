@@ -74,3 +74,15 @@ def waveform_picture(clips: Float[Tensor, "b c n"], *, width: int = 512, height:
         lit = (rows >= (1 - high) / 2 * (height - 1) - 0.5) & (rows <= (1 - low) / 2 * (height - 1) + 0.5)
         picture[0, pad + i * (height + pad): pad + i * (height + pad) + height, pad: pad + columns] = lit.float() * 2 - 1
     return picture
+
+
+def rate_comparison(batches: list[Float[Tensor, "_b c _n"]], sample_rates: list[float | int], *, count: int = 4) -> Float[Tensor, "3 H W"]:
+    """One row per batch (e.g. per sample rate): spectrograms of its first ``count`` clips on one frequency axis, up to
+    the highest rate's Nyquist frequency, so that what each rate adds above the others shows as a band."""
+    if len(batches) != len(sample_rates) or not batches:
+        raise ValueError(f"need one sample rate per batch, got {len(batches)} batches and {len(sample_rates)} rates")
+    top = max(sample_rates) / 2
+    rows = [spectrogram_picture(b[:count], rate, max_frequency=top, per_row=count) for b, rate in zip(batches, sample_rates)]
+    width = max(r.shape[-1] for r in rows)
+    rows = [torch.nn.functional.interpolate(r[None], size=(r.shape[1], width), mode="nearest")[0] for r in rows]
+    return torch.cat(rows, dim=1)

@@ -1,0 +1,59 @@
+"""The same commands for every domain: train and sample clips of recorded notes (WAV files at the asked rates,
+spectrograms) and volumes of shapes (slice pictures), and the demo's per-data-set defaults."""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from funcdiff.domains import read_png, read_wav
+from tests.training.test_cli_and_examples import run
+
+needs_fluidsynth = pytest.mark.skipif(
+    shutil.which("fluidsynth") is None or not Path("/usr/share/sounds/sf2/FluidR3_GM.sf2").is_file(),
+    reason="rendering notes needs FluidSynth and its soundfont: apt-get install -y fluidsynth fluid-soundfont-gm",
+)
+SMALL = ["--preset", "tiny", "--batch-size", "4", "--diffusion-steps", "50", "--sample-count", "2", "--sample-steps", "2",
+         "--log-every", "1"]
+
+
+@needs_fluidsynth
+def test_train_and_sample_notes_at_twice_and_four_times_the_rate(tmp_path: Path, monkeypatch) -> None:
+    """A tiny model trained on 8 notes at 1 kHz writes WAVs at 1, 2 and 4 kHz, spectrograms and a rate comparison."""
+    monkeypatch.setenv("FUNCDIFF_CACHE", str(tmp_path / "cache"))
+    run("-m", "funcdiff", "train", "--data", "notes", "--data-limit", "8", "--resolution", "1000", "--steps", "3",
+        *SMALL, "--out-dir", "run", cwd=tmp_path)
+    written = sorted(p.name for p in (tmp_path / "run" / "samples").iterdir())
+    assert written == [f"step0000003_{r}Hz{suffix}" for r in (1000, 2000, 4000) for suffix in (".png", "_waveforms.png")]
+    config = json.loads((tmp_path / "run" / "checkpoint" / "config.json").read_text())
+    assert config["process"]["domain"]["kind"] == "audio" and config["operator"]["reference_shape"] == [1000]
+    out = run("-m", "funcdiff", "sample", "--checkpoint", "run/checkpoint", "--resolutions", "1000", "2000", "--num", "2",
+              "--sample-steps", "2", "--out-dir", "s", cwd=tmp_path).stdout
+    assert "2000Hz: s/2000Hz.png" in out and "compare: s/rates.png" in out
+    for rate in (1000, 2000):
+        signal, got = read_wav(tmp_path / "s" / f"{rate}Hz" / "0001.wav")
+        assert got == rate and signal.shape == (1, rate)
+    assert read_png(tmp_path / "s" / "rates.png").shape[0] == 3
+
+
+def test_volumes_train_and_sample_with_slice_pictures(tmp_path: Path) -> None:
+    """A tiny 3-D model on shapes at 8^3 writes slice pictures at 8^3 and 16^3 (not 32^3) during training, and
+    `sample` writes the volumes as tensors with pictures."""
+    run("-m", "funcdiff", "train", "--data", "shapes", "--data-limit", "8", "--resolution", "8", "--steps", "2", *SMALL,
+        "--out-dir", "run", cwd=tmp_path)
+    written = sorted(p.name for p in (tmp_path / "run" / "samples").iterdir())
+    assert written == ["step0000002_16px.png", "step0000002_16px.safetensors", "step0000002_8px.png", "step0000002_8px.safetensors"]
+    run("-m", "funcdiff", "sample", "--checkpoint", "run/checkpoint", "--resolutions", "16", "--num", "2", "--sample-steps", "2",
+        "--out-dir", "s", cwd=tmp_path)
+    assert (tmp_path / "s" / "16px.safetensors").exists() and read_png(tmp_path / "s" / "16px.png", channels=1).shape[0] == 1
+
+
+def test_the_demo_takes_each_data_sets_defaults_and_the_users_flags(tmp_path: Path) -> None:
+    """``demo --data notes`` is the audio demo (4 kHz, audio-small, eight minutes); flags the user gives win."""
+    notes = json.loads(run("-m", "funcdiff", "demo", "--data", "notes", "--dry-run", cwd=tmp_path).stdout)
+    assert (notes["resolution"], notes["preset"], notes["time_budget"], notes["out_dir"]) == (4000, "audio-small", 480.0, "runs/demo-notes")
+    changed = json.loads(run("-m", "funcdiff", "demo", "--data", "shapes", "--lr", "0.002", "--dry-run", cwd=tmp_path).stdout)
+    assert (changed["resolution"], changed["preset"], changed["lr"]) == (16, "tiny", 0.002)
+    assert os.listdir(tmp_path) == []
