@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from funcdiff.domains import read_png, read_wav
-from tests.training.test_cli_and_examples import run
+from tests.training.test_cli_and_examples import ROOT, run
 
 needs_fluidsynth = pytest.mark.skipif(
     shutil.which("fluidsynth") is None or not Path("/usr/share/sounds/sf2/FluidR3_GM.sf2").is_file(),
@@ -57,3 +57,14 @@ def test_the_demo_takes_each_data_sets_defaults_and_the_users_flags(tmp_path: Pa
     changed = json.loads(run("-m", "funcdiff", "demo", "--data", "shapes", "--lr", "0.002", "--dry-run", cwd=tmp_path).stdout)
     assert (changed["resolution"], changed["preset"], changed["lr"]) == (16, "tiny", 0.002)
     assert os.listdir(tmp_path) == []
+
+
+@needs_fluidsynth
+def test_the_python_audio_example_runs(tmp_path: Path, monkeypatch) -> None:
+    """examples/audio/train_notes.py composes the components in Python and writes WAVs at 1x, 2x and 4x the rate."""
+    monkeypatch.setenv("FUNCDIFF_CACHE", str(tmp_path / "cache"))
+    run(str(ROOT / "examples" / "audio" / "train_notes.py"), "--rate", "1000", "--preset", "tiny", "--data-limit", "8",
+        "--steps", "3", "--time-budget", "0", "--sample-count", "2", "--sample-steps", "2", "--out-dir", "notes", cwd=tmp_path)
+    for rate in (1000, 2000, 4000):
+        assert read_wav(tmp_path / "notes" / "samples" / f"{rate}Hz" / "0001.wav")[1] == rate
+    assert (tmp_path / "notes" / "samples" / "rates.png").exists()
