@@ -42,7 +42,7 @@ def smooth_functions(count: int, size: int, seed: int) -> list[torch.Tensor]:
 
 def test_the_guide_has_all_four_components(user) -> None:
     """Each protocol has a worked example, and every block ran (the fixture executed them)."""
-    assert len(BLOCKS) == 5
+    assert len(BLOCKS) == 6
     assert isinstance(user.BoxMollifier(0.1), funcdiff.Mollifier)
     assert isinstance(user.StripDomain(2, 1), funcdiff.Domain)
     assert isinstance(user.VelocityDDPM(user.StripDomain(2, 1), user.BoxMollifier(0.1)), funcdiff.DenoisingProcess)
@@ -173,3 +173,16 @@ def test_a_hand_made_schedule_saves_its_table() -> None:
     process = funcdiff.MollifiedDDPM(funcdiff.GridDomain(1, 1), Schedule(table), funcdiff.IdentityMollifier())
     again = funcdiff.build(json.loads(json.dumps(process.to_dict())))
     assert torch.equal(again.schedule.alpha_bar, table) and again.num_steps == 3
+
+
+def test_the_audio_walkthrough_trains_a_users_data_set_in_an_audio_domain(user) -> None:
+    """The guide's chirps: exact nesting (the master box-averaged), an AudioDomain built from the data set's duration,
+    and WAV files at twice the training rate written by the domain."""
+    from funcdiff import AudioDomain
+    from funcdiff.domains import box_average, read_wav
+
+    torch.testing.assert_close(box_average(user.Chirps(resolution=1000).clips, 2), user.Chirps(resolution=500).clips)
+    assert isinstance(user.chirp_process.domain, AudioDomain) and user.chirp_process.domain.duration == 1.0
+    assert user.twice.shape == (2, 1, 1000) and torch.isfinite(user.twice).all()
+    signal, rate = read_wav(Path(user.chirps_config.out_dir) / "1000Hz" / "0001.wav")
+    assert rate == 1000 and signal.shape == (1, 1000) and user.written.name == "1000Hz.png"

@@ -158,13 +158,13 @@ def pitch_and_harmonicity(
     window_auto = torch.fft.irfft(torch.fft.rfft(window, size).abs().square(), size)[: frames.shape[1]]
     r = auto / auto[:, :1].clamp_min(1e-30) / (window_auto / window_auto[0])
     low, high = max(1, math.floor(sample_rate / fmax)), min(frames.shape[1] - 2, math.ceil(sample_rate / fmin))
-    inner = r[:, low: high + 1]
-    ridge = (inner >= r[:, low - 1: high]) & (inner >= r[:, low + 1: high + 2])
-    # The first local maximum within 10 % of the highest: multiples of the period peak about as high (octave errors).
-    good = ridge & (inner >= 0.9 * inner.amax(dim=1, keepdim=True))
-    lag = good.double().argmax(dim=1)
-    left, best, right = (r.gather(1, (lag + low + k)[:, None])[:, 0] for k in (-1, 0, 1))
-    curvature = left - 2 * best + right
-    offset = torch.where(curvature < 0, 0.5 * (left - right) / curvature.clamp_max(-1e-12), torch.zeros_like(best))
-    best = (best - 0.25 * (left - right) * offset).clamp(1e-6, 1 - 1e-6)  # the parabola's peak
+    left, inner, right = r[:, low - 1: high], r[:, low: high + 1], r[:, low + 1: high + 2]
+    ridge = (inner >= left) & (inner >= right)
+    # Each local maximum refined by the parabola through it and its neighbours (periods fall between samples).
+    curvature = left - 2 * inner + right
+    shift = torch.where(curvature < 0, 0.5 * (left - right) / curvature.clamp_max(-1e-12), torch.zeros_like(inner))
+    height = torch.where(ridge, inner - 0.25 * (left - right) * shift, torch.full_like(inner, -1.0))
+    # The first peak within 20 % of the highest: multiples of the period peak about as high (octave errors).
+    lag = (height >= 0.8 * height.amax(dim=1, keepdim=True)).double().argmax(dim=1)
+    offset, best = shift.gather(1, lag[:, None])[:, 0], height.gather(1, lag[:, None])[:, 0].clamp(1e-6, 1 - 1e-6)
     return (sample_rate / (lag + low + offset)).float(), (10 * (best / (1 - best)).log10()).float()
