@@ -22,7 +22,7 @@ import tyro
 from funcdiff.domains.audio import AudioDomain
 from funcdiff.domains.io import side_by_side, write_png
 from funcdiff.domains.sound_pictures import rate_comparison
-from funcdiff.evaluation import describe, evaluate, read_image_folder, sample_resolutions
+from funcdiff.evaluation import describe, describe_audio, evaluate, evaluate_audio, read_image_folder, sample_resolutions
 from funcdiff.factory import TrainConfig, build_run, make_dataset, make_sampler
 from funcdiff.operators import native
 from funcdiff.operators.base import NeuralOperator
@@ -156,14 +156,20 @@ EVAL_SAMPLING = SampleOptions(resolutions=(), num=128, sample_steps=50)
 class Eval:
     """Score a checkpoint's samples (or folders of images) against real data and write a report with plots.
 
+    Image checkpoints are scored with `funcdiff.metrics` (SWD per Laplacian level, random-CNN FD and KID, spectra),
+    audio checkpoints with `funcdiff.metrics.audio` (multi-resolution STFT distance, log-mel Fréchet distance, pitch
+    and harmonic-to-noise ratio); above the training resolution both compare with upsampling the training-resolution
+    samples (bicubic for images, band-limited for audio).
+
     Attributes:
         checkpoint: a checkpoint to sample and score.
         samples: instead of a checkpoint, folders of PNG images, one resolution per folder (e.g. a `sample` run's
             ``samples/64px``); the smallest resolution plays the training resolution's part.
         data: the real data set, a built-in name or a folder of images (default: the checkpoint's).
         data_limit: draw the real sets from only the first this many examples of each split (quick checks).
-        resolution_study: sample at the training resolution r, 2r and 4r with nested noise; above r, score the
-            bicubic upsampling of the r samples (the baseline), the detail gain, and the samples box-averaged to r.
+        resolution_study: sample at the training resolution r, 2r and 4r with nested noise (sample rates for audio);
+            above r, score the upsampling of the r samples (the baseline), the detail gain, and for images the samples
+            box-averaged to r.
         out_dir: where report.md, scores.json, the plots and the samples' picture go.
         device: where to sample.
         sampling: how to sample (``--resolutions`` default to the training resolution; the study sets its own).
@@ -281,16 +287,17 @@ def run_eval(command: Eval) -> int:
     if (command.checkpoint is None) == (not command.samples):
         raise ValueError("give either --checkpoint (to sample and score it) or --samples (folders of images to score)")
     details: dict[str, object] = {}
-    seconds = None
+    seconds, audio = None, False
     if command.checkpoint is not None:
         model, process, config = load_trained(command.checkpoint, ema=o.ema, device=command.device)
         reference = tuple(model.reference_shape)
-        if len(reference) != 2 or reference[0] != reference[1]:
-            raise ValueError(f"eval scores square images; this checkpoint's domain has shape {reference}")
+        audio = isinstance(process.domain, AudioDomain)
+        if not audio and (len(reference) != 2 or reference[0] != reference[1]):
+            raise ValueError(f"eval scores square images and audio clips; this checkpoint's domain has shape {reference}")
         data = command.data or config.get("run", {}).get("data")
         if data is None:
             raise ValueError("this checkpoint does not name its data set; pass --data")
-        r = reference[0]
+        r = round(process.domain.sample_rate(reference[0])) if audio else reference[0]
         resolutions = (r, 2 * r, 4 * r) if command.resolution_study else (o.resolutions or (r,))
         o = dataclasses.replace(o, resolutions=resolutions)
         _check_estimates(o, command.device, command.yes, model, process)
@@ -314,6 +321,12 @@ def run_eval(command: Eval) -> int:
             samples[images.shape[-1]] = images
         details.update(folders=", ".join(map(str, command.samples)))
     title = "Resolution study" if command.resolution_study else "Evaluation"
+    if audio:
+        audio_study, path = evaluate_audio(samples, data=data, training_rate=r, out_dir=command.out_dir, seconds_per_sample=seconds,
+                                           seed=o.seed, data_limit=command.data_limit, details=details, title=f"Audio {title.lower()}")
+        print(describe_audio(audio_study))
+        print(f"report: {path}")
+        return 0
     study, path = evaluate(samples, data=data, training_resolution=r or min(samples), out_dir=command.out_dir,
                            seconds_per_sample=seconds, seed=o.seed, data_limit=command.data_limit,
                            details=details, title=title)

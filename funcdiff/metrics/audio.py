@@ -162,7 +162,7 @@ def pitch_and_harmonicity(
     ridge = (inner >= left) & (inner >= right)
     # Each local maximum refined by the parabola through it and its neighbours (periods fall between samples).
     curvature = left - 2 * inner + right
-    shift = torch.where(curvature < 0, 0.5 * (left - right) / curvature.clamp_max(-1e-12), torch.zeros_like(inner))
+    shift = torch.where(curvature < 0, 0.5 * (left - right) / curvature.clamp_max(-1e-12), torch.zeros_like(inner)).clamp(-0.5, 0.5)
     height = torch.where(ridge, inner - 0.25 * (left - right) * shift, torch.full_like(inner, -1.0))
     # The first peak within 20 % of the highest: multiples of the period peak about as high (octave errors).
     lag = (height >= 0.8 * height.amax(dim=1, keepdim=True)).double().argmax(dim=1)

@@ -76,3 +76,14 @@ def test_invalid_sets_are_refused() -> None:
         spectral_distance(good, torch.full_like(good, float("nan")), RATE)
     with pytest.raises(ValueError, match="holds no frequency"):
         spectral_distance(good, good, RATE, band=(5000, 6000))
+
+
+def test_degenerate_clips_get_a_finite_positive_pitch() -> None:
+    """Silence, a constant, a click and a slow swell have no period in range, but their estimates stay finite and
+    positive (an autocorrelation without a peak in range once sent the parabola's vertex far off)."""
+    clips = torch.zeros(4, 1, RATE)
+    clips[1] = 0.5
+    clips[2, 0, 100] = 1.0
+    clips[3, 0] = torch.sin(torch.linspace(0, math.pi, RATE)) + 1e-3 * torch.linspace(-1, 1, RATE) ** 2
+    pitch, hnr = pitch_and_harmonicity(clips, RATE)
+    assert torch.isfinite(pitch).all() and (pitch > 0).all() and torch.isfinite(hnr).all()

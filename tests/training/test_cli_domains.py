@@ -68,3 +68,17 @@ def test_the_python_audio_example_runs(tmp_path: Path, monkeypatch) -> None:
     for rate in (1000, 2000, 4000):
         assert read_wav(tmp_path / "notes" / "samples" / f"{rate}Hz" / "0001.wav")[1] == rate
     assert (tmp_path / "notes" / "samples" / "rates.png").exists()
+
+
+@needs_fluidsynth
+def test_eval_scores_an_audio_checkpoint_at_twice_the_rate(tmp_path: Path, monkeypatch) -> None:
+    """`funcdiff eval --resolution-study` on a notes checkpoint scores 1, 2 and 4 kHz against held-out notes and writes
+    the audio report."""
+    monkeypatch.setenv("FUNCDIFF_CACHE", str(tmp_path / "cache"))
+    run("-m", "funcdiff", "train", "--data", "notes", "--data-limit", "8", "--resolution", "1000", "--steps", "2",
+        *SMALL, "--out-dir", "run", cwd=tmp_path)
+    out = run("-m", "funcdiff", "eval", "--checkpoint", "run/checkpoint", "--resolution-study", "--num", "4",
+              "--sample-steps", "2", "--data-limit", "8", "--out-dir", "e", cwd=tmp_path).stdout
+    scores = json.loads((tmp_path / "e" / "scores.json").read_text())
+    assert [row["rate"] for row in scores["rows"]] == [1000, 2000, 4000], scores
+    assert "report: e/report.md" in out and (tmp_path / "e" / "spectrograms.png").exists()
