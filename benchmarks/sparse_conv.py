@@ -1,13 +1,16 @@
 """Sparse depthwise convolution (MATH.md §8) against PyTorch's dense depthwise convolution, forward + backward.
 
 Prints, per grid size, the median time and peak RSS increase of one forward+backward of:
-PyTorch ``conv2d(groups=C)`` on the full grid (channels-last, the reference), every backend of
+PyTorch ``conv{1,2}d(groups=C)`` on the full grid (channels-last in 2-d, the reference), every backend of
 `SparseDepthwiseConv` at 25 % density, our dense backend and the native kernel at 100 %, and the memory of the
 backends at 6 % density. Ratios are sparse time / PyTorch full-grid time. Every case runs in a fresh process so
 that peak memory is per case; plan (kernel map / padded index) construction is reported separately as setup,
-since one plan serves every convolution of a forward pass.
+since one plan serves every convolution of a forward pass. With ``--ndim 1`` (audio) a size is a number of
+samples and the kernel has ``--kernel`` taps; with ``--ndim 2`` a size is the side of a square grid.
 
-Usage: python benchmarks/sparse_conv.py [--sizes 64 128 256 512] [--batch 8] [--channels 64] [--kernel 7] [--threads 2]
+Usage: python benchmarks/sparse_conv.py [--ndim 2] [--sizes 64 128 256 512] [--batch 8] [--channels 64] [--kernel 7]
+       [--threads 2]
+       python benchmarks/sparse_conv.py --ndim 1 --sizes 4000 16000 64000 --kernel 31 --channels 32 --batch 16
 """
 
 import argparse
@@ -21,28 +24,36 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _measure import measure, run_case  # noqa: E402
 
 
-def case(method: str, size: int, density: float, batch: int, channels: int, kernel: int, threads: int) -> dict[str, float]:
-    """One measurement in this process."""
+LARGE_CELLS = 512**2
+"""Grids of at least this many cells per example get fewer repeats, and no ``gather`` at 100 % (too slow)."""
+
+
+def case(
+    method: str, size: int, density: float, batch: int, channels: int, kernel: int, threads: int, ndim: int
+) -> dict[str, float]:
+    """One measurement in this process, on a grid of ``size`` points along each of ``ndim`` axes."""
     import torch
-    import torch.nn.functional as F
 
     from funcdiff.domains.grid import GridDomain
     from funcdiff.operators import SparseDepthwiseConv
+    from funcdiff.operators.backends import DEPTHWISE_CONV
 
     torch.set_num_threads(threads)
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn(batch, channels, size, size, generator=gen)
-    repeats, warmup = (2, 1) if size >= 512 else (5, 2)
+    shape = (size,) * ndim
+    x = torch.randn(batch, channels, *shape, generator=gen)
+    repeats, warmup = (2, 1) if size**ndim >= LARGE_CELLS else (5, 2)
     if method == "torch":
-        field = x.contiguous(memory_format=torch.channels_last).requires_grad_()
-        weight = torch.randn(channels, 1, kernel, kernel, requires_grad=True, generator=gen)
+        layout = torch.channels_last if ndim == 2 else torch.contiguous_format
+        field = x.contiguous(memory_format=layout).requires_grad_()
+        weight = torch.randn(channels, 1, *(kernel,) * ndim, requires_grad=True, generator=gen)
         grad = torch.randn_like(field)
         def step() -> None:
-            F.conv2d(field, weight, padding=kernel // 2, groups=channels).backward(grad)
+            DEPTHWISE_CONV[ndim](field, weight, padding=kernel // 2, groups=channels).backward(grad)
 
         return measure(step, warmup=warmup, repeats=repeats)
-    conv = SparseDepthwiseConv(channels, kernel, ndim=2, reference_shape=(size, size), backend=method)
-    points = GridDomain(2, channels).subsample(x, density, generator=gen)
+    conv = SparseDepthwiseConv(channels, kernel, ndim=ndim, reference_shape=shape, backend=method)
+    points = GridDomain(ndim, channels).subsample(x, density, generator=gen)
     points = points.with_values(points.values.clone().requires_grad_())
     conv.plan(points)
     start = time.perf_counter()
@@ -55,6 +66,7 @@ def case(method: str, size: int, density: float, batch: int, channels: int, kern
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ndim", type=int, choices=(1, 2), default=2)
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256, 512])
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--channels", type=int, default=64)
@@ -62,22 +74,25 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--case", nargs=3, metavar=("METHOD", "SIZE", "DENSITY"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    common = [args.batch, args.channels, args.kernel, args.threads]
+    common = [args.batch, args.channels, args.kernel, args.threads, args.ndim]
     if args.case:
         print(json.dumps(case(args.case[0], int(args.case[1]), float(args.case[2]), *common)))
         return
     from funcdiff.operators import available_backends
 
     backends = available_backends()
-    extra = [f"--{name}={getattr(args, name)}" for name in ("batch", "channels", "kernel", "threads")]
-    print(f"batch {args.batch}, channels {args.channels}, kernel {args.kernel}, threads {args.threads}; backends {backends}")
+    extra = [f"--{name}={getattr(args, name)}" for name in ("batch", "channels", "kernel", "threads", "ndim")]
+    print(
+        f"{args.ndim}-d, batch {args.batch}, channels {args.channels}, kernel {args.kernel}, threads {args.threads}; "
+        f"backends {backends}"
+    )
     print(f"{'size':>5} {'case':<22} {'median ms':>10} {'min ms':>8} {'setup ms':>9} {'peak MB':>8} {'ratio':>6}")
     for size in args.sizes:
         reference = run_case(__file__, ["torch", str(size), "1.0"], extra)
         rows = [("torch full 100%", reference)]
         for density, label in ((0.25, "25%"), (1.0, "100%"), (0.0625, "6%")):
             for backend in backends:
-                if density == 1.0 and backend == "gather" and size >= 512:
+                if density == 1.0 and backend == "gather" and size**args.ndim >= LARGE_CELLS:
                     continue
                 rows.append((f"{backend} {label}", run_case(__file__, [backend, str(size), str(density)], extra)))
         for label, r in rows:
