@@ -20,6 +20,9 @@ class OperatorConfig(JsonConfig):
         unet_shape, unet_channels, unet_mults, unet_blocks: the grid U-Net (Nichol & Dhariwal 2021).
         attention_resolutions, dropout, dropout_from_resolution: attention and dropout placement in the U-Net.
         z_dim: latent size of the diffusion autoencoder (0: unconditional decoder, no encoder).
+        position_features: give each point ``cos(pi k u)``, ``sin(pi k u)`` of its coordinates for ``k = 1..`` this
+            many (0: none, the paper's operator, equivariant to shifts), so that it knows where in the domain it lies
+            (an onset at the start of a clip) at any resolution.
     """
 
     channels: int
@@ -38,6 +41,7 @@ class OperatorConfig(JsonConfig):
     dropout: float = 0.1
     dropout_from_resolution: int = 16
     z_dim: int = 0
+    position_features: int = 0
 
     def __post_init__(self) -> None:
         if len(self.reference_shape) not in (1, 2, 3) or len(self.unet_shape) != len(self.reference_shape):
@@ -55,6 +59,8 @@ class OperatorConfig(JsonConfig):
             raise ValueError(f"time_dim must be an even int >= 4, got {self.time_dim}")
         if self.z_dim < 0 or not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"z_dim must be >= 0 and dropout in [0, 1), got {self.z_dim}, {self.dropout}")
+        if self.position_features < 0:
+            raise ValueError(f"position_features must be >= 0, got {self.position_features}")
         if any(s % 2 ** (len(self.unet_mults) - 1) for s in self.unet_shape):
             raise ValueError(f"unet_shape {self.unet_shape} must be divisible by 2^(len(unet_mults) - 1)")
 

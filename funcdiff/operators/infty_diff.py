@@ -15,7 +15,7 @@ from funcdiff.operators.builders import layout_for, sparse_stack, unet_for
 from funcdiff.operators.chunking import pointwise
 from funcdiff.operators.config import OperatorConfig
 from funcdiff.operators.interpolate import grid_to_points, knn_to_grid
-from funcdiff.operators.layers import TimeEmbedding
+from funcdiff.operators.layers import TimeEmbedding, position_features
 from funcdiff.points import Points, grid_index
 from funcdiff.registry import register
 
@@ -40,7 +40,7 @@ class InftyDiffOperator(nn.Module, NeuralOperator):
         self.config = config
         width, unet = config.width, config.unet_channels
         self.time = TimeEmbedding(config.time_dim, config.time_dim)
-        self.linear_in = nn.Linear(config.channels, width)
+        self.linear_in = nn.Linear(config.channels + 2 * config.position_features * config.ndim, width)
         self.down = sparse_stack(config, time_dim=config.time_dim, z_dim=config.z_dim, skip=False, backend=backend)
         self.to_grid = nn.Linear(width, unet)
         self.unet = unet_for(config, time_dim=config.time_dim, z_dim=config.z_dim, decoder=True)
@@ -65,7 +65,13 @@ class InftyDiffOperator(nn.Module, NeuralOperator):
 
     def _body(self, points: Points, t: Tensor, cond: Tensor | None, layout: Layout) -> Tensor:
         emb = self.time(t)
-        h = pointwise(self.linear_in, points.values, chunk=layout.chunk)
+        count = self.config.position_features
+
+        def read_input(values: Tensor, index: Tensor) -> Tensor:
+            features = [values, position_features(index, points.shape, count, values.dtype)] if count else [values]
+            return self.linear_in(torch.cat(features, dim=-1))
+
+        h = pointwise(read_input, points.values, points.index, chunk=layout.chunk)
         skips = []
         for block in self.down:
             h = block(h, None, emb, cond, layout)

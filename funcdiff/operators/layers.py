@@ -5,7 +5,7 @@ import math
 import torch
 from torch import nn
 
-from funcdiff._typing import Float, Tensor
+from funcdiff._typing import Float, Int, Tensor
 
 TIME_SCALE = 1000.0
 
@@ -28,6 +28,15 @@ class SinusoidalEmbedding(nn.Module):
         """Embed one time per example."""
         angle = TIME_SCALE * t.unsqueeze(-1).to(self.freqs.dtype) * self.freqs
         return torch.cat([angle.sin(), angle.cos()], dim=-1)
+
+
+def position_features(index: Int[Tensor, "b n d"], shape: tuple[int, ...], count: int, dtype: torch.dtype) -> Float[Tensor, "b n f"]:
+    """``cos(pi k u)`` and ``sin(pi k u)`` for ``k = 1..count`` of each cell-centre coordinate ``u = (index + 0.5) / N``
+    in ``[0, 1]``: where a point lies in the domain, the same at every resolution."""
+    size = torch.tensor(shape, dtype=dtype, device=index.device)
+    u = (index.to(dtype) + 0.5) / size
+    angle = (u.unsqueeze(-1) * (torch.pi * torch.arange(1, count + 1, dtype=dtype, device=index.device))).flatten(-2)
+    return torch.cat([angle.cos(), angle.sin()], dim=-1)
 
 
 class TimeEmbedding(nn.Module):
