@@ -245,7 +245,8 @@ def run_train(command: Train) -> int:
                                 sample_steps=config.sample_steps, seed=config.seed)
         code = run_sample(Sample(checkpoint=result.out_dir / "checkpoint", out_dir=result.out_dir / "samples",
                                  device=config.device, sampling=options))
-        print(f"judge them: funcdiff eval --checkpoint {result.out_dir / 'checkpoint'} --resolution-study")
+        if len(trainer.data_shape) <= 3:  # eval scores images and clips, not volumes
+            print(f"judge them: funcdiff eval --checkpoint {result.out_dir / 'checkpoint'} --resolution-study")
         return code
     print(f"samples:    {result.out_dir / 'samples'}")
     return 0
