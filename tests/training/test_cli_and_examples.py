@@ -75,7 +75,7 @@ def test_train_then_sample_through_the_command(tmp_path: Path, process: str, kin
     assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["steps"] == 3
     out = run("-m", "funcdiff", "sample", "--checkpoint", "run/checkpoint", "--resolutions", "16", "32", "--num", "2",
               "--sample-steps", "3", "--out-dir", "samples", cwd=tmp_path)
-    assert "32 px" in out.stdout
+    assert "32px: samples/32px.png" in out.stdout
     assert json.loads((tmp_path / "run" / "checkpoint" / "config.json").read_text())["process"]["kind"] == kind
     for name, size in (("16px.png", 16), ("32px.png", 32)):
         with Image.open(tmp_path / "samples" / name) as image:
