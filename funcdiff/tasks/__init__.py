@@ -1,0 +1,1 @@
+"""Tasks built on trained operators: conditional sampling from Python."""
