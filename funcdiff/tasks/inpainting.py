@@ -16,6 +16,7 @@ from funcdiff._typing import DenseField, Float, Tensor
 from funcdiff.mollifiers.base import Mollifier
 from funcdiff.operators.base import NeuralOperator
 from funcdiff.processes.base import DenoisingProcess, DiffusionProcess
+from funcdiff.tasks._checks import check_task_inputs
 from funcdiff.processes.guidance import Guidance, InpaintingGuidance
 from funcdiff.processes.samplers import sample_ddim
 from funcdiff.training.sampling import sample
@@ -164,24 +165,15 @@ def inpaint(
             outside the range, a mask outside [0, 1] or with nothing known, an unknown method, or a bad weight,
             step count or number.
     """
-    if not isinstance(process, DenoisingProcess):
-        raise ValueError(f"process must be a DenoisingProcess (guidance corrects T xhat0), got {type(process).__name__}")
+    check_task_inputs(process, image, name="image", num=num, steps=steps)
     domain = process.domain
     low, high = domain.value_range
-    if domain.ndim != 2:
-        raise ValueError(f"inpaint needs a 2-D domain, got a {domain.ndim}-D one")
-    if image.shape[0] != domain.channels:
-        raise ValueError(f"image must have the model's {domain.channels} channels, got shape {tuple(image.shape)}")
-    if not bool(torch.isfinite(image).all()) or image.min() < low or image.max() > high:
-        raise ValueError(f"image must hold values in [{low}, {high}]")
     if not bool(torch.isfinite(mask).all()) or mask.min() < 0 or mask.max() > 1:
         raise ValueError("mask must hold values in [0, 1] (1 = known)")
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if not 0 <= weight < math.inf:
         raise ValueError(f"weight must be a finite number >= 0, got {weight}")
-    if num < 1 or steps < 1:
-        raise ValueError(f"num and steps must be >= 1, got num={num}, steps={steps}")
     shape = domain.grid_shape(tuple(image.shape[1:]) if resolution is None else resolution)
     image = _resize(image.to(device)[None], shape, "bicubic").clamp(low, high)
     mask = _resize(mask.to(device=device, dtype=image.dtype), shape, "nearest")

@@ -14,6 +14,7 @@ from funcdiff.mollifiers.base import Mollifier
 from funcdiff.operators.base import NeuralOperator
 from funcdiff.processes.base import DenoisingProcess, DiffusionProcess
 from funcdiff.processes.guidance import Guidance
+from funcdiff.tasks._checks import check_task_inputs
 from funcdiff.processes.samplers import sample_ddim
 from funcdiff.training.sampling import sample
 
@@ -111,17 +112,9 @@ def superres(
         ValueError: for a process that is not a `DenoisingProcess`, an image of the wrong channels or outside
             [-1, 1], a scale that is not an integer >= 2, or a bad weight, step count or number.
     """
-    if not isinstance(process, DenoisingProcess):
-        raise ValueError(f"process must be a DenoisingProcess (guidance corrects T xhat0), got {type(process).__name__}")
-    channels = process.domain.channels
-    if low.shape[0] != channels:
-        raise ValueError(f"low must have the model's {channels} channels, got shape {tuple(low.shape)}")
-    if not bool(torch.isfinite(low).all()) or low.min() < -1 or low.max() > 1:
-        raise ValueError("low must hold values in [-1, 1]")
+    check_task_inputs(process, low, name="low", num=num, steps=steps)
     if isinstance(scale, bool) or scale < 2:
         raise ValueError(f"scale must be an integer >= 2, got {scale}")
-    if num < 1 or steps < 1:
-        raise ValueError(f"num and steps must be >= 1, got num={num}, steps={steps}")
     batch = low.to(device).unsqueeze(0).expand(num, *low.shape)
     return _guided(model, process, batch, scale=scale, weight=weight, steps=steps, clip=clip, generator=generator, device=device)
 
