@@ -9,6 +9,7 @@ this module entirely; checkpoints rebuild components by their registered kinds (
 import functools
 import inspect
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -56,8 +57,8 @@ class TrainConfig(TrainSettings):
     """A training run of an ∞-Diff operator, components and settings (defaults: the CPU demo).
 
     Attributes:
-        data: "icons", "fashion-mnist", "shapes" (3-D), "notes" or "digits" (audio), a folder of images,
-            a folder of images or of sound files (WAV, FLAC, OGG), or another registered data set kind.
+        data: "icons", "fashion-mnist", "shapes" (3-D), "notes" or "digits" (audio), a folder of images or of
+            sound files (WAV, FLAC, OGG), or another registered data set kind.
         resolution: the training grid: its side in pixels (images, volumes) or its sample rate in Hz (audio); the
             operator's reference resolution.
         channels: channels of image folders (1 grey or 3 RGB); the built-in sets are grey or mono.
@@ -138,6 +139,25 @@ def folder_kind(folder: Path) -> str:
     return "audio-folder" if suffixes & SOUND_EXTENSIONS and not suffixes & IMAGE_EXTENSIONS else "folder"
 
 
+def dataset_class(name_or_path: str | Path) -> Callable[..., Dataset]:
+    """The class `make_dataset` builds for ``name_or_path``: a registered data set, or the image or sound folder class.
+
+    Raises:
+        ValueError: if ``name_or_path`` is neither a registered data set nor an existing folder, or is both.
+    """
+    name = str(name_or_path)
+    maker = None if isinstance(name_or_path, Path) else _registered_dataset(name)
+    if maker is not None and Path(name).is_dir():
+        raise ValueError(f"{name!r} is both a built-in data set and a folder here: write ./{name} for the folder")
+    if maker is not None:
+        return maker
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        return lookup(folder_kind(folder))
+    raise ValueError(f"data must be a registered data set (e.g. 'icons', 'notes') or an existing folder of images or "
+                     f"sound files, got {name!r}")
+
+
 def make_dataset(name_or_path: str | Path, *, resolution: int | tuple[int, int], split: Split = "train", **options: Any) -> Dataset:
     """The data set ``name_or_path`` at ``resolution``; ``options`` go to its constructor.
 
@@ -152,34 +172,22 @@ def make_dataset(name_or_path: str | Path, *, resolution: int | tuple[int, int],
     Raises:
         ValueError: if ``name_or_path`` is neither a registered data set nor an existing folder, or ambiguous.
     """
-    name = str(name_or_path)
-    maker = None if isinstance(name_or_path, Path) else _registered_dataset(name)
-    if maker is not None and Path(name).is_dir():
-        raise ValueError(f"{name!r} is both a built-in data set and a folder here: write ./{name} for the folder")
-    if maker is not None:
-        return maker(resolution=resolution, split=split, **options)
-    folder = Path(name).expanduser()
-    if folder.is_dir():
-        return lookup(folder_kind(folder))(folder, resolution=resolution, split=split, **options)
-    raise ValueError(f"data must be a registered data set (e.g. 'icons', 'notes') or an existing folder of images or "
-                     f"sound files, got {name!r}")
+    maker = dataset_class(name_or_path)
+    if isinstance(name_or_path, Path) or _registered_dataset(str(name_or_path)) is None:
+        return maker(Path(name_or_path).expanduser(), resolution=resolution, split=split, **options)
+    return maker(resolution=resolution, split=split, **options)
 
 
 def build_dataset(config: TrainConfig, *, split: Split = "train") -> Dataset:
     """The data a config names, limited to ``data_limit`` examples (at construction, where the data set takes a
-    ``limit``).
+    ``limit``); ``channels``, ``flip`` and ``duration`` go to the data sets that take them.
 
     Raises:
         ValueError: if the data set's channels are not ``config.channels`` (built-in sets are grey or mono).
     """
-    maker = _registered_dataset(config.data)
-    if maker is None:
-        folder = Path(config.data).expanduser()
-        maker = lookup(folder_kind(folder) if folder.is_dir() else "folder")
-    options: dict[str, Any] = {"channels": config.channels, "flip": config.flip, "duration": config.duration}
-    accepted = inspect.signature(maker).parameters
-    options = {k: v for k, v in {**options, "limit": config.data_limit}.items() if k in accepted}
-    dataset = make_dataset(config.data, resolution=config.resolution, split=split, **options)
+    accepted = inspect.signature(dataset_class(config.data)).parameters
+    options = {"channels": config.channels, "flip": config.flip, "duration": config.duration, "limit": config.data_limit}
+    dataset = make_dataset(config.data, resolution=config.resolution, split=split, **{k: v for k, v in options.items() if k in accepted})
     if dataset[0].shape[0] != config.channels:
         raise ValueError(f"data {config.data!r} has {dataset[0].shape[0]} channel(s), not channels={config.channels}; "
                          "channels applies to image folders")
