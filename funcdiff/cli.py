@@ -145,11 +145,16 @@ class Demo(Train):
     resolutions: tuple[int, ...] = ()
 
 
-def demo_config(config: TrainConfig) -> TrainConfig:
-    """The demo of ``config.data`` with every setting that differs from the icons demo's taken from ``config``."""
+def demo_config(config: TrainConfig, given: set[str]) -> TrainConfig:
+    """The demo of ``config.data`` with the settings named in ``given`` (the flags on the command line) taken from
+    ``config``."""
     base = DEMOS.get(config.data, DEMO_CONFIG)
-    changed = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if getattr(config, f.name) != getattr(DEMO_CONFIG, f.name)}
-    return dataclasses.replace(base, **changed)
+    return dataclasses.replace(base, **{f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name in given})
+
+
+def given_flags(argv: list[str]) -> set[str]:
+    """The names of the settings set by ``--flag value`` or ``--flag=value`` in ``argv``, as field names."""
+    return {arg[2:].split("=")[0].replace("-", "_") for arg in argv if arg.startswith("--")}
 
 
 EVAL_SAMPLING = SampleOptions(resolutions=(), num=128, sample_steps=50)
@@ -283,9 +288,9 @@ Command = Union[
 ]
 
 
-def run_train(command: Train) -> int:
-    """The ``train`` and ``demo`` commands."""
-    config = demo_config(command.config) if isinstance(command, Demo) else command.config
+def run_train(command: Train, given: set[str] | frozenset[str] = frozenset()) -> int:
+    """The ``train`` and ``demo`` commands (``given``: the demo's flags, `given_flags`)."""
+    config = demo_config(command.config, given) if isinstance(command, Demo) else command.config
     if command.dry_run:
         print(json.dumps(config.to_dict(), indent=2))
         return 0
@@ -523,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_superres(command)
         if isinstance(command, Inpaint):
             return run_inpaint(command)
-        return run_sample(command) if isinstance(command, Sample) else run_train(command)
+        return run_sample(command) if isinstance(command, Sample) else run_train(command, given_flags(sys.argv[1:] if argv is None else argv))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 128 + signal.SIGINT

@@ -56,6 +56,9 @@ def test_the_demo_takes_each_data_sets_defaults_and_the_users_flags(tmp_path: Pa
     assert (notes["resolution"], notes["preset"], notes["time_budget"], notes["out_dir"]) == (4000, "audio-small", 480.0, "runs/demo-notes")
     changed = json.loads(run("-m", "funcdiff", "demo", "--data", "shapes", "--lr", "0.002", "--dry-run", cwd=tmp_path).stdout)
     assert (changed["resolution"], changed["preset"], changed["lr"]) == (16, "tiny", 0.002)
+    # a flag that repeats the icons demo's value is still the user's choice
+    same = json.loads(run("-m", "funcdiff", "demo", "--data=notes", "--preset", "cpu-small", "--dry-run", cwd=tmp_path).stdout)
+    assert (same["preset"], same["resolution"]) == ("cpu-small", 4000)
     assert os.listdir(tmp_path) == []
 
 
