@@ -153,8 +153,9 @@ def demo_config(config: TrainConfig, given: set[str]) -> TrainConfig:
 
 
 def given_flags(argv: list[str]) -> set[str]:
-    """The names of the settings set by ``--flag value`` or ``--flag=value`` in ``argv``, as field names."""
-    return {arg[2:].split("=")[0].replace("-", "_") for arg in argv if arg.startswith("--")}
+    """The names of the settings set by ``--flag value``, ``--flag=value`` or ``--no-flag`` in ``argv``, as field names."""
+    names = {arg[2:].split("=")[0].replace("-", "_") for arg in argv if arg.startswith("--")}
+    return names | {name.removeprefix("no_") for name in names}
 
 
 EVAL_SAMPLING = SampleOptions(resolutions=(), num=128, sample_steps=50)

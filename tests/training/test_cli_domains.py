@@ -59,6 +59,8 @@ def test_the_demo_takes_each_data_sets_defaults_and_the_users_flags(tmp_path: Pa
     # a flag that repeats the icons demo's value is still the user's choice
     same = json.loads(run("-m", "funcdiff", "demo", "--data=notes", "--preset", "cpu-small", "--dry-run", cwd=tmp_path).stdout)
     assert (same["preset"], same["resolution"]) == ("cpu-small", 4000)
+    off = json.loads(run("-m", "funcdiff", "demo", "--data", "shapes", "--no-ema-warmup", "--dry-run", cwd=tmp_path).stdout)
+    assert off["ema_warmup"] is False and off["preset"] == "tiny"
     assert os.listdir(tmp_path) == []
 
 
