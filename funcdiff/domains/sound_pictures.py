@@ -14,15 +14,19 @@ _COLOURS = torch.tensor([[0, 0, 4], [80, 18, 123], [183, 55, 121], [252, 137, 97
 """Anchors of a dark-to-bright colour map (black, purple, red, orange, pale yellow), as in the magma map."""
 
 
-def log_power_spectrogram(clips: Float[Tensor, "b n"], sample_rate: float | int, *, window_seconds: float = WINDOW_SECONDS) -> Float[Tensor, "b f t"]:
-    """``log10`` power of the short-time Fourier transform (Hann window of ``window_seconds``, hop a quarter of it)."""
+def power_spectrogram(clips: Float[Tensor, "b n"], sample_rate: float | int, *, window_seconds: float = WINDOW_SECONDS) -> Float[Tensor, "b f t"]:
+    """Power of the short-time Fourier transform (Hann window of ``window_seconds``, hop a quarter of it), float64."""
     n_fft = max(8, 2 ** round(math.log2(window_seconds * sample_rate)))
     if clips.shape[-1] < n_fft:
         raise ValueError(f"clips of {clips.shape[-1]} samples are shorter than the {n_fft}-sample STFT window")
     window = torch.hann_window(n_fft, dtype=torch.float64, device=clips.device)
     spec = torch.stft(clips.double(), n_fft, hop_length=n_fft // 4, window=window, center=False, return_complex=True)
-    power = spec.abs().square() / window.square().sum()
-    return power.clamp_min(1e-12).log10().float()
+    return spec.abs().square() / window.square().sum()
+
+
+def log_power_spectrogram(clips: Float[Tensor, "b n"], sample_rate: float | int, *, window_seconds: float = WINDOW_SECONDS) -> Float[Tensor, "b f t"]:
+    """``log10`` of `power_spectrogram`, floored at 1e-12, as float32."""
+    return power_spectrogram(clips, sample_rate, window_seconds=window_seconds).clamp_min(1e-12).log10().float()
 
 
 def colour_map(values: Float[Tensor, "h w"]) -> Float[Tensor, "3 h w"]:

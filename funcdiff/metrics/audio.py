@@ -16,7 +16,7 @@ from beartype import beartype
 from jaxtyping import jaxtyped
 
 from funcdiff._typing import Float, Tensor
-from funcdiff.domains.sound_pictures import log_power_spectrogram
+from funcdiff.domains.sound_pictures import power_spectrogram
 from funcdiff.metrics.random_features import frechet_distance
 
 WINDOWS = (0.016, 0.032, 0.064)
@@ -35,7 +35,7 @@ def _check_clips(x: Tensor, name: str) -> None:
 @jaxtyped(typechecker=beartype)
 def mean_log_spectrum(clips: Float[Tensor, "n 1 s"], sample_rate: float | int, *, window_seconds: float = 0.032) -> Float[Tensor, " f"]:
     """The set's mean power per STFT bin, in dB (``10 log10``) floored at `FLOOR_DB`; bin k is ``k / window`` Hz."""
-    mean = (10 ** log_power_spectrogram(clips[:, 0], sample_rate, window_seconds=window_seconds).double()).mean(dim=(0, 2))
+    mean = power_spectrogram(clips[:, 0], sample_rate, window_seconds=window_seconds).mean(dim=(0, 2))
     return (10 * mean.clamp_min(1e-30).log10()).clamp_min(FLOOR_DB)
 
 
@@ -84,7 +84,7 @@ def log_mel_statistics(
     Bands above the clips' Nyquist frequency hold no power and sit at `FLOOR_DB`, so sets at different rates can be
     compared on one ``max_frequency``.
     """
-    power = (10 ** log_power_spectrogram(clips[:, 0], sample_rate).double())
+    power = power_spectrogram(clips[:, 0], sample_rate)
     filters = mel_filters(power.shape[1], sample_rate, bands, max_frequency).to(power)
     energy = (10 * torch.einsum("kf,nft->nkt", filters, power).clamp_min(1e-30).log10()).clamp_min(FLOOR_DB)
     return torch.cat([energy.mean(dim=2), energy.std(dim=2)], dim=1).float()
