@@ -23,7 +23,7 @@ from funcdiff.domains.audio import AudioDomain
 from funcdiff.domains.grid import box_average
 from funcdiff.domains.io import image_grid, read_png, save_images, side_by_side, write_png
 from funcdiff.domains.sound_pictures import rate_comparison
-from funcdiff.evaluation import describe, describe_audio, evaluate, evaluate_audio, read_image_folder, sample_resolutions
+from funcdiff.evaluation import bicubic, describe, describe_audio, evaluate, evaluate_audio, read_image_folder, sample_resolutions
 from funcdiff.factory import TrainConfig, build_run, make_dataset, make_sampler
 from funcdiff.operators import native
 from funcdiff.operators.base import NeuralOperator
@@ -425,10 +425,9 @@ def run_superres(command: Superres) -> int:
     seconds = (time.perf_counter() - start) / command.num
     size = samples.shape[-1]
     enlarged = torch.nn.functional.interpolate(low[None], size=(size, size), mode="nearest")
-    bicubic = torch.nn.functional.interpolate(low[None], size=(size, size), mode="bicubic", align_corners=False).clamp(-1, 1)
     out = Path(command.out_dir)
     save_images(samples, out, "samples")
-    picture = write_png(image_grid(torch.cat([enlarged, bicubic, samples]), nrow=command.num + 2), out / "superres.png")
+    picture = write_png(image_grid(torch.cat([enlarged, bicubic(low[None], size), samples]), nrow=command.num + 2), out / "superres.png")
     error = (box_average(samples, command.scale) - low).square().mean(dim=(1, 2, 3))
     consistency = ", ".join(f"{float(10 * torch.log10(4 / e.clamp_min(1e-12))):.1f}" for e in error)
     print(f"{size} px from {low.shape[-1]} px: {picture}  ({seconds:.2f} s per sample)")
