@@ -19,11 +19,15 @@ from typing import Annotated, Literal, Union
 import torch
 import tyro
 
+from funcdiff.cli_autoencoder import (
+    Encode, Interpolate, Reconstruct, TrainLatent, run_encode, run_interpolate, run_reconstruct, run_train_latent, sampling_latents,
+)
 from funcdiff.domains.audio import AudioDomain
 from funcdiff.domains.grid import box_average
 from funcdiff.domains.io import image_grid, read_png, save_images, side_by_side, write_png
 from funcdiff.domains.sound_pictures import rate_comparison
 from funcdiff.evaluation import bicubic, describe, describe_audio, evaluate, evaluate_audio, read_image_folder, sample_resolutions
+from funcdiff.metrics import psnr
 from funcdiff.factory import TrainConfig, build_run, make_dataset, make_sampler
 from funcdiff.operators import native
 from funcdiff.operators.base import NeuralOperator
@@ -76,9 +80,12 @@ class Sample:
         yes: sample even where the estimate (printed above 4x the training resolution) exceeds an hour or 80 % of
             the memory.
         sampling: the sampling settings.
+        latent: for a diffusion autoencoder checkpoint, the latent model that draws its latents (default: ``latent``
+            beside the checkpoint, where ``train-latent`` puts it).
     """
 
     checkpoint: Path
+    latent: Path | None = None
     out_dir: Path = Path("runs/samples")
     device: str = "cpu"
     dry_run: bool = False
@@ -181,6 +188,7 @@ class Eval:
             above r, score the upsampling of the r samples (the baseline), the detail gain, and for images the samples
             box-averaged to r.
         out_dir: where report.md, scores.json, the plots and the samples' picture go.
+        latent: for a diffusion autoencoder checkpoint, its latent model (default: ``latent`` beside the checkpoint).
         device: where to sample.
         sampling: how to sample (``--resolutions`` default to the training resolution; the study sets its own).
         verbose: log at INFO level, and show a traceback on errors.
@@ -193,6 +201,7 @@ class Eval:
     data_limit: int | None = None
     resolution_study: bool = False
     out_dir: Path = Path("runs/eval")
+    latent: Path | None = None
     device: str = "cpu"
     sampling: Annotated[SampleOptions, tyro.conf.OmitArgPrefixes] = EVAL_SAMPLING
     verbose: bool = False
@@ -285,8 +294,15 @@ Command = Union[
     Annotated[Eval, tyro.conf.subcommand("eval", description=Eval.__doc__.split("\n")[0])],
     Annotated[Superres, tyro.conf.subcommand("superres", description=Superres.__doc__.split("\n")[0])],
     Annotated[Inpaint, tyro.conf.subcommand("inpaint", description=Inpaint.__doc__.split("\n")[0])],
+    Annotated[TrainLatent, tyro.conf.subcommand("train-latent", description=TrainLatent.__doc__.split("\n")[0])],
+    Annotated[Encode, tyro.conf.subcommand("encode", description=Encode.__doc__.split("\n")[0])],
+    Annotated[Reconstruct, tyro.conf.subcommand("reconstruct", description=Reconstruct.__doc__.split("\n")[0])],
+    Annotated[Interpolate, tyro.conf.subcommand("interpolate", description=Interpolate.__doc__.split("\n")[0])],
     Annotated[BuildKernel, tyro.conf.subcommand("build-kernel", description=BuildKernel.__doc__.split("\n")[0])],
 ]
+
+RUNNERS = {TrainLatent: run_train_latent, Encode: run_encode, Reconstruct: run_reconstruct, Interpolate: run_interpolate}
+"""The commands of `funcdiff.cli_autoencoder`."""
 
 
 def run_train(command: Train, given: set[str] | frozenset[str] = frozenset()) -> int:
@@ -336,6 +352,7 @@ def run_sample(command: Sample) -> int:
         print(json.dumps({**settings, "out_dir": str(command.out_dir)}, indent=2))
         return 0
     model, process, _ = load_trained(command.checkpoint, ema=o.ema, device=command.device)
+    cond = sampling_latents(model, command.checkpoint, command.latent, num=o.num, seed=o.seed, device=command.device)
     _check_estimates(o, command.device, command.yes, model, process)
     out = Path(command.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -345,7 +362,7 @@ def run_sample(command: Sample) -> int:
     grids = []
     for resolution, samples, seconds in sample_resolutions(model, process, o.resolutions, num=o.num, steps=o.sample_steps,
                                                            sampler=sampler, generator=generator, seed=o.seed, nested=o.nested,
-                                                           device=command.device, chunk_points=o.chunk_points):
+                                                           device=command.device, chunk_points=o.chunk_points, cond=cond):
         label = process.domain.label(tuple(samples.shape[2:]))
         path = process.domain.save_samples(samples, out, label)
         grids.append(samples)
@@ -377,12 +394,13 @@ def run_eval(command: Eval) -> int:
         r = round(process.domain.sample_rate(reference[0])) if audio else reference[0]
         resolutions = (r, 2 * r, 4 * r) if command.resolution_study else (o.resolutions or (r,))
         o = dataclasses.replace(o, resolutions=resolutions)
+        cond = sampling_latents(model, command.checkpoint, command.latent, num=o.num, seed=o.seed, device=command.device)
         _check_estimates(o, command.device, command.yes, model, process)
         generator = torch.Generator(device=command.device)
         sampler = make_sampler(o.sampler, process, reference_shape=reference, generator=generator, eta=o.eta)
         drawn = list(sample_resolutions(model, process, resolutions, num=o.num, steps=o.sample_steps, sampler=sampler,
                                         generator=generator, seed=o.seed, nested=o.nested, device=command.device,
-                                        chunk_points=o.chunk_points))
+                                        chunk_points=o.chunk_points, cond=cond))
         samples, seconds = {r: x for r, x, _ in drawn}, {r: s for r, _, s in drawn}
         details.update(checkpoint=str(command.checkpoint), sampler=o.sampler, steps=o.sample_steps, ema=o.ema)
     else:
@@ -428,8 +446,7 @@ def run_superres(command: Superres) -> int:
     out = Path(command.out_dir)
     save_images(samples, out, "samples")
     picture = write_png(image_grid(torch.cat([enlarged, bicubic(low[None], size), samples]), nrow=command.num + 2), out / "superres.png")
-    error = (box_average(samples, command.scale) - low).square().mean(dim=(1, 2, 3))
-    consistency = ", ".join(f"{float(10 * torch.log10(4 / e.clamp_min(1e-12))):.1f}" for e in error)
+    consistency = ", ".join(f"{float(p):.1f}" for p in psnr(box_average(samples, command.scale), low.expand_as(box_average(samples, command.scale))))
     print(f"{size} px from {low.shape[-1]} px: {picture}  ({seconds:.2f} s per sample)")
     print(f"box-averaged back to {low.shape[-1]} px, PSNR against the input (dB): {consistency}")
     return 0
@@ -528,6 +545,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_superres(command)
         if isinstance(command, Inpaint):
             return run_inpaint(command)
+        if type(command) in RUNNERS:
+            return RUNNERS[type(command)](command)
         return run_sample(command) if isinstance(command, Sample) else run_train(command, given_flags(sys.argv[1:] if argv is None else argv))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

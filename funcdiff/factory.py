@@ -24,7 +24,7 @@ from funcdiff.domains.audio import AudioDomain
 from funcdiff.domains.base import Domain
 from funcdiff.domains.grid import GridDomain
 from funcdiff.mollifiers.gaussian import GaussianMollifier, IdentityMollifier
-from funcdiff.operators import operator_preset
+from funcdiff.operators import autoencoder_preset, operator_preset
 from funcdiff.processes.base import DenoisingProcess, DiffusionProcess, FlowProcess
 from funcdiff.processes.flow import FunctionalFlowMatching
 from funcdiff.processes.flow_samplers import sample_euler, sample_heun
@@ -81,6 +81,9 @@ class TrainConfig(TrainSettings):
             (one per block of cells, so they cover the grid evenly).
         sampler: "ddim", "ddpm" or "dpmpp" (DPM-Solver++ 2M) (ddpm), "euler" or "heun" (flow), for samples written
             during training; "auto" picks ddim or heun.
+        autoencoder: train a diffusion autoencoder (MATH.md §9): the preset's denoiser conditioned on a latent and a
+            `SparseEncoder` of the same preset that makes it, jointly.
+        z_dim: the autoencoder's latent size.
     """
 
     data: str = "icons"
@@ -98,6 +101,8 @@ class TrainConfig(TrainSettings):
     sigma_min: float = 0.0
     point_scheme: Literal["uniform", "stratified"] = "uniform"
     sampler: Literal["auto", "ddim", "ddpm", "dpmpp", "euler", "heun"] = "auto"
+    autoencoder: bool = False
+    z_dim: int = 64
 
     def checks(self) -> dict[str, bool]:
         """Each checked field's name and whether its value is valid."""
@@ -106,6 +111,7 @@ class TrainConfig(TrainSettings):
             "resolution": self.resolution >= 2,
             "channels": self.channels in (1, 3),
             "duration": math.isfinite(self.duration) and self.duration > 0,
+            "z_dim": self.z_dim >= 1,
             "process": self.process in _PREDICTIONS,
             "prediction": self.prediction == "auto" or self.prediction in _PREDICTIONS.get(self.process, ()),
             "sigma_pixels": math.isfinite(self.sigma_pixels) and self.sigma_pixels >= 0,
@@ -218,11 +224,14 @@ def build_process(config: TrainConfig, data_shape: tuple[int, ...], *, duration:
 
 
 def build_model(config: TrainConfig, data_shape: tuple[int, ...]) -> nn.Module:
-    """The operator preset a config names for data of ``data_shape = (c, *spatial)``, initialised from the config's
-    seed."""
+    """The operator preset a config names for data of ``data_shape = (c, *spatial)`` (with ``autoencoder``, the
+    preset's diffusion autoencoder), initialised from the config's seed."""
+    channels, resolution = data_shape[0], tuple(data_shape[1:])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        return operator_preset(config.preset, channels=data_shape[0], resolution=tuple(data_shape[1:]))
+        if config.autoencoder:
+            return autoencoder_preset(config.preset, channels=channels, resolution=resolution, z_dim=config.z_dim)
+        return operator_preset(config.preset, channels=channels, resolution=resolution)
 
 
 def build_run(config: TrainConfig) -> tuple[nn.Module, DiffusionProcess, Dataset]:

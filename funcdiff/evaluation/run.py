@@ -32,15 +32,18 @@ def sample_resolutions(
     device: str = "cpu",
     chunk_points: int | None = None,
     progress: bool = True,
+    cond: Tensor | None = None,
 ) -> Iterator[tuple[int, Float[Tensor, "b c *spatial"], float]]:
     """``(resolution, samples on the CPU, seconds per sample)`` for each resolution in turn, every one from the same
     seed; with ``nested``, the prior's noise is nested across resolutions (drawn at the largest, which the others
-    must divide), so a seed gives the same picture at every size."""
+    must divide), so a seed gives the same picture at every size. ``cond`` (latents of a diffusion autoencoder, one
+    per sample) goes to the model."""
     for resolution in resolutions:
         generator.manual_seed(seed)
         start = time.perf_counter()
         samples = sample(model, process, resolution, batch=num, steps=steps, sampler=sampler, generator=generator, device=device,
-                         chunk_points=chunk_points, nest_resolution=max(resolutions) if nested else None, progress=progress).cpu()
+                         chunk_points=chunk_points, nest_resolution=max(resolutions) if nested else None, progress=progress,
+                         cond=cond).cpu()
         yield resolution, samples, (time.perf_counter() - start) / num
 
 

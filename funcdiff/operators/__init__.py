@@ -2,7 +2,8 @@
 interpolation, a grid U-Net, the ∞-Diff denoiser, its encoder and the latent MLP."""
 
 from funcdiff.operators.backends import ConvPlan, available_backends, choose_backend
-from funcdiff.operators.base import NeuralOperator
+from funcdiff.operators.autoencoder import DiffusionAutoencoder
+from funcdiff.operators.base import LatentEncoder, NeuralOperator
 from funcdiff.operators.config import LatentMLPConfig, OperatorConfig, preset_config
 from funcdiff.operators.conv import SparseDepthwiseConv
 from funcdiff.operators.encoder import SparseEncoder
@@ -21,10 +22,18 @@ def operator_preset(name: str, *, channels: int, resolution: int | tuple[int, ..
     return InftyDiffOperator(preset_config(name, channels=channels, resolution=resolution, ndim=ndim, z_dim=z_dim))
 
 
+def autoencoder_preset(name: str, *, channels: int, resolution: int | tuple[int, ...], z_dim: int, ndim: int = 2) -> DiffusionAutoencoder:
+    """A `DiffusionAutoencoder` of an `InftyDiffOperator` and a `SparseEncoder` of one preset with latents of ``z_dim``."""
+    config = preset_config(name, channels=channels, resolution=resolution, ndim=ndim, z_dim=z_dim)
+    return DiffusionAutoencoder(InftyDiffOperator(config), SparseEncoder(config))
+
+
 __all__ = [
     "ConvPlan",
+    "DiffusionAutoencoder",
     "GridUNet",
     "InftyDiffOperator",
+    "LatentEncoder",
     "LatentMLP",
     "LatentMLPConfig",
     "LatticeHash",
@@ -32,6 +41,7 @@ __all__ = [
     "OperatorConfig",
     "SparseDepthwiseConv",
     "SparseEncoder",
+    "autoencoder_preset",
     "available_backends",
     "choose_backend",
     "grid_to_points",

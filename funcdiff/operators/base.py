@@ -33,3 +33,21 @@ class NeuralOperator(Protocol):
     @abstractmethod
     def to_dict(self) -> dict[str, Any]:
         """The JSON-safe ``{"kind": ..., **settings}`` that rebuilds this operator's architecture."""
+
+
+@runtime_checkable
+class LatentEncoder(Protocol):
+    """What a diffusion autoencoder encodes with (`funcdiff.operators.DiffusionAutoencoder`): a function seen at any
+    points of any grid, or on a whole grid, to one latent ``(b, z)`` per example; ``to_dict`` as for operators."""
+
+    @abstractmethod
+    def forward(self, points: Points) -> Float[Tensor, "b z"]:
+        """The latent of the function seen at ``points``."""
+
+    @abstractmethod
+    def forward_dense(self, x: Float[Tensor, "b c *spatial"], *, chunk_points: int | None = None) -> Float[Tensor, "b z"]:
+        """The latent of a whole dense field (equal to `forward` on all its points)."""
+
+    @abstractmethod
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-safe ``{"kind": ..., **settings}`` that rebuilds this encoder's architecture."""

@@ -1,6 +1,6 @@
 """The semantic encoder of the diffusion autoencoder: sparse blocks, the U-Net's down half, pooled to ``z`` (REFERENCE.md §3)."""
 
-from typing import final
+from typing import Any, final
 
 from beartype import beartype
 from jaxtyping import jaxtyped
@@ -8,16 +8,19 @@ from torch import nn
 
 from funcdiff._typing import Float, Tensor
 from funcdiff.operators.backends import BackendName
+from funcdiff.operators.base import LatentEncoder
 from funcdiff.operators.blocks import Layout
 from funcdiff.operators.builders import layout_for, sparse_stack, unet_for
 from funcdiff.operators.chunking import pointwise
 from funcdiff.operators.config import OperatorConfig
 from funcdiff.operators.interpolate import knn_to_grid
 from funcdiff.points import Points, grid_index
+from funcdiff.registry import register
 
 
+@register("sparse_encoder")
 @final
-class SparseEncoder(nn.Module):
+class SparseEncoder(nn.Module, LatentEncoder):
     """``x0`` at any points of any grid to a latent ``z`` of size ``config.z_dim`` (Preechakul et al. 2022).
 
     ``linear_in``, unmodulated sparse blocks, K-nearest to the U-Net grid, the U-Net's down path and middle, a
@@ -66,3 +69,12 @@ class SparseEncoder(nn.Module):
         shape = tuple(spatial)
         points = Points(x.flatten(2).transpose(1, 2), grid_index(b, shape, device=x.device), shape)
         return self._body(points, Layout(points.index, shape, None, chunk_points))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-safe configuration that rebuilds this encoder's architecture (`funcdiff.registry.build`)."""
+        return {"kind": self.kind, **self.config.to_dict()}
+
+    @classmethod
+    def from_dict(cls, settings: dict[str, Any]) -> "SparseEncoder":
+        """The encoder (freshly initialised) that `to_dict`'s settings describe."""
+        return cls(OperatorConfig.from_dict(settings))

@@ -14,7 +14,9 @@ from PIL import Image
 
 from funcdiff._typing import DenseField, Float, Tensor
 from funcdiff.mollifiers.base import Mollifier
+from funcdiff.operators.autoencoder import DiffusionAutoencoder
 from funcdiff.operators.base import NeuralOperator
+from funcdiff.points import Points, unflatten_index
 from funcdiff.processes.base import DenoisingProcess, DiffusionProcess
 from funcdiff.tasks._checks import check_task_inputs
 from funcdiff.processes.guidance import Guidance, InpaintingGuidance
@@ -141,7 +143,8 @@ def inpaint(
     are replaced by the mean of the known ones, so that ``T`` mixes none of the truth into the known border.
 
     Args:
-        model: an operator (it must already be on ``device``).
+        model: an operator (it must already be on ``device``). A `DiffusionAutoencoder` decodes the latent of the
+            known pixels alone (its encoder reads any subset of points).
         process: its `DenoisingProcess`.
         image: values in the domain's range (``[-1, 1]``), with the model's channels.
         mask: 1 = known, values in [0, 1], any size (e.g. `make_mask`, `read_mask`).
@@ -204,4 +207,18 @@ def _sample(
         guidance = InpaintingGuidance(known, mask, process.mollifier, float(weight))
     sampler = functools.partial(sample_ddim, reference_shape=tuple(model.reference_shape), generator=generator, guidance=guidance)
     return sample(model, process, tuple(known.shape[2:]), batch=known.shape[0], steps=steps, sampler=sampler,
-                  generator=generator, device=device)
+                  generator=generator, device=device, cond=_known_latent(model, known, mask))
+
+
+@torch.no_grad()
+def _known_latent(model: NeuralOperator, known: DenseField, mask: Tensor) -> Tensor | None:
+    """For a `DiffusionAutoencoder`, the latent of the known pixels only (its encoder reads any subset of points);
+    None for other operators."""
+    if not isinstance(model, DiffusionAutoencoder):
+        return None
+    flat = (mask[0, 0] > 0.5).flatten().nonzero()[:, 0]
+    index = unflatten_index(flat.expand(known.shape[0], -1), tuple(known.shape[2:]))
+    was_training = model.training
+    z = model.eval().encoder(Points.gather(known, index))
+    model.train(was_training)
+    return z

@@ -11,6 +11,7 @@ from jaxtyping import jaxtyped
 from funcdiff._typing import DenseField, Float, Tensor
 from funcdiff.domains.grid import box_average
 from funcdiff.mollifiers.base import Mollifier
+from funcdiff.operators.autoencoder import DiffusionAutoencoder
 from funcdiff.operators.base import NeuralOperator
 from funcdiff.processes.base import DenoisingProcess, DiffusionProcess
 from funcdiff.processes.guidance import Guidance
@@ -90,7 +91,8 @@ def superres(
     """``num`` samples at ``scale * r`` px whose box-average to ``r`` px matches ``low`` (DDIM, `DownsamplingGuidance`).
 
     Args:
-        model: an operator trained at any resolution (it must already be on ``device``).
+        model: an operator trained at any resolution (it must already be on ``device``). A `DiffusionAutoencoder`
+            decodes the latent of ``low`` (the paper's route), guided as well unless ``weight`` is 0.
         process: its `DenoisingProcess`.
         low: the low-resolution image, values in [-1, 1], with the model's channels.
         scale: the integer upsampling factor, at least 2.
@@ -137,4 +139,10 @@ def _guided(
     sampler = functools.partial(sample_ddim, reference_shape=reference, generator=generator, clip=clip,
                                 guidance=guidance if weight > 0 else None)
     resolution = tuple(scale * s for s in low.shape[2:])
-    return sample(model, process, resolution, batch=low.shape[0], steps=steps, sampler=sampler, generator=generator, device=device)
+    cond = None
+    if isinstance(model, DiffusionAutoencoder):  # the paper's route: the latent of the low-resolution input
+        with torch.no_grad():
+            was_training = model.training
+            cond = model.eval().encode(low)
+            model.train(was_training)
+    return sample(model, process, resolution, batch=low.shape[0], steps=steps, sampler=sampler, generator=generator, device=device, cond=cond)

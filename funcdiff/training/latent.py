@@ -9,6 +9,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -189,23 +190,34 @@ def sample_latents(model: LatentModel, num: int, *, steps: int = 50, generator: 
     return model.normalizer.denormalize(z)
 
 
-def save_latent_model(model: LatentModel, directory: str | Path) -> Path:
-    """Write ``config.json``, ``model.safetensors`` and ``normalizer.safetensors`` into ``directory``; never pickles."""
+def save_latent_model(model: LatentModel, directory: str | Path, *, provenance: dict[str, Any] | None = None) -> Path:
+    """Write ``config.json``, ``model.safetensors`` and ``normalizer.safetensors`` into ``directory``; never pickles.
+    ``provenance`` (JSON-safe: e.g. the autoencoder checkpoint and data its latents came from) goes into the config."""
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
     save_model(model.net, str(path / MODEL))
     save_file({"mean": model.normalizer.mean.contiguous(), "std": model.normalizer.std.contiguous()}, str(path / NORMALIZER))
-    config = {"kind": "latent_model", "net": model.net.config.to_dict(), "schedule": model.schedule.to_dict()}
+    config = {"kind": "latent_model", "net": model.net.config.to_dict(), "schedule": model.schedule.to_dict(), "provenance": provenance or {}}
     (path / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True))  # last: a complete folder has a config
     return path
+
+
+def read_latent_config(directory: str | Path) -> dict[str, Any]:
+    """The ``config.json`` of a latent model directory (``ValueError`` if it is not one)."""
+    path = Path(directory) / CONFIG
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{directory} is not a latent model directory: {error}") from error
+    if not isinstance(config, dict) or config.get("kind") != "latent_model":
+        raise ValueError(f"{path} does not describe a latent model")
+    return config
 
 
 def load_latent_model(directory: str | Path, *, device: str | torch.device = "cpu") -> LatentModel:
     """The `LatentModel` that `save_latent_model` wrote into ``directory``, on ``device``, in eval mode."""
     path = Path(directory)
-    config = json.loads((path / CONFIG).read_text())
-    if config.get("kind") != "latent_model":
-        raise ValueError(f"{path / CONFIG} does not describe a latent model (kind={config.get('kind')!r})")
+    config = read_latent_config(path)
     net = LatentMLP(LatentMLPConfig.from_dict(config["net"]))
     load_model(net, str(path / MODEL), device=str(device))
     stats = load_file(str(path / NORMALIZER), device=str(device))

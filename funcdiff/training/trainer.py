@@ -1,6 +1,7 @@
 """The training loop over built components: subsampled loss, EMA, checkpoints, samples, metrics; CPU, CUDA or torchrun."""
 
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -19,6 +20,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from funcdiff.data import infinite_loader
+from funcdiff.operators.autoencoder import DiffusionAutoencoder
 from funcdiff.operators.base import NeuralOperator
 from funcdiff.owner_lock import OwnerLock
 from funcdiff.processes.base import DiffusionProcess
@@ -245,7 +247,8 @@ class Trainer:
 
     def write_samples(self) -> list[Path]:
         """Sample the EMA model at 1x, 2x and 4x its reference resolution (1x and 2x for volumes, where 4x costs 64
-        training grids) with nested noise (rank 0 only)."""
+        training grids) with nested noise (rank 0 only); a diffusion autoencoder decodes the latents of training
+        examples."""
         if not self.ctx.is_main:
             return []
         s = self.settings
@@ -254,14 +257,29 @@ class Trainer:
         sampler = self.sampler or default_sampler(self.process, reference_shape=self.reference_shape, generator=generator)
         factors = (1, 2, 4) if len(self.reference_shape) <= 2 else (1, 2)
         nest = tuple(factors[-1] * r for r in self.reference_shape)
+        cond = self._sample_latents()
+        batch = s.sample_count if cond is None else cond.shape[0]
         for factor in factors:
             generator.manual_seed(s.seed)
             shape = tuple(factor * r for r in self.reference_shape)
-            samples = sample(self.ema, self.process, shape, batch=s.sample_count, steps=s.sample_steps, sampler=sampler,
-                             generator=generator, device=self.ctx.device, nest_resolution=nest)
+            samples = sample(self.ema, self.process, shape, batch=batch, steps=s.sample_steps, sampler=sampler,
+                             generator=generator, device=self.ctx.device, nest_resolution=nest, cond=cond)
             domain = self.process.domain
             paths.append(domain.save_samples(samples.cpu(), self.out_dir / "samples", f"step{self.step:07d}_{domain.label(shape)}", individual=False))
         return paths
+
+    @torch.no_grad()
+    def _sample_latents(self) -> Tensor | None:
+        """For a `DiffusionAutoencoder`, the EMA encoder's latents of the first ``sample_count`` training examples (whose
+        decodings the samples then are; the examples are written beside them once), else None."""
+        if not isinstance(self.ema, DiffusionAutoencoder):
+            return None
+        examples = torch.stack([self.dataset[i] for i in range(min(self.settings.sample_count, len(self.dataset)))])
+        folder, domain = self.out_dir / "samples", self.process.domain
+        if not any(folder.glob("inputs_*")):
+            domain.save_samples(examples, folder, f"inputs_{domain.label(tuple(examples.shape[2:]))}", individual=False)
+        self.ema.eval()
+        return self.ema.encode(examples.to(self.ctx.device))
 
     def write_final_samples(self) -> list[Path]:
         """`write_samples` after a run, unless samples of its last step exist (written during the run or before a
@@ -307,12 +325,12 @@ class Trainer:
                 while not self._done(start, signals):
                     x0 = next(loader).to(ctx.device, non_blocking=True)
                     with _autocast(c, ctx.device):
-                        loss = self.process.loss(net, x0, points=c.points, generator=self.noise)
+                        loss = self.process.loss(self._denoiser(net, x0), x0, points=c.points, generator=self.noise)
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()  # on every process, even for a non-finite loss, so DDP's all-reduce never waits
-                    norm = nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip if c.grad_clip > 0 else math.inf)
+                    norms = [nn.utils.clip_grad_norm_(group, c.grad_clip if c.grad_clip > 0 else math.inf) for group in self._clip_groups()]
                     value = loss.item()
-                    if ctx.any(not (math.isfinite(value) and bool(norm.isfinite()))):
+                    if ctx.any(not (math.isfinite(value) and all(bool(n.isfinite()) for n in norms))):
                         streak, window.skipped, self.skipped_steps = streak + 1, window.skipped + 1, self.skipped_steps + 1
                         if streak >= c.max_nonfinite_steps:
                             diverged = True
@@ -353,6 +371,20 @@ class Trainer:
                         self.save()
         stopped_by = None if signals.received is None else signals.received.name
         return TrainResult(self.out_dir, self.model, self.ema, self.step, loss_value, self.skipped_steps, stopped_by)
+
+    def _denoiser(self, net: nn.Module, x0: Tensor) -> nn.Module | functools.partial:
+        """What the loss calls: the network, or for a `DiffusionAutoencoder` the network given the clean ``x0`` at
+        an independent draw of the domain's points to encode (MATH.md §9)."""
+        if not isinstance(self.model, DiffusionAutoencoder):
+            return net
+        return functools.partial(net, source=self.process.domain.subsample(x0, self.settings.points, generator=self.noise))
+
+    def _clip_groups(self) -> list[list[nn.Parameter]]:
+        """The parameters whose gradient norms are clipped together: a diffusion autoencoder's decoder and encoder
+        separately (as the paper does), else all of them."""
+        if isinstance(self.model, DiffusionAutoencoder):
+            return [list(self.model.decoder.parameters()), list(self.model.encoder.parameters())]
+        return [list(self.model.parameters())]
 
     def _done(self, start: float, signals: StopSignals) -> bool:
         """Whether the step or time budget is spent or a signal asked to stop (agreed across processes)."""
