@@ -156,7 +156,7 @@ def reconstruct(
     stochastic: bool = False,
     generator: torch.Generator | None = None,
     chunk_points: int | None = None,
-) -> DenseField:
+) -> Float[Tensor, "b c *out"]:
     """``x`` encoded to ``z`` and decoded by DDIM at ``resolution`` (default ``x``'s own; an integer multiple of it).
 
     Without ``stochastic`` the start is ``x``'s DDIM inversion given ``z`` (`invert`), lifted to the finer grid by
