@@ -1,0 +1,83 @@
+"""The diffusion autoencoder from the command line, end to end on a tiny model: train --autoencoder, train-latent,
+sample through the latent model, encode, reconstruct, interpolate, and superres / inpaint with the latent."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from funcdiff.cli import main
+from funcdiff.domains import read_png, write_png
+from funcdiff.training.latent import read_latent_config
+from tests.training.test_cli_and_examples import TINY
+
+
+def funcdiff(capsys, *args: str) -> str:
+    """Run ``funcdiff ARGS`` in this process; fail with its output unless it succeeds; return its stdout."""
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    return out
+
+
+@pytest.fixture
+def run(tmp_path: Path, capsys, monkeypatch) -> Path:
+    """A tiny autoencoder on icons at 16 px, trained for two steps, in ``tmp_path/run``; the working directory."""
+    monkeypatch.chdir(tmp_path)
+    funcdiff(capsys, "train", *TINY, "--autoencoder", "--z-dim", "4", "--steps", "2", "--out-dir", "run")
+    return tmp_path / "run"
+
+
+def test_sampling_needs_a_latent_model_then_draws_through_it(run: Path, capsys) -> None:
+    """Without a latent model, sample says how to make one; train-latent puts one beside the checkpoint, recording
+    where its latents came from, and sample then decodes its latents at every resolution."""
+    assert main(["sample", "--checkpoint", "run/checkpoint", "--resolutions", "16", "--num", "2", "--sample-steps", "2"]) == 1
+    assert "funcdiff train-latent --checkpoint run/checkpoint" in capsys.readouterr().err
+    out = funcdiff(capsys, "train-latent", "--checkpoint", "run/checkpoint", "--steps", "5", "--hidden", "16", "--layers", "2",
+                   "--batch-size", "8")
+    assert "latents: (32, 4) (with mirrored copies)" in out
+    provenance = read_latent_config(run / "latent")["provenance"]
+    assert provenance["checkpoint"] == str((run / "checkpoint").resolve()) and provenance["step"] == 2 and provenance["flip"]
+    assert load_file(str(run / "latent" / "latents.safetensors"))["latents"].shape == (32, 4)
+    out = funcdiff(capsys, "sample", "--checkpoint", "run/checkpoint", "--resolutions", "16", "32", "--num", "2",
+                   "--sample-steps", "2", "--out-dir", "samples")
+    assert "16px: samples/16px.png" in out and "32px: samples/32px.png" in out
+    assert read_png(Path("samples/32px/0001.png"), channels=1).shape == (1, 32, 32)
+
+
+def test_encode_reconstruct_and_interpolate(run: Path, capsys) -> None:
+    """encode writes one latent per image; reconstruct writes each resolution and its PSNR; interpolate a path."""
+    u = torch.linspace(-1, 1, 16)
+    write_png((u[:, None] * u[None, :]).view(1, 16, 16), Path("a.png"))
+    write_png(u.view(1, 1, 16).expand(1, 16, 16), Path("b.png"))
+    funcdiff(capsys, "encode", "a.png", "b.png", "--checkpoint", "run/checkpoint", "--out", "z.safetensors")
+    assert load_file("z.safetensors")["latents"].shape == (2, 4)
+    out = funcdiff(capsys, "reconstruct", "a.png", "b.png", "--checkpoint", "run/checkpoint", "--sample-steps", "2", "--out-dir", "rec")
+    assert "16 px: PSNR against the input" in out and "32 px: PSNR against the input, box-averaged to 16 px" in out
+    assert read_png(Path("rec/32px/0001.png"), channels=1).shape == (1, 32, 32)
+    assert read_png(Path("rec/reconstruct.png"), channels=1).shape == (1, 3 * 33 + 1, 2 * 33 + 1)
+    out = funcdiff(capsys, "interpolate", "a.png", "b.png", "--checkpoint", "run/checkpoint", "--count", "3", "--sample-steps", "2",
+                   "--out-dir", "path")
+    assert "3 pictures at 16 px" in out and read_png(Path("path/interpolate.png"), channels=1).shape == (1, 18, 5 * 17 + 1)
+
+
+def test_superres_and_inpaint_run_on_an_autoencoder_checkpoint(run: Path, capsys) -> None:
+    """The conditional tasks take an autoencoder checkpoint (its decoder conditioned on the input's latent)."""
+    write_png(torch.linspace(-1, 1, 64).view(1, 8, 8), Path("low.png"))
+    out = funcdiff(capsys, "superres", "low.png", "--checkpoint", "run/checkpoint", "--scale", "2", "--num", "1", "--sample-steps", "2",
+                   "--out-dir", "sr")
+    assert "16 px from 8 px" in out
+    write_png(torch.linspace(-1, 1, 256).view(1, 16, 16), Path("image.png"))
+    out = funcdiff(capsys, "inpaint", "image.png", "half", "--checkpoint", "run/checkpoint", "--num", "1", "--sample-steps", "2",
+                   "--out-dir", "ip")
+    assert "guidance: ip/guidance" in out and "replace: ip/replace" in out
+
+
+def test_autoencoder_commands_refuse_a_plain_checkpoint(tmp_path: Path, capsys, monkeypatch) -> None:
+    """reconstruct on a checkpoint without an encoder is a one-line error that says to train with --autoencoder."""
+    monkeypatch.chdir(tmp_path)
+    funcdiff(capsys, "train", *TINY, "--steps", "1", "--out-dir", "plain")
+    write_png(torch.zeros(1, 16, 16), Path("a.png"))
+    assert main(["reconstruct", "a.png", "--checkpoint", "plain/checkpoint"]) == 1
+    assert "train with --autoencoder" in capsys.readouterr().err
