@@ -20,8 +20,10 @@ from dataclasses import dataclass
 
 import torch
 
+from funcdiff.operators.autoencoder import DiffusionAutoencoder
 from funcdiff.operators.base import NeuralOperator
 from funcdiff.processes.base import DiffusionProcess
+from funcdiff.training.trainer import loss_model
 
 
 MIN_PROBE_SECONDS = 0.25
@@ -114,7 +116,9 @@ def _dense_evaluation(model: NeuralOperator, process: DiffusionProcess, shape: t
     """One evaluation of the operator on one example of grid ``shape``, without gradients."""
     x = torch.zeros(1, process.domain.channels, *shape, device=device)
     t = torch.full((1,), 0.5, device=device)
-    return torch.no_grad()(lambda: model.forward_dense(x, t, None, chunk_points=chunk_points))
+    with torch.no_grad():  # a diffusion autoencoder's decoder needs a latent: that of the probe
+        cond = model.encode(x) if isinstance(model, DiffusionAutoencoder) else None
+    return torch.no_grad()(lambda: model.forward_dense(x, t, cond, chunk_points=chunk_points))
 
 
 def estimate_sampling(
@@ -153,7 +157,8 @@ def estimate_training_step(
     base = 0 if torch.device(device).type == "cuda" else _resident_bytes()
 
     def step() -> None:
-        process.loss(model, x0, points=points, generator=generator).backward()
+        net = loss_model(model, process, x0, points=points, generator=generator)
+        process.loss(net, x0, points=points, generator=generator).backward()
         model.zero_grad(set_to_none=True)
 
     with torch.random.fork_rng(devices=[]):  # dropout draws from the global generator

@@ -58,6 +58,15 @@ class TrainResult:
     stopped_by: str | None = None
 
 
+def loss_model(net: nn.Module, process: DiffusionProcess, x0: Tensor, *, points: int | float, generator: torch.Generator | None
+               ) -> nn.Module | functools.partial:
+    """What the training loss calls: the network, or for a `DiffusionAutoencoder` (or a DDP wrapper of one) the network
+    given the clean ``x0`` at an independent draw of the domain's points to encode (MATH.md §9)."""
+    if not isinstance(getattr(net, "module", net), DiffusionAutoencoder):
+        return net
+    return functools.partial(net, source=process.domain.subsample(x0, points, generator=generator))
+
+
 def _autocast(settings: TrainSettings, device: str) -> contextlib.AbstractContextManager:
     """Mixed precision as configured (bf16 on CPU or CUDA, fp16 on CUDA), else nothing."""
     if settings.autocast == "none":
@@ -325,7 +334,8 @@ class Trainer:
                 while not self._done(start, signals):
                     x0 = next(loader).to(ctx.device, non_blocking=True)
                     with _autocast(c, ctx.device):
-                        loss = self.process.loss(self._denoiser(net, x0), x0, points=c.points, generator=self.noise)
+                        loss = self.process.loss(loss_model(net, self.process, x0, points=c.points, generator=self.noise), x0,
+                                                 points=c.points, generator=self.noise)
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()  # on every process, even for a non-finite loss, so DDP's all-reduce never waits
                     norms = [nn.utils.clip_grad_norm_(group, c.grad_clip if c.grad_clip > 0 else math.inf) for group in self._clip_groups()]
@@ -371,13 +381,6 @@ class Trainer:
                         self.save()
         stopped_by = None if signals.received is None else signals.received.name
         return TrainResult(self.out_dir, self.model, self.ema, self.step, loss_value, self.skipped_steps, stopped_by)
-
-    def _denoiser(self, net: nn.Module, x0: Tensor) -> nn.Module | functools.partial:
-        """What the loss calls: the network, or for a `DiffusionAutoencoder` the network given the clean ``x0`` at
-        an independent draw of the domain's points to encode (MATH.md §9)."""
-        if not isinstance(self.model, DiffusionAutoencoder):
-            return net
-        return functools.partial(net, source=self.process.domain.subsample(x0, self.settings.points, generator=self.noise))
 
     def _clip_groups(self) -> list[list[nn.Parameter]]:
         """The parameters whose gradient norms are clipped together: a diffusion autoencoder's decoder and encoder

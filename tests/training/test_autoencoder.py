@@ -11,6 +11,7 @@ from funcdiff.factory import TrainConfig
 from funcdiff.operators import DiffusionAutoencoder, InftyDiffOperator, SparseEncoder, preset_config
 from funcdiff.points import Points, flat_index
 from funcdiff.training import load_trained
+from funcdiff.training.estimate import estimate_sampling, estimate_training_step
 from tests.training.conftest import replace, trainer_for
 
 
@@ -123,3 +124,12 @@ def test_an_autoencoder_needs_a_latent_for_dense_calls_and_one_condition_for_poi
     assert model(points, t, source=points).shape == (1, 64, 1)
     with pytest.raises(TypeError, match="encoder"):
         DiffusionAutoencoder(InftyDiffOperator(config), nn.Linear(2, 2))
+
+
+def test_time_and_memory_estimates_cover_the_encoder(ae_config: TrainConfig) -> None:
+    """The estimates that the command line prints before big runs work for an autoencoder (whose decoder needs z)."""
+    trainer = trainer_for(ae_config, progress=False)
+    step = estimate_training_step(trainer.model, trainer.process, trainer.data_shape, batch=2, points=0.25)
+    sampling = estimate_sampling(trainer.model, trainer.process, (64, 64), batch=1, evaluations=2)
+    assert step.seconds > 0 and sampling.seconds > 0 and sampling.peak_bytes > 0
+    trainer.lock.release()
