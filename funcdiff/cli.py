@@ -140,16 +140,19 @@ class Demo(Train):
 
     ``--data icons`` (the default): cpu-small at 32 px for four minutes; ``notes`` or ``digits``: audio-small at 4 kHz
     for eight minutes, sampled at 4, 8 and 16 kHz; ``shapes``: volumes, tiny at 16^3 for three minutes, sampled at
-    16^3 and 32^3. Any other flag changes that demo's setting.
+    16^3 and 32^3. Any other flag changes that demo's setting; with ``--autoencoder`` a latent model is trained after
+    the autoencoder (``train-latent``'s defaults) and the samples decode its latents.
 
     Attributes:
         config: the run's components and settings (the demo's defaults).
         resolutions: sampling resolutions (seed, sampler, steps and count come from the run's settings); default 1x,
             2x and 4x the training resolution (1x and 2x for volumes).
+        latent_steps: with ``--autoencoder``, the latent model's training steps.
     """
 
     config: Annotated[TrainConfig, tyro.conf.OmitArgPrefixes] = DEMO_CONFIG
     resolutions: tuple[int, ...] = ()
+    latent_steps: int = TrainLatent.steps
 
 
 def demo_config(config: TrainConfig, given: set[str]) -> TrainConfig:
@@ -332,6 +335,9 @@ def run_train(command: Train, given: set[str] | frozenset[str] = frozenset()) ->
     print(f"trained {result.step} steps in {time.perf_counter() - start:.0f} s; final loss {loss}")
     print(f"checkpoint: {result.out_dir / 'checkpoint'}")
     if isinstance(command, Demo):
+        if config.autoencoder:  # sampling an autoencoder draws its latents from a latent model: train one first
+            run_train_latent(TrainLatent(checkpoint=result.out_dir / "checkpoint", steps=command.latent_steps, seed=config.seed,
+                                         device=config.device))
         factors = (1, 2, 4) if len(trainer.data_shape) <= 3 else (1, 2)
         options = SampleOptions(resolutions=command.resolutions or tuple(f * config.resolution for f in factors), num=config.sample_count, sampler=config.sampler,
                                 sample_steps=config.sample_steps, seed=config.seed)

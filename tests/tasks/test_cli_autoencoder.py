@@ -81,3 +81,11 @@ def test_autoencoder_commands_refuse_a_plain_checkpoint(tmp_path: Path, capsys, 
     write_png(torch.zeros(1, 16, 16), Path("a.png"))
     assert main(["reconstruct", "a.png", "--checkpoint", "plain/checkpoint"]) == 1
     assert "train with --autoencoder" in capsys.readouterr().err
+
+
+def test_the_demo_of_an_autoencoder_trains_a_latent_model_and_samples_through_it(tmp_path: Path, capsys, monkeypatch) -> None:
+    """demo --autoencoder trains the autoencoder, then its latent model, then samples at 1x, 2x and 4x."""
+    monkeypatch.chdir(tmp_path)
+    out = funcdiff(capsys, "demo", *TINY, "--autoencoder", "--z-dim", "4", "--steps", "2", "--latent-steps", "3", "--out-dir", "demo")
+    assert "trained the latent model (3 steps)" in out and "64px: demo/samples/64px.png" in out
+    assert (tmp_path / "demo" / "latent" / "config.json").is_file()
