@@ -58,12 +58,14 @@ def main() -> None:
               f"{2 * r} px box-averaged vs input | s per image |\n|---|---|---|---|---|")
         print(f"| bicubic upsampling of the input | - | {mean(psnr(bicubic(x, 2 * r), fine)):.1f} | "
               f"{mean(psnr(box_average(bicubic(x, 2 * r), 2), x)):.1f} | 0 |")
-        for stochastic in (False, True):
+        for stochastic, weight in ((False, 0.0), (False, 1.0), (True, 0.0), (True, 1.0)):
             generator.manual_seed(0)
             same, t1 = timed(lambda: reconstruct(model, process, x, steps=steps, stochastic=stochastic, generator=generator))
             generator.manual_seed(0)
-            up, t2 = timed(lambda: reconstruct(model, process, x, resolution=2 * r, steps=steps, stochastic=stochastic, generator=generator))
-            name = "stochastic (fresh noise, z only)" if stochastic else "DDIM inversion given z (lifted to 2x)"
+            up, t2 = timed(lambda: reconstruct(model, process, x, resolution=2 * r, steps=steps, stochastic=stochastic, weight=weight,
+                                               generator=generator))
+            name = "fresh noise, z only" if stochastic else "DDIM inversion given z, lifted to 2x"
+            name += f", 2x guided (w = {weight:g})" if weight else ", 2x unguided"
             print(f"| {name} | {mean(psnr(same, x)):.1f} | {mean(psnr(up, fine)):.1f} | {mean(psnr(box_average(up, 2), x)):.1f} | "
                   f"{t1 / n:.2f} / {t2 / n:.2f} |", flush=True)
 

@@ -21,6 +21,7 @@ from funcdiff.operators.base import NeuralOperator
 from funcdiff.operators.config import LatentMLPConfig
 from funcdiff.processes.base import DiffusionProcess
 from funcdiff.tasks.autoencoding import cached_latents, interpolate, reconstruct
+from funcdiff.tasks.superres import DEFAULT_WEIGHT
 from funcdiff.training import load_trained, load_latent_model, read_checkpoint, sample_latents, save_latent_model, train_latent
 from funcdiff.training.latent import read_latent_config
 
@@ -97,6 +98,7 @@ class Reconstruct:
         resolutions: output sides in pixels, multiples of the images' (default: their own, then twice it).
         sample_steps: DDIM steps of the inversion and of the decoding.
         stochastic: decode from fresh noise, so only ``z`` carries the image (the semantic reconstruction).
+        weight: on finer grids, guide the decoding toward the images' pixels with this weight (0: off).
         seed: seeds the noise that the finer grids add.
         out_dir: where ``reconstruct.png`` (inputs, then one row per resolution) and the reconstructions go.
         device: "cpu", "cuda", ...
@@ -108,6 +110,7 @@ class Reconstruct:
     resolutions: tuple[int, ...] = ()
     sample_steps: int = 50
     stochastic: bool = False
+    weight: float = DEFAULT_WEIGHT
     seed: int = 0
     out_dir: Path = Path("runs/reconstruct")
     device: str = "cpu"
@@ -236,7 +239,7 @@ def run_reconstruct(command: Reconstruct) -> int:
         generator.manual_seed(command.seed)
         start = time.perf_counter()
         out = reconstruct(model, process, images, resolution=resolution, steps=command.sample_steps, stochastic=command.stochastic,
-                          generator=generator).cpu()
+                          weight=command.weight, generator=generator).cpu()
         seconds = (time.perf_counter() - start) / len(images)
         rows.append(out)
         for i, image in enumerate(out):

@@ -15,7 +15,7 @@ from funcdiff.points import Points
 from funcdiff.tasks import autoencoding
 from funcdiff.tasks.autoencoding import cached_latents, extract_latents, interpolate, lift_prior, reconstruct
 from funcdiff.tasks.inpainting import inpaint, make_mask
-from funcdiff.tasks.superres import superres
+from funcdiff.tasks.superres import DownsamplingGuidance, superres
 from funcdiff.training import LatentNormalizer
 
 
@@ -131,6 +131,20 @@ def test_reconstruction_at_twice_the_resolution_has_the_finer_shape_and_the_late
     assert out.shape == (2, 1, 16, 16) and bool(out.isfinite().all())
     with pytest.raises(ValueError, match="integer multiple"):
         reconstruct(model, eps_process(), x, resolution=12, steps=5)
+
+
+def test_finer_reconstructions_are_guided_toward_the_input_pixels(monkeypatch) -> None:
+    """At 2x the decoding carries a `DownsamplingGuidance` toward the input with the given weight (none at weight 0,
+    and none at the input's own resolution, where the inversion already reproduces it)."""
+    seen = []
+    real = autoencoding.sample_ddim
+    monkeypatch.setattr(autoencoding, "sample_ddim", lambda *a, **k: seen.append(k["guidance"]) or real(*a, **k))
+    x = pictures(2, 8)
+    for resolution, weight in ((16, 0.7), (16, 0.0), (8, 0.7)):
+        reconstruct(fake(), eps_process(), x, resolution=resolution, steps=3, weight=weight)
+    guided, unguided, own = seen
+    assert isinstance(guided, DownsamplingGuidance) and guided.weight == 0.7 and guided.factor == 2
+    assert torch.equal(guided.target, x) and unguided is None and own is None
 
 
 def test_interpolation_ends_reconstruct_the_two_inputs() -> None:
