@@ -14,6 +14,7 @@ import torch
 
 import funcdiff
 from funcdiff import FunctionalFlowMatching, sample_ddpm, sample_heun
+from funcdiff.operators import LatentEncoder
 from funcdiff.training import TrainSettings, Trainer, load_trained, read_checkpoint, sample
 
 GUIDE = Path(__file__).resolve().parents[1] / "docs" / "extending.md"
@@ -41,12 +42,13 @@ def smooth_functions(count: int, size: int, seed: int) -> list[torch.Tensor]:
 
 
 def test_the_guide_has_all_four_components(user) -> None:
-    """Each protocol has a worked example, and every block ran (the fixture executed them)."""
-    assert len(BLOCKS) == 6
+    """Each protocol has a worked example (an encoder too), and every block ran (the fixture executed them)."""
+    assert len(BLOCKS) == 7
     assert isinstance(user.BoxMollifier(0.1), funcdiff.Mollifier)
     assert isinstance(user.StripDomain(2, 1), funcdiff.Domain)
     assert isinstance(user.VelocityDDPM(user.StripDomain(2, 1), user.BoxMollifier(0.1)), funcdiff.DenoisingProcess)
     assert isinstance(user.TwoKernelOperator(1, (8, 8)), funcdiff.NeuralOperator)
+    assert isinstance(user.MeanPoolEncoder(1, 4), LatentEncoder) and isinstance(user.trained.encoder, user.MeanPoolEncoder)
 
 
 def test_box_mollifier_is_a_moving_average(user) -> None:
