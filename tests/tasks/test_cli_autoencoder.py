@@ -31,7 +31,7 @@ def run(tmp_path: Path, capsys, monkeypatch) -> Path:
 
 def test_sampling_needs_a_latent_model_then_draws_through_it(run: Path, capsys) -> None:
     """Without a latent model, sample says how to make one; train-latent puts one beside the checkpoint, recording
-    where its latents came from, and sample then decodes its latents at every resolution."""
+    where its latents came from, and sample (and eval) then decode its latents at every resolution."""
     assert main(["sample", "--checkpoint", "run/checkpoint", "--resolutions", "16", "--num", "2", "--sample-steps", "2"]) == 1
     assert "funcdiff train-latent --checkpoint run/checkpoint" in capsys.readouterr().err
     out = funcdiff(capsys, "train-latent", "--checkpoint", "run/checkpoint", "--steps", "5", "--hidden", "16", "--layers", "2",
@@ -44,6 +44,9 @@ def test_sampling_needs_a_latent_model_then_draws_through_it(run: Path, capsys) 
                    "--sample-steps", "2", "--out-dir", "samples")
     assert "16px: samples/16px.png" in out and "32px: samples/32px.png" in out
     assert read_png(Path("samples/32px/0001.png"), channels=1).shape == (1, 32, 32)
+    out = funcdiff(capsys, "eval", "--checkpoint", "run/checkpoint", "--num", "8", "--sample-steps", "2", "--data-limit", "40",
+                   "--out-dir", "eval")
+    assert "report: eval/report.md" in out
 
 
 def test_encode_reconstruct_and_interpolate(run: Path, capsys) -> None:
