@@ -32,6 +32,9 @@ UNREADABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 CACHE_FORMAT = 1
 """Part of every cache key: bump it when decoding changes, so that older caches are decoded again."""
 
+SIXTEEN_BIT = frozenset({"I;16", "I;16B", "I;16L", "I"})
+"""Pillow's modes of 16-bit grey images ("I" from older versions), read with all their levels."""
+
 LEVELS = 65535
 """Decoded images are 16-bit levels: an 8-bit source's level ``k`` is ``257 k``, so both kinds keep every value."""
 
@@ -44,7 +47,7 @@ _FIELD = (np.arange(LEVELS + 1) / LEVELS * 2 - 1).astype(np.float32)
 class ImageFolder(Dataset):
     """Every image below ``root`` (recursive), resized on its shorter side and centre-cropped to ``resolution``.
 
-    Each image is decoded, resized in floating point and rounded to its own bit depth (8 or 16 bits) once; the
+    Each image is decoded and resized at its own bit depth (8 bits by Pillow, 16-bit grey in floating point) once; the
     results are cached on disk (``cache``) as one memory-mapped array per folder, split and shape, so that later
     epochs and later runs only read them: ``uint8`` when every source has 8 bits, else ``uint16``. The cache lives
     in ``<cache_dir>/folders/`` and is keyed by the file names, sizes and modification times (and Pillow's
@@ -214,17 +217,26 @@ class ImageFolder(Dataset):
         raise RuntimeError(f"none of the {count} images in {self.root} could be read")
 
     def _load(self, path: Path) -> UInt[np.ndarray, "c h w"]:
-        """Decode, crop to the target aspect ratio about the centre, resize (box filter when shrinking), and round to
-        the source's bit depth, as 16-bit levels."""
-        channels, height, width = self.shape
+        """Decode, crop to the target aspect ratio about the centre, and resize (box filter when shrinking), as 16-bit
+        levels: 8-bit sources are resized by Pillow in 8 bits, 16-bit grey ones in floating point and rounded."""
+        channels = self.shape[0]
         with Image.open(path) as image:
-            planes, depth = _planes(image, channels)
-        w, h = planes[0].size
+            if image.mode in SIXTEEN_BIT:
+                grey = np.clip(np.asarray(image).astype(np.float32) / LEVELS, 0, 1)
+                plane = np.clip(np.asarray(self._resized(Image.fromarray(grey))), 0, 1)  # bicubic overshoots
+                return np.rint(plane * LEVELS).astype(np.uint16)[None].repeat(channels, axis=0)
+            resized = np.asarray(self._resized(_eight_bit(image, channels)))
+        levels = resized[None] if channels == 1 else resized.transpose(2, 0, 1)
+        return levels.astype(np.uint16) * np.uint16(LEVELS // 255)
+
+    def _resized(self, image: Image.Image) -> Image.Image:
+        """``image``'s centre crop of the target aspect ratio at the target size (box filter shrinking, else bicubic)."""
+        _, height, width = self.shape
+        w, h = image.size
         crop_w, crop_h = min(w, h * width / height), min(h, w * height / width)
         box = ((w - crop_w) / 2, (h - crop_h) / 2, (w + crop_w) / 2, (h + crop_h) / 2)
         resample = Image.Resampling.BOX if crop_w >= width else Image.Resampling.BICUBIC
-        planes = [np.clip(np.asarray(p.resize((width, height), resample, box=box)), 0, 1) for p in planes]  # bicubic overshoots
-        return np.rint(np.stack(planes) * depth).astype(np.uint16) * np.uint16(LEVELS // depth)
+        return image.resize((width, height), resample, box=box)
 
     def __getstate__(self) -> dict:
         """The state without the memory map (DataLoader workers started by spawning map the file again)."""
@@ -281,15 +293,9 @@ def _build_workers(workers: int | None, count: int) -> int:
     return min(cpus, count // 64) if cpus > 1 else 0
 
 
-def _planes(image: Image.Image, channels: int) -> tuple[list[Image.Image], int]:
-    """The image as ``channels`` float planes in [0, 1], and its levels (255, or 65535 for 16-bit grey: Pillow's
-    "I;16", or "I" from older versions), transparency composited over white."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        grey = np.asarray(image).astype(np.float32) / 65535
-        return [Image.fromarray(np.clip(grey, 0, 1), mode="F")] * channels, 65535
+def _eight_bit(image: Image.Image, channels: int) -> Image.Image:
+    """The image in Pillow's "L" (``channels`` 1) or "RGB" mode, transparency composited over white."""
     if "A" in image.getbands() or "transparency" in image.info:
         rgba = image.convert("RGBA")
         image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
-    array = np.asarray(image.convert("L" if channels == 1 else "RGB"), dtype=np.float32) / 255
-    array = array[..., None] if channels == 1 else array
-    return [Image.fromarray(np.ascontiguousarray(array[..., c]), mode="F") for c in range(channels)], 255
+    return image.convert("L" if channels == 1 else "RGB")

@@ -1,6 +1,9 @@
-"""Image folders: nested trees, any size, centre crops, corrupt files skipped and reported, flips, split."""
+"""Image folders: nested trees, any size, centre crops, corrupt files skipped and reported, flips, split, the cache."""
 
 import logging
+import os
+import pickle
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +16,14 @@ from PIL import Image
 from funcdiff.data import ImageFolder, infinite_loader
 from funcdiff.domains import box_average, read_png
 from tests.data.files import save_random_image
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Cache decoded folders in a per-test temporary folder, never in ~/.cache."""
+    monkeypatch.setenv("FUNCDIFF_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("FUNCDIFF_FOLDER_CACHE", raising=False)
+    yield tmp_path / "cache"
 
 
 def test_corrupt_files_are_skipped_and_reported(image_tree: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -129,6 +140,8 @@ def test_bad_arguments(image_tree: Path, tmp_path: Path) -> None:
         ImageFolder(image_tree, resolution=(8, 0), progress=False)
     with pytest.raises(ValueError, match="channels"):
         ImageFolder(image_tree, resolution=8, channels=4, progress=False)
+    with pytest.raises(ValueError, match="workers"):
+        ImageFolder(image_tree, resolution=8, workers=-1, progress=False)
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no readable images"):
         ImageFolder(tmp_path / "empty", resolution=8)
@@ -151,3 +164,128 @@ def test_sixteen_bit_and_transparent_images_keep_their_values(tmp_path: Path) ->
     Image.fromarray(rgba, mode="RGBA").save(tmp_path / "alpha.png")
     field = ImageFolder(tmp_path, resolution=4, channels=3, test_fraction=0.0, progress=False)[0]
     assert bool((field[:, :2] == -1).all()) and bool((field[:, 2:] == 1).all())
+
+
+def mixed_tree(root: Path) -> Path:
+    """Images of every kind the decoder handles: RGB, grey, palette, transparent, JPEG, 16-bit grey (sorted last, so
+    the cache is widened after 8-bit rows were written), and a junk file that fails only when loaded."""
+    save_random_image(root / "a.png", (40, 30))
+    save_random_image(root / "b.jpg", (20, 50), seed=1)
+    save_random_image(root / "c.png", (16, 16), mode="L", seed=2)
+    Image.fromarray(np.random.default_rng(3).integers(0, 256, (12, 9, 4), dtype=np.uint8), "RGBA").save(root / "d.png")
+    Image.fromarray(np.random.default_rng(4).integers(0, 256, (10, 10, 3), dtype=np.uint8)).convert("P").save(root / "e.png")
+    (root / "f.png").write_bytes(b"junk")
+    Image.fromarray(np.random.default_rng(5).integers(0, 65536, (14, 18), dtype=np.uint16)).save(root / "z16.png")
+    return root
+
+
+def items(dataset: ImageFolder) -> list[torch.Tensor]:
+    """Every item of ``dataset``."""
+    return [dataset[i] for i in range(len(dataset))]
+
+
+@pytest.mark.parametrize(("resolution", "channels"), [(8, 3), ((6, 11), 1), (24, 3)])
+def test_the_cache_gives_exactly_the_decoded_images(tmp_path: Path, resolution: int | tuple[int, int], channels: int) -> None:
+    """Cached items equal decoded ones bit for bit (flips, 16-bit widening, a junk file's stand-in included), and a
+    second data set reads them from the cache without decoding."""
+    root = mixed_tree(tmp_path / "images")
+    options = {"resolution": resolution, "channels": channels, "test_fraction": 0.0, "flip": True, "verify": False}
+    decoded = items(ImageFolder(root, cache=False, **options))
+    first = ImageFolder(root, **options)
+    assert first.cache_path is not None and np.load(first.cache_path, mmap_mode="r").dtype == np.uint16
+    assert all(torch.equal(a, b) for a, b in zip(items(first), decoded, strict=True))
+    assert first.skipped == [root / "f.png"]
+    again = ImageFolder(root, **options)
+    again._load = None  # reading the cache must not decode
+    assert again.cache_path == first.cache_path
+    assert all(torch.equal(a, b) for a, b in zip(items(again), decoded, strict=True))
+
+
+def test_eight_bit_folders_cache_one_byte_per_value_and_parallel_builds_agree(image_tree: Path, tmp_path: Path) -> None:
+    """A folder of 8-bit images is cached as uint8; a cache built by two worker processes equals one built here."""
+    here = ImageFolder(image_tree, resolution=8, test_fraction=0.0, progress=False, workers=0)
+    workers = ImageFolder(image_tree, resolution=8, test_fraction=0.0, progress=False, workers=2, cache_dir=tmp_path / "other")
+    assert here.cache_path != workers.cache_path
+    assert np.array_equal(np.load(here.cache_path), np.load(workers.cache_path))
+    assert np.load(here.cache_path).dtype == np.uint8
+
+
+def test_a_changed_folder_is_decoded_again(tmp_path: Path) -> None:
+    """Rewriting, adding or removing a file gives a new cache that matches decoding; the stale one is deleted."""
+    root = tmp_path / "images"
+    for i in range(3):
+        save_random_image(root / f"{i}.png", (8, 8), seed=i)
+
+    def rewrite() -> None:
+        stat = (root / "1.png").stat()
+        save_random_image(root / "1.png", (8, 8), seed=10)
+        os.utime(root / "1.png", ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))  # even where clocks are coarse
+
+    old = ImageFolder(root, resolution=4, test_fraction=0.0)
+    for change in (rewrite, lambda: save_random_image(root / "3.png", (8, 8), seed=3), (root / "0.png").unlink):
+        change()
+        new = ImageFolder(root, resolution=4, test_fraction=0.0)
+        assert new.cache_path != old.cache_path and not old.cache_path.exists()
+        assert new.cache_path.parent == old.cache_path.parent
+        decoded = items(ImageFolder(root, resolution=4, test_fraction=0.0, cache=False))
+        assert all(torch.equal(a, b) for a, b in zip(items(new), decoded, strict=True))
+        old = new
+
+
+def test_an_interrupted_cache_write_leaves_no_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Interrupting the build leaves no cache and no temporary file; a killed build's leftover and a truncated cache
+    file are never read, and the next build gives the decoded images."""
+    root = tmp_path / "images"
+    for i in range(4):
+        save_random_image(root / f"{i}.png", (8, 8), seed=i)
+    load = ImageFolder._load
+    calls = []
+
+    def interrupted(self: ImageFolder, path: Path) -> np.ndarray:
+        calls.append(path)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return load(self, path)
+
+    monkeypatch.setattr(ImageFolder, "_load", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ImageFolder(root, resolution=4, test_fraction=0.0, workers=0)
+    monkeypatch.setattr(ImageFolder, "_load", load)
+    entries = list((tmp_path / "cache" / "folders").iterdir())
+    assert len(entries) == 1 and sorted(p.name for p in entries[0].iterdir()) == ["lock"]
+    (entries[0] / ".tmp-killed.npy").write_bytes(b"half a file")
+    decoded = items(ImageFolder(root, resolution=4, test_fraction=0.0, cache=False))
+    dataset = ImageFolder(root, resolution=4, test_fraction=0.0)
+    assert sorted(p.name for p in entries[0].iterdir()) == sorted(["lock", dataset.cache_path.name])
+    assert all(torch.equal(a, b) for a, b in zip(items(dataset), decoded, strict=True))
+    dataset.cache_path.write_bytes(dataset.cache_path.read_bytes()[:-10])
+    with caplog.at_level(logging.WARNING, logger="funcdiff.data.array_cache"):
+        rebuilt = ImageFolder(root, resolution=4, test_fraction=0.0)
+    assert "ignoring unreadable cache" in caplog.text
+    assert all(torch.equal(a, b) for a, b in zip(items(rebuilt), decoded, strict=True))
+
+
+def test_a_pickled_data_set_maps_the_cache_again(image_tree: Path) -> None:
+    """Pickling (as spawned DataLoader workers do) carries the cache's path, not its contents."""
+    dataset = ImageFolder(image_tree, resolution=32, test_fraction=0.0, flip=True, progress=False)
+    data = pickle.dumps(dataset)
+    assert len(data) < 2000 < dataset.cache_path.stat().st_size
+    assert all(torch.equal(a, b) for a, b in zip(items(pickle.loads(data)), items(dataset), strict=True))
+
+
+def test_the_cache_can_be_turned_off_and_a_failing_cache_is_skipped(
+    image_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """cache=False or FUNCDIFF_FOLDER_CACHE=0 writes nothing; a cache folder that cannot be made warns and decodes."""
+    options = {"resolution": 8, "test_fraction": 0.0, "progress": False}
+    assert ImageFolder(image_tree, cache=False, **options).cache_path is None
+    monkeypatch.setenv("FUNCDIFF_FOLDER_CACHE", "0")
+    assert ImageFolder(image_tree, **options).cache_path is None
+    assert not (tmp_path / "cache").exists()
+    (tmp_path / "file").write_text("not a folder")
+    with caplog.at_level(logging.WARNING, logger="funcdiff.data.folder"):
+        dataset = ImageFolder(image_tree, cache=True, cache_dir=tmp_path / "file", **options)
+    assert dataset.cache_path is None and "cannot cache" in caplog.text
+    torch.testing.assert_close(dataset[0], ImageFolder(image_tree, **options, cache=True)[0], rtol=0, atol=0)

@@ -1,12 +1,14 @@
 """The endless loader: seeded, reshuffled every epoch, resumable at any step, the same with workers."""
 
+from pathlib import Path
+
 import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from torch.utils.data import Dataset
 
-from funcdiff.data import epoch_permutation, infinite_loader
+from funcdiff.data import ImageFolder, epoch_permutation, infinite_loader
 
 
 class Numbers(Dataset):
@@ -70,6 +72,21 @@ def test_batches_larger_than_the_data_set() -> None:
 def test_workers_give_the_same_batches() -> None:
     """Worker processes do not change the batches."""
     assert indices(10, 4, 5, seed=5, num_workers=1) == indices(10, 4, 5, seed=5)
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_workers_give_the_same_image_batches_and_resume_alike(image_tree: Path, tmp_path: Path, cache: bool) -> None:
+    """Two workers over an image folder (cached or decoding, with flips) give the batches of none, also from a step."""
+    dataset = ImageFolder(image_tree, resolution=8, test_fraction=0.0, flip=True, progress=False, cache=cache,
+                          cache_dir=tmp_path / "cache")
+
+    def batches(workers: int, start_step: int) -> list[torch.Tensor]:
+        loader = infinite_loader(dataset, 4, seed=3, start_step=start_step, num_workers=workers, pin_memory=True)
+        return [next(loader) for _ in range(4)]
+
+    for start_step in (0, 5):
+        assert all(torch.equal(a, b) for a, b in zip(batches(2, start_step), batches(0, start_step), strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(batches(2, 5)[:2], batches(0, 3)[2:], strict=True))
 
 
 @pytest.mark.parametrize(
