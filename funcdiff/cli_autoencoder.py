@@ -13,7 +13,6 @@ from safetensors.torch import save_file
 
 from funcdiff.domains.grid import box_average
 from funcdiff.domains.io import image_grid, read_png, write_png
-from funcdiff.domains.grid import GridDomain
 from funcdiff.factory import TrainConfig, build_dataset
 from funcdiff.metrics import psnr
 from funcdiff.operators.autoencoder import DiffusionAutoencoder
@@ -46,9 +45,11 @@ class TrainLatent:
         lr: AdamW's learning rate.
         hidden: the MLP's width (the paper: 2048).
         layers: the MLP's layers (the paper: 10 or 20).
-        flip: add mirrored copies of the examples (default: for images, not for audio or volumes).
+        flip: add mirrored copies of the examples (default: as the autoencoder's training did, ``--flip``).
         data: the data set to encode (default: the checkpoint's run's).
         data_limit: encode only this many examples.
+        encode_batch: examples per encoder call.
+        chunk_points: points per encoder call within them (bounds memory at high resolution).
         seed: seeds the network, batches and noise.
         device: "cpu", "cuda", ...
         verbose: log at INFO level, and show a traceback on errors.
@@ -64,6 +65,8 @@ class TrainLatent:
     flip: bool | None = None
     data: str | None = None
     data_limit: int | None = None
+    encode_batch: int = 64
+    chunk_points: int | None = None
     seed: int = 0
     device: str = "cpu"
     verbose: bool = False
@@ -95,7 +98,7 @@ class Reconstruct:
     Attributes:
         images: image files (PNG or JPEG) of one size.
         checkpoint: a checkpoint trained with ``--autoencoder``.
-        resolutions: output sides in pixels, multiples of the images' (default: their own, then twice it).
+        resolutions: output heights in pixels, multiples of the images' (default: their own, then twice it).
         sample_steps: DDIM steps of the inversion and of the decoding.
         stochastic: decode from fresh noise, so only ``z`` carries the image (the semantic reconstruction).
         weight: on finer grids, guide the decoding toward the images' pixels with this weight (0: off).
@@ -126,7 +129,7 @@ class Interpolate:
         second: the other end, of the same size.
         checkpoint: a checkpoint trained with ``--autoencoder``.
         count: pictures from one end to the other, ends included.
-        resolution: output side in pixels, a multiple of the images' (default: their own).
+        resolution: output height in pixels, a multiple of the images' (default: their own).
         sample_steps: DDIM steps.
         seed: seeds the noise that a finer grid adds.
         out_dir: where ``interpolate.png`` (the ends, then the row) and the images go.
@@ -164,6 +167,13 @@ def _read_images(paths: tuple[Path, ...], channels: int) -> torch.Tensor:
     return torch.stack(images)
 
 
+def checkpoint_identity(checkpoint: Path) -> dict[str, str | int]:
+    """What identifies the weights a latent model was fitted to: the checkpoint's path, step and EMA checksum."""
+    found = read_checkpoint(checkpoint, with_state=False)
+    return {"checkpoint": str(Path(checkpoint).resolve()), "step": found.step,
+            "ema_sha256": found.config.get("files", {}).get("ema.safetensors", "")}
+
+
 def run_train_latent(command: TrainLatent) -> int:
     """The ``train-latent`` command."""
     model, process, config = _autoencoder(command.checkpoint, command.device)
@@ -171,18 +181,18 @@ def run_train_latent(command: TrainLatent) -> int:
     if run is None and command.data is None:
         raise ValueError("this checkpoint does not name its data set; pass --data")
     shape = tuple(config["data_shape"])
+    if run is None and len(set(shape[1:])) != 1:
+        raise ValueError(f"this checkpoint does not record its run's settings and its data of shape {shape} are not square; "
+                         "train-latent needs the run's config")
     base = TrainConfig.from_dict(run) if run is not None else TrainConfig(data=command.data, resolution=shape[1], channels=shape[0])
     limit = base.data_limit if command.data_limit is None else command.data_limit
     data = build_dataset(dataclasses.replace(base, data=command.data or base.data, data_limit=limit, flip=False))
-    image = isinstance(process.domain, GridDomain) and process.domain.ndim == 2
-    flip = image if command.flip is None else command.flip
+    flip = base.flip if command.flip is None else command.flip
     out = command.out_dir or Path(command.checkpoint).parent / LATENT_DIR
-    checkpoint = read_checkpoint(command.checkpoint, with_state=False)
-    provenance = {"checkpoint": str(Path(command.checkpoint).resolve()), "step": checkpoint.step,
-                  "ema_sha256": checkpoint.config["files"].get("ema.safetensors", ""), "data": command.data or base.data,
-                  "data_limit": limit}
+    provenance = {**checkpoint_identity(command.checkpoint), "data": command.data or base.data, "data_limit": limit}
     start = time.perf_counter()
-    latents = cached_latents(model, data, out / "latents.safetensors", provenance, flip=flip, device=command.device, progress=True)
+    latents = cached_latents(model, data, out / "latents.safetensors", provenance, flip=flip, batch_size=command.encode_batch,
+                             chunk_points=command.chunk_points, device=command.device, progress=True)
     print(f"latents: {tuple(latents.shape)} ({'with' if flip else 'without'} mirrored copies) in {time.perf_counter() - start:.0f} s")
     net = LatentMLPConfig(z_dim=latents.shape[1], hidden=command.hidden, layers=command.layers)
     start = time.perf_counter()
@@ -205,9 +215,12 @@ def sampling_latents(model: NeuralOperator, checkpoint: Path, latent: Path | Non
     if not (folder / "config.json").is_file():
         raise ValueError(f"{checkpoint} is a diffusion autoencoder: sampling it needs a latent model, and {folder} has none; "
                          f"train one with `funcdiff train-latent --checkpoint {checkpoint}` (or pass --latent DIR)")
-    recorded = read_latent_config(folder).get("provenance", {}).get("checkpoint")
-    if recorded is not None and Path(recorded) != Path(checkpoint).resolve():
-        print(f"note: the latent model in {folder} was trained on the latents of {recorded}")
+    recorded = read_latent_config(folder).get("provenance", {})
+    current = checkpoint_identity(checkpoint)
+    if recorded.get("ema_sha256") != current["ema_sha256"]:
+        raise ValueError(f"the latent model in {folder} was fitted to the latents of {recorded.get('checkpoint', 'another checkpoint')} "
+                         f"at step {recorded.get('step', '?')}, not to {checkpoint} at step {current['step']}: its encoder has changed "
+                         f"since; run `funcdiff train-latent --checkpoint {checkpoint}` again")
     generator = torch.Generator(device=device).manual_seed(seed)
     return sample_latents(load_latent_model(folder, device=device), num, generator=generator)
 
@@ -229,28 +242,35 @@ def run_reconstruct(command: Reconstruct) -> int:
     """The ``reconstruct`` command."""
     model, process, _ = _autoencoder(command.checkpoint, command.device)
     images = _read_images(command.images, process.domain.channels).to(command.device)
-    own = images.shape[-1]
-    resolutions = command.resolutions or (own, 2 * own)
+    height, width = images.shape[2:]
+    factors = [_factor(r, height) for r in command.resolutions] or [1, 2]
     generator = torch.Generator(device=command.device)
-    rows, display = [images.cpu()], max(resolutions)
-    for resolution in resolutions:
-        if resolution % own:
-            raise ValueError(f"resolution {resolution} must be a multiple of the images' {own} px")
+    rows, display = [images.cpu()], (max(factors) * height, max(factors) * width)
+    for factor in factors:
         generator.manual_seed(command.seed)
         start = time.perf_counter()
-        out = reconstruct(model, process, images, resolution=resolution, steps=command.sample_steps, stochastic=command.stochastic,
-                          weight=command.weight, generator=generator).cpu()
+        out = reconstruct(model, process, images, resolution=(factor * height, factor * width), steps=command.sample_steps,
+                          stochastic=command.stochastic, weight=command.weight, generator=generator).cpu()
         seconds = (time.perf_counter() - start) / len(images)
         rows.append(out)
         for i, image in enumerate(out):
-            write_png(image, command.out_dir / f"{resolution}px" / f"{i:04d}.png")
-        score = psnr(box_average(out, resolution // own), images.cpu())
-        where = "" if resolution == own else f", box-averaged to {own} px"
-        print(f"{resolution:>5} px: PSNR against the input{where} {float(score.mean()):.1f} dB  ({seconds:.2f} s per image)")
-    enlarged = [torch.nn.functional.interpolate(r, size=(display, display), mode="nearest") for r in rows]
+            write_png(image, command.out_dir / f"{factor * height}px" / f"{i:04d}.png")
+        score = psnr(box_average(out, factor), images.cpu())
+        where = "" if factor == 1 else f", box-averaged to {height} px"
+        print(f"{factor * height:>5} px: PSNR against the input{where} {float(score.mean()):.1f} dB  ({seconds:.2f} s per image)")
+    enlarged = [torch.nn.functional.interpolate(r, size=display, mode="nearest") for r in rows]
     picture = image_grid(torch.cat(enlarged), nrow=len(images))
     print(f"picture: {write_png(picture, command.out_dir / 'reconstruct.png')}  (inputs, then one row per resolution)")
     return 0
+
+
+def _factor(resolution: int | None, height: int) -> int:
+    """The integer factor from images ``height`` px high to ``resolution`` px high (1 for None)."""
+    if resolution is None:
+        return 1
+    if resolution < height or resolution % height:
+        raise ValueError(f"resolution {resolution} must be a multiple of the images' height, {height} px")
+    return resolution // height
 
 
 def run_interpolate(command: Interpolate) -> int:
@@ -258,14 +278,15 @@ def run_interpolate(command: Interpolate) -> int:
     model, process, _ = _autoencoder(command.checkpoint, command.device)
     ends = _read_images((command.first, command.second), process.domain.channels).to(command.device)
     generator = torch.Generator(device=command.device).manual_seed(command.seed)
+    height, width = ends.shape[2:]
+    factor = _factor(command.resolution, height)
     start = time.perf_counter()
-    out = interpolate(model, process, ends[0], ends[1], count=command.count, resolution=command.resolution,
+    out = interpolate(model, process, ends[0], ends[1], count=command.count, resolution=(factor * height, factor * width),
                       steps=command.sample_steps, generator=generator).cpu()
     for i, image in enumerate(out):
         write_png(image, command.out_dir / f"{i:04d}.png")
-    size = out.shape[-1]
-    enlarged = torch.nn.functional.interpolate(ends.cpu(), size=(size, size), mode="nearest")
+    enlarged = torch.nn.functional.interpolate(ends.cpu(), size=tuple(out.shape[2:]), mode="nearest")
     picture = image_grid(torch.cat([enlarged[:1], out, enlarged[1:]]), nrow=command.count + 2)
-    print(f"{command.count} pictures at {size} px in {time.perf_counter() - start:.1f} s: "
+    print(f"{command.count} pictures at {out.shape[2]} px in {time.perf_counter() - start:.1f} s: "
           f"{write_png(picture, command.out_dir / 'interpolate.png')}  (first input, the path, second input)")
     return 0

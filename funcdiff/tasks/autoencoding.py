@@ -22,6 +22,7 @@ from funcdiff.operators.autoencoder import DiffusionAutoencoder
 from funcdiff.processes.base import DenoisingProcess, DiffusionProcess
 from funcdiff.processes.samplers import encode_ddim, sample_ddim
 from funcdiff.tasks.superres import DEFAULT_WEIGHT, DownsamplingGuidance
+from funcdiff.training.sampling import eval_mode
 
 logger = logging.getLogger(__name__)
 
@@ -43,24 +44,22 @@ def extract_latents(
     *,
     flip: bool = False,
     batch_size: int = 64,
+    chunk_points: int | None = None,
     device: torch.device | str = "cpu",
     progress: bool = False,
 ) -> Float[Tensor, "n z"]:
     """The encoder's latents of every example of ``data`` (and with ``flip`` of its copy mirrored along the last axis,
-    rows ``n .. 2n - 1``), in eval mode: dropout off, so the same example always gives the same latent."""
+    rows ``n .. 2n - 1``), ``batch_size`` examples at a time (``chunk_points`` points at a time within them), in eval
+    mode: dropout off, so the same example always gives the same latent."""
     if len(data) == 0 or batch_size < 1:
         raise ValueError(f"need a non-empty data set and batch_size >= 1, got {len(data)} examples, batch_size={batch_size}")
-    was_training = model.training
-    model.eval()
     rows = []
-    for start in tqdm(range(0, len(data), batch_size), desc="encoding", disable=not progress, leave=False):
-        batch = torch.stack([data[i] for i in range(start, min(start + batch_size, len(data)))]).to(device)
-        rows.append(model.encode(batch).float().cpu())
-    if flip:
-        for start in tqdm(range(0, len(data), batch_size), desc="encoding mirrored", disable=not progress, leave=False):
-            batch = torch.stack([data[i] for i in range(start, min(start + batch_size, len(data)))]).to(device)
-            rows.append(model.encode(batch.flip(-1)).float().cpu())
-    model.train(was_training)
+    with eval_mode(model):
+        for mirrored in (False, True) if flip else (False,):
+            for start in tqdm(range(0, len(data), batch_size), desc="encoding mirrored" if mirrored else "encoding", disable=not progress,
+                              leave=False):
+                batch = torch.stack([data[i] for i in range(start, min(start + batch_size, len(data)))]).to(device)
+                rows.append(model.encode(batch.flip(-1) if mirrored else batch, chunk_points=chunk_points).float().cpu())
     return torch.cat(rows)
 
 
@@ -106,7 +105,8 @@ def invert(
     """The prior state ``y_T`` from which DDIM (``eta = 0``) over ``steps`` steps decodes ``z`` back to ``x`` (the
     stochastic code of Preechakul et al. 2022), on ``x``'s own grid."""
     _check(model, process)
-    return encode_ddim(_dense(model, chunk_points), process, x, steps, cond=z)
+    with eval_mode(model):
+        return encode_ddim(_dense(model, chunk_points), process, x, steps, cond=z)
 
 
 @jaxtyped(typechecker=beartype)
@@ -176,14 +176,16 @@ def reconstruct(
     if len(factors) != 1 or any(s % o for s, o in zip(shape, own)):
         raise ValueError(f"resolution {shape} must be the same integer multiple of every axis of the input's {own}")
     factor, reference = factors.pop(), tuple(model.reference_shape)
-    z = model.encode(x, chunk_points=chunk_points)
-    if stochastic:
-        y_T = process.prior(x.shape[0], (x.shape[1], *shape), reference, generator=generator, dtype=x.dtype, device=x.device)
-    else:
-        y_T = lift_prior(process, invert(model, process, x, z, steps=steps, chunk_points=chunk_points), factor, reference,
-                         generator=generator)
-    guidance = DownsamplingGuidance(x, factor, process.mollifier, weight) if factor > 1 and weight > 0 else None
-    out = sample_ddim(_dense(model, chunk_points), process, y_T, steps, reference_shape=reference, cond=z, clip=False, guidance=guidance)
+    with eval_mode(model):
+        z = model.encode(x, chunk_points=chunk_points)
+        if stochastic:
+            y_T = process.prior(x.shape[0], (x.shape[1], *shape), reference, generator=generator, dtype=x.dtype, device=x.device)
+        else:
+            y_T = lift_prior(process, invert(model, process, x, z, steps=steps, chunk_points=chunk_points), factor, reference,
+                             generator=generator)
+        guidance = DownsamplingGuidance(x, factor, process.mollifier, weight) if factor > 1 and weight > 0 else None
+        out = sample_ddim(_dense(model, chunk_points), process, y_T, steps, reference_shape=reference, cond=z, clip=False,
+                          guidance=guidance)
     return out.clamp(*process.domain.value_range)
 
 
@@ -205,7 +207,7 @@ def interpolate(
     model: DiffusionAutoencoder,
     process: DiffusionProcess,
     a: Float[Tensor, "c *spatial"],
-    b: Float[Tensor, "c *spatial"],
+    b: Float[Tensor, "c2 *spatial2"],
     *,
     count: int = 7,
     resolution: int | tuple[int, ...] | None = None,
@@ -225,11 +227,12 @@ def interpolate(
     if any(s % o for s, o in zip(shape, own)) or len({s // o for s, o in zip(shape, own)}) != 1:
         raise ValueError(f"resolution {shape} must be the same integer multiple of every axis of the inputs' {own}")
     reference = tuple(model.reference_shape)
-    z = model.encode(x, chunk_points=chunk_points)
-    y_T = lift_prior(process, invert(model, process, x, z, steps=steps, chunk_points=chunk_points), shape[0] // own[0], reference,
-                     generator=generator)
-    weights = torch.linspace(0, 1, count, dtype=torch.float64).tolist()
-    zs = torch.stack([torch.lerp(z[0], z[1], w) for w in weights])
-    starts = torch.cat([slerp(y_T[:1], y_T[1:], w) for w in weights])
-    out = sample_ddim(_dense(model, chunk_points), process, starts, steps, reference_shape=reference, cond=zs, clip=False)
+    with eval_mode(model):
+        z = model.encode(x, chunk_points=chunk_points)
+        y_T = lift_prior(process, invert(model, process, x, z, steps=steps, chunk_points=chunk_points), shape[0] // own[0], reference,
+                         generator=generator)
+        weights = torch.linspace(0, 1, count, dtype=torch.float64).tolist()
+        zs = torch.stack([torch.lerp(z[0], z[1], w) for w in weights])
+        starts = torch.cat([slerp(y_T[:1], y_T[1:], w) for w in weights])
+        out = sample_ddim(_dense(model, chunk_points), process, starts, steps, reference_shape=reference, cond=zs, clip=False)
     return out.clamp(*process.domain.value_range)

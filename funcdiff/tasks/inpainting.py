@@ -21,7 +21,7 @@ from funcdiff.processes.base import DenoisingProcess, DiffusionProcess
 from funcdiff.tasks._checks import check_task_inputs
 from funcdiff.processes.guidance import Guidance, InpaintingGuidance
 from funcdiff.processes.samplers import sample_ddim
-from funcdiff.training.sampling import sample
+from funcdiff.training.sampling import eval_mode, sample
 
 MASK_KINDS = ("box", "half", "strokes")
 METHODS = ("guidance", "replace")
@@ -217,8 +217,8 @@ def _known_latent(model: NeuralOperator, known: DenseField, mask: Tensor) -> Ten
     if not isinstance(model, DiffusionAutoencoder):
         return None
     flat = (mask[0, 0] > 0.5).flatten().nonzero()[:, 0]
+    if flat.numel() == 0:
+        raise ValueError("an autoencoder encodes the known pixels (mask > 0.5), and this mask marks none of them as known")
     index = unflatten_index(flat.expand(known.shape[0], -1), tuple(known.shape[2:]))
-    was_training = model.training
-    z = model.eval().encoder(Points.gather(known, index))
-    model.train(was_training)
-    return z
+    with eval_mode(model):
+        return model.encoder(Points.gather(known, index))

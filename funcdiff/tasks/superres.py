@@ -17,7 +17,7 @@ from funcdiff.processes.base import DenoisingProcess, DiffusionProcess
 from funcdiff.processes.guidance import Guidance
 from funcdiff.tasks._checks import check_task_inputs
 from funcdiff.processes.samplers import sample_ddim
-from funcdiff.training.sampling import sample
+from funcdiff.training.sampling import eval_mode, sample
 
 DEFAULT_WEIGHT = 1.0
 """The default guidance weight: the one-step projection weight of the derivation in `DownsamplingGuidance`, and the
@@ -141,8 +141,6 @@ def _guided(
     resolution = tuple(scale * s for s in low.shape[2:])
     cond = None
     if isinstance(model, DiffusionAutoencoder):  # the paper's route: the latent of the low-resolution input
-        with torch.no_grad():
-            was_training = model.training
-            cond = model.eval().encode(low)
-            model.train(was_training)
+        with torch.no_grad(), eval_mode(model):
+            cond = model.encode(low)
     return sample(model, process, resolution, batch=low.shape[0], steps=steps, sampler=sampler, generator=generator, device=device, cond=cond)

@@ -1,10 +1,13 @@
 """Sampling a trained operator at any resolution through the process's own samplers."""
 
+import contextlib
 import functools
+from collections.abc import Iterator
 from typing import Protocol, runtime_checkable
 
 import torch
 from beartype import beartype
+from torch import nn
 from jaxtyping import jaxtyped
 
 from funcdiff._typing import DenseField, Float, Tensor
@@ -22,6 +25,17 @@ class Sampler(Protocol):
     def __call__(
         self, model: DenseModel, process: DiffusionProcess, y_T: DenseField, steps: int, *, cond: Tensor | None, progress: bool
     ) -> DenseField: ...
+
+
+@contextlib.contextmanager
+def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
+    """``module`` in eval mode (dropout off) for the block, then back in the mode it was in, also after an error."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
 
 
 def default_sampler(process: DiffusionProcess, *, reference_shape: tuple[int, ...], generator: torch.Generator | None = None) -> Sampler:
@@ -67,8 +81,6 @@ def sample(
     if len(shape) != len(reference):
         raise ValueError(f"resolution {resolution} must have {len(reference)} axes like reference_shape {reference}")
     sampler = default_sampler(process, reference_shape=reference, generator=generator) if sampler is None else sampler
-    was_training = model.training
-    model.eval()
     if nest_resolution is None:
         y_T = process.prior(batch, (domain.channels, *shape), reference, generator=generator, device=device)
     else:
@@ -82,7 +94,7 @@ def sample(
     def dense(y: DenseField, t: Tensor, c: Tensor | None) -> DenseField:
         return model.forward_dense(y, t, c, chunk_points=chunk_points)
 
-    out = sampler(dense, process, y_T, steps, cond=cond, progress=progress)
-    model.train(was_training)
+    with eval_mode(model):
+        out = sampler(dense, process, y_T, steps, cond=cond, progress=progress)
     return out.clamp(*domain.value_range)
 

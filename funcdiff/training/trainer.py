@@ -40,8 +40,9 @@ logger = logging.getLogger(__name__)
 
 FIXED_ON_RESUME = ("optimizer",)
 """Settings a resumed run may not change (its optimizer state would not fit); the others take effect."""
-RUN_FILES = ("config.json", "metrics.jsonl", "loss.png", "samples")
-"""What a run writes into its directory besides checkpoints (removed by ``overwrite``)."""
+RUN_FILES = ("config.json", "metrics.jsonl", "loss.png", "samples", "latent")
+"""What a run writes into its directory besides checkpoints, with the latent model that ``train-latent`` puts there
+(all removed by ``overwrite``)."""
 
 
 @dataclass(frozen=True)

@@ -231,3 +231,21 @@ def test_inpainting_with_an_autoencoder_encodes_only_the_known_pixels() -> None:
     mask = make_mask("box", (8, 8))
     inpaint(model, eps_process(GaussianMollifier(0.02)), image, mask, steps=3, num=1)
     assert model.encoder.counts == [int(mask.sum())] == [48]
+
+
+def test_reconstruction_runs_in_eval_mode_and_restores_the_mode(tiny_autoencoder: DiffusionAutoencoder) -> None:
+    """A model in train mode (dropout on) reconstructs the same twice, and is left in train mode."""
+    process = MollifiedDDPM(GridDomain(2, 1), cosine_schedule(100), GaussianMollifier(1 / 8), "x0")
+    x = pictures(2, 8)
+    tiny_autoencoder.train()
+    first = reconstruct(tiny_autoencoder, process, x, steps=3)
+    assert torch.equal(first, reconstruct(tiny_autoencoder, process, x, steps=3)) and tiny_autoencoder.training
+
+
+def test_bad_inputs_are_clear_errors() -> None:
+    """Ends of different shapes, and an autoencoder's inpainting mask with no pixel above 0.5, say what is wrong."""
+    a, b = pictures(1, 8)[0], pictures(1, 16)[0]
+    with pytest.raises(ValueError, match="one shape"):
+        interpolate(fake(), eps_process(), a, b)
+    with pytest.raises(ValueError, match="marks none"):
+        inpaint(fake(), eps_process(GaussianMollifier(0.02)), a, torch.full((1, 1, 8, 8), 0.4), steps=2)

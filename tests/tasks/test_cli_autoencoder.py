@@ -36,10 +36,10 @@ def test_sampling_needs_a_latent_model_then_draws_through_it(run: Path, capsys) 
     assert "funcdiff train-latent --checkpoint run/checkpoint" in capsys.readouterr().err
     out = funcdiff(capsys, "train-latent", "--checkpoint", "run/checkpoint", "--steps", "5", "--hidden", "16", "--layers", "2",
                    "--batch-size", "8")
-    assert "latents: (32, 4) (with mirrored copies)" in out
+    assert "latents: (16, 4) (without mirrored copies)" in out  # as the autoencoder was trained (no --flip)
     provenance = read_latent_config(run / "latent")["provenance"]
-    assert provenance["checkpoint"] == str((run / "checkpoint").resolve()) and provenance["step"] == 2 and provenance["flip"]
-    assert load_file(str(run / "latent" / "latents.safetensors"))["latents"].shape == (32, 4)
+    assert provenance["checkpoint"] == str((run / "checkpoint").resolve()) and provenance["step"] == 2 and not provenance["flip"]
+    assert load_file(str(run / "latent" / "latents.safetensors"))["latents"].shape == (16, 4)
     out = funcdiff(capsys, "sample", "--checkpoint", "run/checkpoint", "--resolutions", "16", "32", "--num", "2",
                    "--sample-steps", "2", "--out-dir", "samples")
     assert "16px: samples/16px.png" in out and "32px: samples/32px.png" in out
@@ -49,20 +49,32 @@ def test_sampling_needs_a_latent_model_then_draws_through_it(run: Path, capsys) 
     assert "report: eval/report.md" in out
 
 
+def test_a_latent_model_of_an_older_encoder_is_refused_and_overwrite_removes_it(run: Path, capsys) -> None:
+    """After more training the encoder has changed: sample refuses the old latent model and says what to run; a run
+    started over with --overwrite does not inherit it."""
+    funcdiff(capsys, "train-latent", "--checkpoint", "run/checkpoint", "--steps", "2", "--hidden", "8", "--layers", "2")
+    funcdiff(capsys, "train", *TINY, "--autoencoder", "--z-dim", "4", "--steps", "3", "--out-dir", "run", "--resume")
+    assert main(["sample", "--checkpoint", "run/checkpoint", "--resolutions", "16", "--num", "1", "--sample-steps", "2"]) == 1
+    err = capsys.readouterr().err
+    assert "at step 2, not to run/checkpoint at step 3" in err and "train-latent --checkpoint run/checkpoint" in err
+    funcdiff(capsys, "train", *TINY, "--autoencoder", "--z-dim", "4", "--steps", "1", "--out-dir", "run", "--overwrite")
+    assert not (run / "latent").exists()
+
+
 def test_encode_reconstruct_and_interpolate(run: Path, capsys) -> None:
     """encode writes one latent per image; reconstruct writes each resolution and its PSNR; interpolate a path."""
-    u = torch.linspace(-1, 1, 16)
-    write_png((u[:, None] * u[None, :]).view(1, 16, 16), Path("a.png"))
-    write_png(u.view(1, 1, 16).expand(1, 16, 16), Path("b.png"))
+    u, v = torch.linspace(-1, 1, 16), torch.linspace(-1, 1, 24)
+    write_png((u[:, None] * v[None, :]).view(1, 16, 24), Path("a.png"))  # not square: any grid works
+    write_png(v.view(1, 1, 24).expand(1, 16, 24), Path("b.png"))
     funcdiff(capsys, "encode", "a.png", "b.png", "--checkpoint", "run/checkpoint", "--out", "z.safetensors")
     assert load_file("z.safetensors")["latents"].shape == (2, 4)
     out = funcdiff(capsys, "reconstruct", "a.png", "b.png", "--checkpoint", "run/checkpoint", "--sample-steps", "2", "--out-dir", "rec")
     assert "16 px: PSNR against the input" in out and "32 px: PSNR against the input, box-averaged to 16 px" in out
-    assert read_png(Path("rec/32px/0001.png"), channels=1).shape == (1, 32, 32)
-    assert read_png(Path("rec/reconstruct.png"), channels=1).shape == (1, 3 * 33 + 1, 2 * 33 + 1)
+    assert read_png(Path("rec/32px/0001.png"), channels=1).shape == (1, 32, 48)
+    assert read_png(Path("rec/reconstruct.png"), channels=1).shape == (1, 3 * 33 + 1, 2 * 49 + 1)
     out = funcdiff(capsys, "interpolate", "a.png", "b.png", "--checkpoint", "run/checkpoint", "--count", "3", "--sample-steps", "2",
                    "--out-dir", "path")
-    assert "3 pictures at 16 px" in out and read_png(Path("path/interpolate.png"), channels=1).shape == (1, 18, 5 * 17 + 1)
+    assert "3 pictures at 16 px" in out and read_png(Path("path/interpolate.png"), channels=1).shape == (1, 18, 5 * 25 + 1)
 
 
 def test_superres_and_inpaint_run_on_an_autoencoder_checkpoint(run: Path, capsys) -> None:

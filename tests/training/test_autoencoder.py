@@ -11,6 +11,7 @@ from funcdiff.factory import TrainConfig
 from funcdiff.operators import DiffusionAutoencoder, InftyDiffOperator, SparseEncoder, preset_config
 from funcdiff.points import Points, flat_index
 from funcdiff.training import load_trained
+from funcdiff.training import trainer as trainer_module
 from funcdiff.training.estimate import estimate_sampling, estimate_training_step
 from tests.training.conftest import replace, trainer_for
 
@@ -100,11 +101,17 @@ def test_the_checkpoint_holds_both_networks_and_resume_is_exact(ae_config: Train
     assert any(name.startswith("encoder.") for name in loaded.state_dict())
 
 
-def test_training_samples_decode_the_latents_of_training_examples(ae_config: TrainConfig) -> None:
+def test_training_samples_decode_the_latents_of_training_examples(ae_config: TrainConfig, monkeypatch) -> None:
     """The samples written during training decode the EMA encoder's latents of the first examples, shown beside them."""
     trainer = trainer_for(replace(ae_config, steps=2), progress=False)
     trainer.run()
+    conds = []
+    real = trainer_module.sample
+    monkeypatch.setattr(trainer_module, "sample", lambda *a, **k: conds.append(k["cond"]) or real(*a, **k))
     paths = trainer.write_samples()
+    with torch.no_grad():
+        expected = trainer.ema.encode(torch.stack([trainer.dataset[i] for i in range(ae_config.sample_count)]))
+    assert len(conds) == 3 and all(torch.equal(c, expected) for c in conds)
     assert [p.name for p in paths] == ["step0000002_16px.png", "step0000002_32px.png", "step0000002_64px.png"]
     assert (trainer.out_dir / "samples" / "inputs_16px.png").is_file()
 
