@@ -1,5 +1,6 @@
 """Training a diffusion autoencoder (MATH.md §9): joint training, the encoder's own points, separate clipping, EMA of
-both networks, checkpoints holding both, exact resume, and samples that decode training latents."""
+both networks, checkpoints holding both, exact resume, samples that decode training latents, and the latent model
+fitted to the trained latents."""
 
 from typing import Any
 
@@ -7,10 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from funcdiff.factory import TrainConfig
-from funcdiff.operators import DiffusionAutoencoder, InftyDiffOperator, SparseEncoder, preset_config
+from funcdiff.factory import TrainConfig, build_dataset
+from funcdiff.operators import DiffusionAutoencoder, InftyDiffOperator, LatentMLP, LatentMLPConfig, SparseEncoder, preset_config
 from funcdiff.points import Points, flat_index
-from funcdiff.training import load_trained
+from funcdiff.tasks import extract_latents
+from funcdiff.training import load_trained, sample_latents, train_latent
 from funcdiff.training import trainer as trainer_module
 from funcdiff.training.estimate import estimate_sampling, estimate_training_step
 from tests.training.conftest import replace, trainer_for
@@ -140,3 +142,30 @@ def test_time_and_memory_estimates_cover_the_encoder(ae_config: TrainConfig) -> 
     sampling = estimate_sampling(trainer.model, trainer.process, (64, 64), batch=1, evaluations=2)
     assert step.seconds > 0 and sampling.seconds > 0 and sampling.peak_bytes > 0
     trainer.lock.release()
+
+
+def test_the_latent_model_of_trained_latents_lowers_its_loss_and_samples_latents_of_their_size(ae_config: TrainConfig) -> None:
+    """After joint training, the latent DDPM fitted to the EMA encoder's latents has a lower L1 noise-prediction loss
+    on them than its untrained network (same noise and times), and DDIM draws finite latents of the encoder's size."""
+    result = trainer_for(replace(ae_config, steps=10), progress=False).run()
+    latents = extract_latents(result.ema, _examples(ae_config))
+    config = LatentMLPConfig(z_dim=8, hidden=32, layers=3)
+    trained = train_latent(latents, steps=300, config=config, batch_size=32, lr=2e-3, ema_decay=0.9, ema_every=1)
+    torch.manual_seed(0)
+    untrained = LatentMLP(config).eval()
+    z0 = trained.normalizer.normalize(latents)
+    gen = torch.Generator().manual_seed(1)
+    t = torch.randint(1, 1001, (z0.shape[0],), generator=gen)
+    eps = torch.randn(z0.shape, generator=gen)
+    a = trained.schedule.alpha_bar[t].float()[:, None]
+    noisy, time = a.sqrt() * z0 + (1 - a).sqrt() * eps, t.float() / 1000
+    with torch.no_grad():
+        assert (trained.net(noisy, time) - eps).abs().mean() < 0.8 * (untrained(noisy, time) - eps).abs().mean()
+    drawn = sample_latents(trained, 5, steps=10, generator=torch.Generator().manual_seed(2))
+    assert drawn.shape == (5, 8) and bool(drawn.isfinite().all())
+
+
+def _examples(config: TrainConfig) -> list[torch.Tensor]:
+    """The training examples of ``config``."""
+    data = build_dataset(config)
+    return [data[i] for i in range(len(data))]
