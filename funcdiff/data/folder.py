@@ -148,6 +148,7 @@ class ImageFolder(Dataset):
         """Decode every image into an ``.npy`` file at ``path`` (`uint8` unless a level needs 16 bits); False when
         no image can be read. An unreadable image's row holds the next readable one, as `__getitem__` would return."""
         count = len(self.paths)
+        logger.info("decoding %d images of %s once into the cache %s (%d workers)", count, self.root, path.parent, workers)
         rows = open_memmap(path, mode="w+", dtype=np.uint8, shape=(count, *self.shape))
         loader = DataLoader(_Decoded(self), batch_size=8, num_workers=workers, collate_fn=list)
         bar = tqdm(total=count, desc=f"caching {self.root} at {self.shape[1]}x{self.shape[2]}", unit="image",
