@@ -28,9 +28,14 @@ class StreamSampler(Sampler[int]):
         start_step: how many global batches to skip.
         rank: this process's rank, in ``[0, world_size)``.
         world_size: the number of processes sharing the stream.
+        start_example: how many entries of the stream to skip, instead of ``start_step`` global batches (a run that
+            resumes with another world size or batch size continues where the stream was left).
     """
 
-    def __init__(self, size: int, *, seed: int, batch_size: int, start_step: int = 0, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self, size: int, *, seed: int, batch_size: int, start_step: int = 0, rank: int = 0, world_size: int = 1,
+        start_example: int | None = None,
+    ) -> None:
         if size < 1:
             raise ValueError(f"the data set must not be empty, got size {size}")
         if batch_size < 1:
@@ -39,18 +44,21 @@ class StreamSampler(Sampler[int]):
             raise ValueError(f"start_step must be >= 0, got {start_step}")
         if not 0 <= rank < world_size:
             raise ValueError(f"rank must lie in [0, world_size={world_size}), got {rank}")
+        if start_example is not None and start_example < 0:
+            raise ValueError(f"start_example must be >= 0, got {start_example}")
         self.size, self.seed, self.batch_size = size, seed, batch_size
-        self.start_step, self.rank, self.world_size = start_step, rank, world_size
+        self.rank, self.world_size = rank, world_size
+        self.start = start_step * batch_size * world_size if start_example is None else start_example
 
     def __iter__(self) -> Iterator[int]:
         """Yield this rank's indices without end."""
         global_batch = self.batch_size * self.world_size
         first, last = self.rank * self.batch_size, (self.rank + 1) * self.batch_size
-        position = self.start_step * global_batch
+        position = self.start
         epoch, offset = divmod(position, self.size)
         while True:
             for index in epoch_permutation(self.size, seed=self.seed, epoch=epoch)[offset:].tolist():
-                if first <= position % global_batch < last:
+                if first <= (position - self.start) % global_batch < last:
                     yield index
                 position += 1
             epoch, offset = epoch + 1, 0
@@ -66,6 +74,7 @@ def infinite_loader(
     world_size: int = 1,
     num_workers: int = 0,
     pin_memory: bool = False,
+    start_example: int | None = None,
 ) -> Iterator[DenseField]:
     """Batches of ``batch_size`` examples forever, reshuffled every epoch; a function of ``seed`` and the step only.
 
@@ -85,13 +94,16 @@ def infinite_loader(
             for a whole run. They pay when items are expensive (decoding images); reading `ImageFolder`'s cache at
             256 px is faster in this process on 2 cores (benchmarks/README.md, "Image-folder loader").
         pin_memory: pin batches in page-locked memory for faster copies to a GPU; ignored without CUDA.
+        start_example: the number of stream entries to skip instead of ``start_step`` batches (all ranks together),
+            so that a run resumed with another world size or batch size continues the stream where it stopped.
 
     Raises:
         ValueError: if ``batch_size`` < 1, ``start_step`` < 0, ``rank`` is outside ``[0, world_size)``, the data set
             is empty, or ``num_workers`` < 0.
     """
     sampler = StreamSampler(
-        len(dataset), seed=seed, batch_size=batch_size, start_step=start_step, rank=rank, world_size=world_size
+        len(dataset), seed=seed, batch_size=batch_size, start_step=start_step, rank=rank, world_size=world_size,
+        start_example=start_example,
     )
     pin = pin_memory and torch.cuda.is_available()
     loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers, pin_memory=pin)

@@ -12,6 +12,7 @@ from pathlib import Path
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from beartype import beartype
 from torch import Tensor, nn
@@ -57,6 +58,12 @@ class TrainResult:
     loss: float
     skipped_steps: int = 0
     stopped_by: str | None = None
+
+
+def step_seed(seed: int, rank: int, step: int) -> int:
+    """The seed of one process's random draws (noise, time steps, points, dropout) at one step: resuming needs no saved
+    random state, and a run resumed with another number of processes draws as a fresh one would for its ranks."""
+    return int(np.random.SeedSequence([seed, rank, step]).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 
 
 def loss_model(net: nn.Module, process: DiffusionProcess, x0: Tensor, *, points: int | float, generator: torch.Generator | None
@@ -166,8 +173,8 @@ class Trainer:
         opt = torch.optim.AdamW if settings.optimizer == "adamw" else torch.optim.Adam
         self.optimizer = opt(self.model.parameters(), lr=settings.lr, betas=settings.adam_betas, weight_decay=settings.weight_decay)
         self.step = self.saved_step = self.skipped_steps = 0
-        self.noise = torch.Generator(device=self.ctx.device).manual_seed(settings.seed * 1000 + self.ctx.rank)
-        self.rng_state = torch.Generator().manual_seed(settings.seed * 1000 + self.ctx.rank + 1).get_state()
+        self.noise = torch.Generator(device=self.ctx.device)  # reseeded every step (`step_seed`)
+        self.examples = 0  # entries of the data stream consumed, all ranks together
         self.lock = OwnerLock(self.out_dir / ".lock")
         owner = self.lock.try_acquire() if self.ctx.is_main else None
         if owner is not None:
@@ -232,10 +239,14 @@ class Trainer:
         for group in self.optimizer.param_groups:  # the settings of this run, not the checkpoint's
             group.update(lr=self.settings.lr, betas=self.settings.adam_betas, weight_decay=self.settings.weight_decay)
         self.step = self.saved_step = int(state["step"])
+        saved_world = int(state.get("world_size", self.ctx.world_size))
+        self.examples = int(state.get("examples", self.step * self.settings.batch_size * saved_world))
         if self.ctx.is_main:
-            self.noise.set_state(state["noise_rng"])
-            self.rng_state = state["torch_rng"]
             truncate_metrics(self.out_dir / "metrics.jsonl", self.step)
+            if saved_world != self.ctx.world_size:
+                logger.warning("resuming with %d processes where the checkpoint's run had %d: a step now takes %d examples; the "
+                               "data stream continues at example %d, and each process's noise is drawn for its rank and step",
+                               self.ctx.world_size, saved_world, self.settings.batch_size * self.ctx.world_size, self.examples)
             if changed:
                 logger.warning("resuming at step %d with changed settings: %s", self.step,
                                ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items()))
@@ -249,7 +260,7 @@ class Trainer:
         if bad:
             logger.error("not saving step %d: weights %s are NaN or Inf; the checkpoint of step %d is kept", self.step, bad[:3], self.saved_step)
             return None
-        state = {"step": self.step, "optimizer": self.optimizer.state_dict(), "noise_rng": self.noise.get_state(), "torch_rng": torch.get_rng_state()}
+        state = {"step": self.step, "optimizer": self.optimizer.state_dict(), "examples": self.examples, "world_size": self.ctx.world_size}
         path = save_checkpoint(self.out_dir / "checkpoint", config=self.checkpoint_config, model=self.model, ema=self.ema, training_state=state)
         self.saved_step = self.step
         self._plot()
@@ -322,18 +333,22 @@ class Trainer:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             (self.out_dir / "config.json").write_text(json.dumps(self.checkpoint_config, indent=2, sort_keys=True))
         net = DistributedDataParallel(self.model) if ctx.world_size > 1 else self.model
-        loader = infinite_loader(self.dataset, c.batch_size, seed=c.seed, start_step=self.step, rank=ctx.rank, world_size=ctx.world_size)
+        loader = infinite_loader(self.dataset, c.batch_size, seed=c.seed, start_example=self.examples, rank=ctx.rank,
+                                 world_size=ctx.world_size)
         self.model.train()
         start, window, loss_value, streak, diverged = time.perf_counter(), _Window(time.perf_counter()), float("nan"), 0, False
         budget = "" if c.time_budget is None else f" for {c.time_budget:.0f} s"
         bar = tqdm(total=c.steps, initial=self.step, desc=f"training{budget}", unit="step",
                    disable=not ctx.is_main or self.progress is False, dynamic_ncols=True)
-        with torch.random.fork_rng(devices=[]), StopSignals(announce=ctx.is_main) as signals:
-            torch.set_rng_state(self.rng_state)
+        cuda = [torch.device(ctx.device)] if torch.device(ctx.device).type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda), StopSignals(announce=ctx.is_main) as signals:
             failed = updating = False
             try:
                 while not self._done(start, signals):
                     x0 = next(loader).to(ctx.device, non_blocking=True)
+                    seed = step_seed(c.seed, ctx.rank, self.step)  # noise and dropout: a function of the run, rank and step
+                    self.noise.manual_seed(seed)
+                    torch.manual_seed(seed + 1)
                     with _autocast(c, ctx.device):
                         loss = self.process.loss(loss_model(net, self.process, x0, points=c.points, generator=self.noise), x0,
                                                  points=c.points, generator=self.noise)
@@ -359,6 +374,7 @@ class Trainer:
                         updating, loss_value = False, value
                         window.losses.append(value)
                     self.step += 1  # the step is complete: only now may it be saved
+                    self.examples += c.batch_size * ctx.world_size
                     window.steps += 1
                     bar.update(1)
                     if c.log_every and self.step % c.log_every == 0:

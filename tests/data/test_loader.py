@@ -62,6 +62,16 @@ def test_ranks_split_each_global_batch(world_size: int, batch_size: int, start: 
     assert [sum((part[step] for part in parts), []) for step in range(2)] == whole
 
 
+@given(first=st.integers(1, 4), then=st.integers(1, 4), batch_size=st.integers(1, 5), steps=st.integers(0, 5))
+def test_the_stream_continues_from_an_example_count_with_another_world_size(first: int, then: int, batch_size: int, steps: int) -> None:
+    """After ``steps`` steps with ``first`` ranks, resuming with ``then`` ranks at start_example = steps * batch_size *
+    first gives, across its ranks, exactly the next entries of the one-process stream."""
+    seen = steps * batch_size * first
+    stream = sum(indices(13, 1, seen + 2 * batch_size * then, seed=3), [])
+    parts = [indices(13, batch_size, 2, seed=3, start_example=seen, rank=r, world_size=then) for r in range(then)]
+    assert [i for step in range(2) for part in parts for i in part[step]] == stream[seen:]
+
+
 def test_batches_larger_than_the_data_set() -> None:
     """A batch larger than the data set spans several epochs."""
     batches = indices(3, 7, 2, seed=0)

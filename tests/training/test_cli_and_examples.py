@@ -101,29 +101,54 @@ def test_celebahq_example_on_a_tiny_generated_folder(tmp_path: Path) -> None:
         assert image.mode == "RGB"
 
 
-def _ddp_worker(rank: int, port: int, config, out: str) -> None:
-    """One of two gloo processes: train, then save this replica's weights."""
+def _ddp_worker(rank: int, port: int, config, out: str, resume: bool = False) -> None:
+    """One of two gloo processes: train (or resume), then save this replica's weights."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank))
     from tests.training.conftest import train_config
 
     torch.set_num_threads(1)
-    result = train_config(config, progress=False)
+    result = train_config(config, progress=False, resume=resume)
     torch.save({k: v.clone() for k, v in result.model.state_dict().items()}, f"{out}/rank{rank}.pt")
     torch.distributed.destroy_process_group()
 
 
-@pytest.mark.slow
-def test_ddp_two_gloo_processes_stay_in_sync(tiny_config, tmp_path: Path) -> None:
-    """DistributedDataParallel on CPU: both replicas end with identical weights after a few steps."""
+def _two_processes(config, out: Path, *, resume: bool = False) -> dict[str, torch.Tensor]:
+    """Train ``config`` with two gloo processes; both replicas' weights must agree; returns them."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    config = replace(tiny_config, steps=3, out_dir=str(tmp_path / "ddp"))
-    mp.start_processes(_ddp_worker, args=(port, config, str(tmp_path)), nprocs=2, start_method="spawn")
-    a, b = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    mp.start_processes(_ddp_worker, args=(port, config, str(out), resume), nprocs=2, start_method="spawn")
+    a, b = (torch.load(out / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     for name in a:
         assert torch.equal(a[name], b[name]), name
-    assert (tmp_path / "ddp" / "checkpoint").is_dir()
+    return a
+
+
+@pytest.mark.slow
+def test_ddp_two_gloo_processes_stay_in_sync_and_resume_exactly(tiny_config, tmp_path: Path) -> None:
+    """DistributedDataParallel on CPU: both replicas agree after every run, and 2 steps + resume to 4 ends with the
+    weights of 4 steps in one go (every rank's noise is a function of the seed, its rank and the step)."""
+    whole = _two_processes(replace(tiny_config, steps=4, out_dir=str(tmp_path / "whole")), tmp_path)
+    assert (tmp_path / "whole" / "checkpoint").is_dir()
+    _two_processes(replace(tiny_config, steps=2, out_dir=str(tmp_path / "split")), tmp_path)
+    resumed = _two_processes(replace(tiny_config, steps=4, out_dir=str(tmp_path / "split")), tmp_path, resume=True)
+    for name in whole:
+        assert torch.equal(whole[name], resumed[name]), name
+
+
+@pytest.mark.slow
+def test_resuming_with_another_number_of_processes_continues_the_data_stream(tiny_config, tmp_path: Path, caplog) -> None:
+    """A two-process checkpoint resumed by one process says so and continues the stream: 2 steps of 2 x 8 examples,
+    then 2 steps of 8, have consumed 48; a plain run's step count and metrics continue."""
+    from funcdiff.training import read_checkpoint
+    from tests.training.conftest import train_config
+
+    _two_processes(replace(tiny_config, steps=2, out_dir=str(tmp_path / "run")), tmp_path)
+    with caplog.at_level("WARNING"):
+        result = train_config(replace(tiny_config, steps=4, out_dir=str(tmp_path / "run")), resume=True, progress=False)
+    assert "resuming with 1 processes where the checkpoint's run had 2" in caplog.text
+    state = read_checkpoint(tmp_path / "run" / "checkpoint").training_state
+    assert result.step == 4 and state["examples"] == 2 * 8 * 2 + 2 * 8 and state["world_size"] == 1
 
 
 def test_build_kernel_command_reports_the_build(monkeypatch, capsys, tmp_path: Path) -> None:
