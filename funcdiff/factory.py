@@ -64,6 +64,8 @@ class TrainConfig(TrainSettings):
         channels: channels of image folders (1 grey or 3 RGB); the built-in sets are grey or mono.
         data_limit: use only this many examples (quick runs), or all.
         flip: add mirrored copies (image folders).
+        data_cache: keep an image folder's decoded images on disk at the training resolution (`ImageFolder`'s cache,
+            also off when the environment variable ``FUNCDIFF_FOLDER_CACHE`` is ``0``).
         duration: the clip length in seconds of folders of sound files (cut or padded to it).
         preset: operator preset ("tiny", "cpu-small", "paper-128", "paper-256").
         process: "ddpm" (the mollified DDPM, MATH.md §3-6) or "flow" (functional flow matching, MATH.md §11).
@@ -91,6 +93,7 @@ class TrainConfig(TrainSettings):
     channels: int = 1
     data_limit: int | None = None
     flip: bool = False
+    data_cache: bool = True
     duration: float = 1.0
     preset: str = "cpu-small"
     process: ProcessName = "ddpm"
@@ -186,13 +189,14 @@ def make_dataset(name_or_path: str | Path, *, resolution: int | tuple[int, int],
 
 def build_dataset(config: TrainConfig, *, split: Split = "train") -> Dataset:
     """The data a config names, limited to ``data_limit`` examples (at construction, where the data set takes a
-    ``limit``); ``channels``, ``flip`` and ``duration`` go to the data sets that take them.
+    ``limit``); ``channels``, ``flip``, ``duration`` and ``data_cache`` go to the data sets that take them.
 
     Raises:
         ValueError: if the data set's channels are not ``config.channels`` (built-in sets are grey or mono).
     """
     accepted = inspect.signature(dataset_class(config.data)).parameters
-    options = {"channels": config.channels, "flip": config.flip, "duration": config.duration, "limit": config.data_limit}
+    options = {"channels": config.channels, "flip": config.flip, "duration": config.duration, "limit": config.data_limit,
+               "cache": None if config.data_cache else False}
     dataset = make_dataset(config.data, resolution=config.resolution, split=split, **{k: v for k, v in options.items() if k in accepted})
     if dataset[0].shape[0] != config.channels:
         raise ValueError(f"data {config.data!r} has {dataset[0].shape[0]} channel(s), not channels={config.channels}; "

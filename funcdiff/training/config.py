@@ -52,6 +52,8 @@ class TrainSettings(JsonConfig):
         sample_steps: sampler steps of each sampling.
         max_nonfinite_steps: stop the run (keeping the last checkpoint) after this many steps in a row whose loss or
             gradient is NaN or Inf; such steps are skipped and counted in metrics.jsonl.
+        data_workers: DataLoader processes that load batches (0: in the training process; they pay when decoding is
+            slow, e.g. image folders without their cache); batches are pinned for the GPU on CUDA.
         out_dir: where checkpoints, samples, metrics and the resolved config go.
     """
 
@@ -77,6 +79,7 @@ class TrainSettings(JsonConfig):
     sample_count: int = 16
     sample_steps: int = 50
     max_nonfinite_steps: int = 20
+    data_workers: int = 0
     out_dir: str = "runs/train"
 
     def __post_init__(self) -> None:
@@ -112,6 +115,7 @@ class TrainSettings(JsonConfig):
             "sample_count": self.sample_count >= 1,
             "sample_steps": self.sample_steps >= 1,
             "max_nonfinite_steps": self.max_nonfinite_steps >= 1,
+            "data_workers": self.data_workers >= 0,
             "out_dir": bool(self.out_dir.strip()),
         }
 

@@ -334,7 +334,8 @@ class Trainer:
             (self.out_dir / "config.json").write_text(json.dumps(self.checkpoint_config, indent=2, sort_keys=True))
         net = DistributedDataParallel(self.model) if ctx.world_size > 1 else self.model
         loader = infinite_loader(self.dataset, c.batch_size, seed=c.seed, start_example=self.examples, rank=ctx.rank,
-                                 world_size=ctx.world_size)
+                                 world_size=ctx.world_size, num_workers=c.data_workers,
+                                 pin_memory=torch.device(ctx.device).type == "cuda")
         self.model.train()
         start, window, loss_value, streak, diverged = time.perf_counter(), _Window(time.perf_counter()), float("nan"), 0, False
         budget = "" if c.time_budget is None else f" for {c.time_budget:.0f} s"

@@ -8,7 +8,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from funcdiff.factory import TrainConfig
+from funcdiff.domains import write_png
+from funcdiff.factory import TrainConfig, build_dataset
 from funcdiff.training import TrainSettings, load_trained, read_checkpoint, sample, save_checkpoint
 from funcdiff.training import checkpoint as checkpoint_module
 from funcdiff.training.checkpoint import CheckpointError
@@ -185,3 +186,18 @@ def test_point_scheme_reaches_the_domain_and_the_checkpoint(tiny_config: TrainCo
     result = train_config(replace(tiny_config, point_scheme="stratified", steps=1))
     _, process, config = load_trained(result.out_dir / "checkpoint")
     assert process.domain.scheme == "stratified" and config["run"]["point_scheme"] == "stratified"
+
+
+def test_data_cache_and_workers_flags_reach_the_folder_and_the_loader(tiny_config: TrainConfig, tmp_path) -> None:
+    """--no-data-cache builds an image folder without its disk cache (--data-cache with it); --data-workers 2 trains
+    the same steps as loading in-process (the batches are a function of the seed and the step)."""
+    folder = tmp_path / "images"
+    for i in range(12):
+        write_png(torch.linspace(-1, 1, 256).view(1, 16, 16) * (i / 12), folder / f"{i:02d}.png")
+    base = replace(tiny_config, data=str(folder), data_limit=None, steps=2)
+    assert build_dataset(replace(base, data_cache=False)).cache_path is None
+    assert build_dataset(base).cache_path is not None
+    one = trainer_for(replace(base, out_dir=str(tmp_path / "a")), progress=False).run()
+    two = trainer_for(replace(base, data_workers=2, out_dir=str(tmp_path / "b")), progress=False).run()
+    for a, b in zip(one.model.state_dict().values(), two.model.state_dict().values()):
+        assert torch.equal(a, b)
