@@ -51,6 +51,7 @@ class SparseDepthwiseConv(nn.Module):
         # Depthwise fan-in is k^d: at full density the normalised output then has variance ~1/3 of the input's.
         bound = 1.0 / math.sqrt(kernel_size**ndim)
         self.weight = nn.Parameter(torch.empty(channels, *(kernel_size,) * ndim).uniform_(-bound, bound))
+        self._spectra: tuple[tuple, dict[tuple[int, ...], Tensor]] = ((), {})  # see `_kernel_spectra`
 
     def extra_repr(self) -> str:
         return (
@@ -114,7 +115,7 @@ class SparseDepthwiseConv(nn.Module):
         scale = self.kernel_size**self.ndim / dense_count(shape, kernel_shape, dtype=x.dtype, device=x.device)
 
         if by_fft:  # pad every axis here; slabs of one size share the kernel's spectrum
-            rest, spectra = [p for p in reversed(pad[1:]) for _ in (0, 1)], {}
+            rest, spectra = [p for p in reversed(pad[1:]) for _ in (0, 1)], self._kernel_spectra(shape, x)
             def correlate(padded: Tensor) -> Tensor:
                 return fft_correlate(padded, weight, spectra=spectra)
         else:  # the convolution pads the other axes itself
@@ -129,6 +130,22 @@ class SparseDepthwiseConv(nn.Module):
 
         return fill_chunks(slab, shape[0], rows, dim=2)
 
+
+    def _kernel_spectra(self, shape: tuple[int, ...], x: Tensor) -> dict[tuple[int, ...], Tensor]:
+        """Where `fft_correlate` keeps the kernel's transforms for a grid of ``shape``: kept across calls (a sampler
+        evaluates the same weights at every step) while the weight is unchanged, no gradient is taken and one
+        transform is at most `SPECTRUM_CACHE_BYTES`; else a fresh dict for this call only."""
+        size = math.prod(_smooth_size(n) for n in shape) * self.channels * 8  # complex64, about half (rfft)
+        if (torch.is_grad_enabled() and self.weight.requires_grad) or size / 2 > SPECTRUM_CACHE_BYTES:
+            return {}
+        key = (shape, x.dtype, x.device, self.weight.data_ptr(), self.weight._version)
+        if self._spectra[0] != key:
+            self._spectra = (key, {})
+        return self._spectra[1]
+
+
+SPECTRUM_CACHE_BYTES = 1 << 28
+"""The largest kernel transform (256 MB) that `SparseDepthwiseConv.forward_dense` keeps between calls."""
 
 FFT_MIN_TAPS = 2048
 """Kernels with at least this many taps (45^2 in 2-d) are applied by FFT in `SparseDepthwiseConv.forward_dense`.

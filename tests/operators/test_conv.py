@@ -159,6 +159,30 @@ def test_large_kernels_use_the_fft_and_agree(ndim: int, chunk_rows: int | None, 
     torch.testing.assert_close(by_fft, direct, rtol=1e-5, atol=1e-5)
 
 
+def test_kernel_transforms_are_kept_between_calls_only_while_the_weight_is_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without gradients a second FFT evaluation reuses the kernel's transform (one rfftn of the input, none of the
+    kernel) with the same result; after an in-place weight update, under autograd, or above the size bound the
+    kernel is transformed again and the result follows the new weight."""
+    monkeypatch.setattr(conv_module, "FFT_MIN_TAPS", 1)
+    conv, x = SparseDepthwiseConv(3, 5, ndim=2, reference_shape=(8, 8)), torch.randn(1, 3, 24, 24)
+    transforms = []
+    rfftn = torch.fft.rfftn
+    monkeypatch.setattr(torch.fft, "rfftn", lambda *a, **k: transforms.append(1) or rfftn(*a, **k))
+    with torch.no_grad():
+        first = conv.forward_dense(x)
+        assert len(transforms) == 2 and torch.equal(conv.forward_dense(x), first) and len(transforms) == 3
+        conv.weight.mul_(2)
+        assert torch.allclose(conv.forward_dense(x), 2 * first, atol=1e-5) and len(transforms) == 5
+    for _ in range(2):
+        conv.forward_dense(x).sum().backward()
+    assert len(transforms) == 9 and conv.weight.grad is not None
+    monkeypatch.setattr(conv_module, "SPECTRUM_CACHE_BYTES", 0)
+    with torch.no_grad():
+        conv.forward_dense(x)
+        conv.forward_dense(x)
+    assert len(transforms) == 13
+
+
 def test_resampled_size_rule() -> None:
     """REFERENCE.md §2's rounding rule: 7 taps at 2x are 13, at 4x 29, at 1/2 x 3; always odd."""
     assert [resampled_size(7, n, 256) for n in (128, 256, 512, 1024, 2048)] == [3, 7, 13, 29, 57]
