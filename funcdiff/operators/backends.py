@@ -13,19 +13,29 @@ on CPU than PyTorch's depthwise ``grad_weight`` (SPARSE-BACKENDS.md §2).
 - ``native``: the same kernel map and sum in a small C++ extension (`funcdiff.operators.native`), compiled
   once per environment (on first use, or ahead by `funcdiff.operators.native.build`); memory grows with the
   points only. Listed only when it compiles.
+- ``triton``: the native kernel's map and sums as Triton kernels (`funcdiff.operators.triton_sparse`) for CUDA,
+  float16/bfloat16/float32/float64 with float32 accumulation (float64 for float64). Listed only when Triton
+  imports and a CUDA device is present, or when ``TRITON_INTERPRET=1`` runs it in Triton's CPU interpreter
+  (how the tests check it without a GPU).
 
 A ``torchsparse`` adapter (CUDA) is not implemented: the depthwise kernel lives only in the fork used by the
 official code (REFERENCE.md §2, §7), which cannot be installed here.
 
 ``"auto"`` honours the environment variable ``FUNCDIFF_SPARSE_BACKEND``, then prefers ``native`` for float32/64 on
 CPU (built once per environment in 30-60 s on 2 cores; even at 32 px the operator step is then about 1.6x faster),
-then ``dense`` for small grids and densities of at least 1/16, else ``gather``.
+then, on CUDA, ``triton`` for plans under half full (crowded plans use ``dense``, whose full-grid PyTorch convolution
+is then the faster one, as ``forward_dense`` always does), then ``dense`` for small grids and densities of at least
+1/16, else ``gather``. The CUDA thresholds are not yet measured on a GPU.
 """
 
+import functools
+import importlib.util
+import logging
 import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Literal
 
 import torch
@@ -37,7 +47,9 @@ from funcdiff.operators import native
 from funcdiff.operators.lattice import kernel_map, window_offsets
 from funcdiff.points import check_index, check_shape, flat_index
 
-BackendName = Literal["auto", "dense", "gather", "native"]
+logger = logging.getLogger(__name__)
+
+BackendName = Literal["auto", "dense", "gather", "native", "triton"]
 
 DEPTHWISE_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 """PyTorch's convolution for each spatial dimension (used with ``groups = channels``)."""
@@ -53,7 +65,8 @@ class ConvPlan:
         kernel_shape: the (odd) number of taps per axis.
         count: the number of present points in each point's window (itself included), rows over the batch.
         gather_index: ``dense``: row of each point in the unpadded grid; ``gather``: the kernel map ``(taps, m)`` with
-            ``m`` for absent neighbours; ``native``: the kernel map ``(m, taps)``, int32, with -1 for absent ones.
+            ``m`` for absent neighbours; ``native`` and ``triton``: the kernel map ``(m, taps)``, int32, with -1 for
+            absent ones.
         scatter_index: ``dense``: row of each point in the zero-padded grid; unused by ``gather``.
         grid_shape: ``dense``: ``(batch, *padded spatial)``; unused by ``gather``.
         crowded: ``dense`` with at least half of the cells present: PyTorch's own convolution autograd is then faster
@@ -90,8 +103,12 @@ def _dense_plan(
     ndim = len(shape)
     box = _POOL[ndim](mask.view(batch, *padded, 1).movedim(-1, 1), kernel_shape, stride=1)
     count = (box * math.prod(kernel_shape)).round().movedim(1, -1).reshape(-1, 1).index_select(0, out_rows).to(dtype)
-    crowded = 2 * index.shape[1] >= math.prod(shape)
-    return ConvPlan("dense", kernel_shape, count, out_rows, centre, (batch, *padded), crowded)
+    return ConvPlan("dense", kernel_shape, count, out_rows, centre, (batch, *padded), _crowded(index.shape[1], shape))
+
+
+def _crowded(points: int, shape: tuple[int, ...]) -> bool:
+    """At least half of the cells present: PyTorch's full-grid convolution is then the faster way (see `ConvPlan`)."""
+    return 2 * points >= math.prod(shape)
 
 
 def _scatter_padded(x: Float[Tensor, "m c"], plan: ConvPlan) -> Float[Tensor, "r c"]:
@@ -131,12 +148,32 @@ def _gather_weight_grad(x: Tensor, grad: Tensor, plan: ConvPlan) -> Tensor:
     return offset_weight_grad(torch.cat([x, x.new_zeros(1, x.shape[1])]), grad, plan.gather_index)
 
 
-def _native_apply(x: Tensor, weight: Tensor, plan: ConvPlan) -> Tensor:
-    return native.load().sparse_sum(x, weight.t().contiguous(), plan.gather_index)
+@functools.cache
+def _triton() -> ModuleType | None:
+    """`funcdiff.operators.triton_sparse` when Triton is installed and can run (CUDA, or its interpreter), else None."""
+    if importlib.util.find_spec("triton") is None:
+        return None
+    # Triton's own reading of the flag; checked first so that CPU-only machines never pay for importing Triton.
+    if not (torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET", "").lower() in ("1", "true", "on")):
+        return None
+    try:
+        from funcdiff.operators import triton_sparse
+    except Exception as error:  # noqa: BLE001 - a broken Triton install means: use the other backends
+        logger.warning("Triton sparse convolution kernels unavailable (%s)", error)
+        return None
+    return triton_sparse
 
 
-def _native_weight_grad(x: Tensor, grad: Tensor, plan: ConvPlan) -> Tensor:
-    return native.load().weight_grad(x, grad, plan.gather_index).t()
+_MAP_KERNELS = {"native": native.load, "triton": _triton}
+"""The modules whose ``sparse_sum(x, w_kc, nbr)`` and ``weight_grad(x, g, nbr)`` evaluate an ``(m, taps)`` int32 kernel map."""
+
+
+def _map_apply(x: Tensor, weight: Tensor, plan: ConvPlan) -> Tensor:
+    return _MAP_KERNELS[plan.backend]().sparse_sum(x, weight.t().contiguous(), plan.gather_index)
+
+
+def _map_weight_grad(x: Tensor, grad: Tensor, plan: ConvPlan) -> Tensor:
+    return _MAP_KERNELS[plan.backend]().weight_grad(x, grad, plan.gather_index).t()
 
 
 class _SparseSum(Function):
@@ -158,8 +195,8 @@ class _SparseSum(Function):
         return grad_x, grad_w, None
 
 
-_APPLY = {"dense": _dense_apply, "gather": _gather_apply, "native": _native_apply}
-_WEIGHT_GRAD = {"dense": _dense_weight_grad, "gather": _gather_weight_grad, "native": _native_weight_grad}
+_APPLY = {"dense": _dense_apply, "gather": _gather_apply, "native": _map_apply, "triton": _map_apply}
+_WEIGHT_GRAD = {"dense": _dense_weight_grad, "gather": _gather_weight_grad, "native": _map_weight_grad, "triton": _map_weight_grad}
 
 
 def _gather_plan(
@@ -182,9 +219,35 @@ def _native_plan(
     return ConvPlan("native", kernel_shape, (nbr >= 0).sum(1, dtype=dtype).unsqueeze(1), nbr)
 
 
-def available_backends() -> tuple[str, ...]:
-    """The backends usable in this environment (``native`` only when its extension compiles; the first call builds it)."""
-    return tuple(name for name in _PLAN if name != "native" or native.load() is not None)
+def _triton_plan(
+    index: Int[Tensor, "b n d"], shape: tuple[int, ...], kernel_shape: tuple[int, ...], dtype: torch.dtype
+) -> ConvPlan:
+    kernels = _triton()
+    if kernels is None or (index.device.type == "cpu" and not kernels.interpreted()):
+        reason = "triton is not installed or has no CUDA device" if kernels is None else "got CPU tensors"
+        raise ValueError(f"backend 'triton' needs triton and CUDA tensors (CPU ones only under TRITON_INTERPRET=1): {reason}")
+    if dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+        raise ValueError(f"backend 'triton' needs float16, bfloat16, float32 or float64, got {dtype}")
+    nbr = kernel_map(index, shape, kernel_shape)  # (taps, m), m where absent: the native layout is (m, taps), -1
+    nbr = torch.where(nbr == nbr.shape[1], -1, nbr).t().to(torch.int32).contiguous()
+    return ConvPlan("triton", kernel_shape, (nbr >= 0).sum(1, dtype=dtype).unsqueeze(1), nbr)
+
+
+def available_backends(device: torch.device | str | None = None) -> tuple[str, ...]:
+    """The backends usable here, on ``device`` if given, else on some device (the first call builds ``native``).
+
+    ``native`` is listed when its extension compiles (CPU only); ``triton`` when Triton imports and can run on the
+    device: CUDA, or the CPU under ``TRITON_INTERPRET=1``.
+    """
+    kind = None if device is None else torch.device(device).type
+    names = []
+    for name in _PLAN:
+        if name == "native" and (kind not in (None, "cpu") or native.load() is None):
+            continue
+        if name == "triton" and ((kernels := _triton()) is None or (kind == "cpu" and not kernels.interpreted())):
+            continue
+        names.append(name)
+    return tuple(names)
 
 
 def choose_backend(
@@ -203,6 +266,8 @@ def choose_backend(
     if small_map and native_ok and native.load() is not None:
         return "native"
     cells = math.prod(shape)
+    if small_map and device.type == "cuda" and not _crowded(points, shape) and _triton() is not None:
+        return "triton"
     return "dense" if not small_map or batch * cells <= 1 << 16 or points * 16 >= cells else "gather"
 
 
@@ -231,7 +296,7 @@ def make_plan(
     if backend == "torchsparse":
         raise ValueError(
             "backend 'torchsparse' is not available: its depthwise convolution exists only in the CUDA fork used by "
-            "the official code; use 'auto', 'native', 'dense' or 'gather'"
+            "the official code; use 'auto', 'triton', 'native', 'dense' or 'gather'"
         )
     if backend not in _PLAN:
         raise ValueError(f"backend must be 'auto' or one of {tuple(_PLAN)}, got {backend!r}")
@@ -241,7 +306,8 @@ def make_plan(
 def sparse_sum(x: Float[Tensor, "m c"], weight: Float[Tensor, "c k"], plan: ConvPlan) -> Float[Tensor, "m c"]:
     """``sum_{o present} weight[:, o] x[neighbour_o]`` for every point, by the plan's backend.
 
-    The weight is cast to the features' dtype (autocast); the native kernel computes half precision in float32.
+    The weight is cast to the features' dtype (autocast); the native kernel computes half precision in float32, the
+    triton kernels read it as it is and accumulate in float32.
     """
     taps = math.prod(plan.kernel_shape)
     if x.ndim != 2 or x.shape[0] != plan.count.shape[0] or x.shape[1] < 1 or weight.shape != (x.shape[1], taps):
@@ -258,4 +324,4 @@ def sparse_sum(x: Float[Tensor, "m c"], weight: Float[Tensor, "c k"], plan: Conv
     return _SparseSum.apply(x.contiguous(), weight.to(x.dtype).contiguous(), plan)
 
 
-_PLAN = {"dense": _dense_plan, "gather": _gather_plan, "native": _native_plan}
+_PLAN = {"dense": _dense_plan, "gather": _gather_plan, "native": _native_plan, "triton": _triton_plan}
