@@ -16,6 +16,8 @@ before that for the kernels to run in Triton's CPU interpreter (how the tests ch
 Block sizes are defaults, not tuned on a GPU (none was available when this was written).
 """
 
+from typing import no_type_check
+
 import torch
 import triton
 import triton.language as tl
@@ -30,7 +32,10 @@ _OPTIONS = {"enable_fp_fusion": True}
 """Fused multiply-adds, stated rather than left to Triton's default (which warns that it will change in 3.10)."""
 
 
+# ``no_type_check`` keeps jaxtyping's import hook (the tests') from wrapping the kernels: Triton compiles their own
+# source against their own module's globals.
 @triton.jit
+@no_type_check
 def _sum_kernel(x_ptr, w_ptr, nbr_ptr, out_ptr, m, c, k, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, ACC: tl.constexpr):
     rows = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
     cols = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
@@ -48,6 +53,7 @@ def _sum_kernel(x_ptr, w_ptr, nbr_ptr, out_ptr, m, c, k, BLOCK_P: tl.constexpr, 
 
 
 @triton.jit
+@no_type_check
 def _weight_grad_kernel(
     x_ptr, g_ptr, nbr_ptr, part_ptr, m, c, k, rows_per_slice, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, ACC: tl.constexpr
 ):
