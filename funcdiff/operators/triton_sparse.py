@@ -60,7 +60,7 @@ def _weight_grad_kernel(
     piece, tap = tl.program_id(0), tl.program_id(1)
     cols = tl.program_id(2) * BLOCK_C + tl.arange(0, BLOCK_C)
     col_ok = cols < c
-    acc = tl.zeros((BLOCK_C,), dtype=ACC)
+    acc = tl.zeros((BLOCK_P, BLOCK_C), dtype=ACC)  # reduced over the points once, at the end
     start = piece * rows_per_slice
     for offset in range(0, rows_per_slice, BLOCK_P):
         rows = start + offset + tl.arange(0, BLOCK_P)
@@ -70,8 +70,8 @@ def _weight_grad_kernel(
         mask = (q >= 0)[:, None] & col_ok[None, :]
         v = tl.load(x_ptr + q[:, None] * c + cols[None, :], mask=mask, other=0.0).to(ACC)
         g = tl.load(g_ptr + rows64[:, None] * c + cols[None, :], mask=mask, other=0.0).to(ACC)
-        acc += tl.sum(v * g, axis=0)
-    tl.store(part_ptr + (piece.to(tl.int64) * k + tap) * c + cols, acc, mask=col_ok)
+        acc += v * g
+    tl.store(part_ptr + (piece.to(tl.int64) * k + tap) * c + cols, tl.sum(acc, axis=0), mask=col_ok)
 
 
 def interpreted() -> bool:
