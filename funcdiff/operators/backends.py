@@ -196,7 +196,9 @@ class _SparseSum(Function):
 
 
 _APPLY = {"dense": _dense_apply, "gather": _gather_apply, "native": _map_apply, "triton": _map_apply}
-_WEIGHT_GRAD = {"dense": _dense_weight_grad, "gather": _gather_weight_grad, "native": _map_weight_grad, "triton": _map_weight_grad}
+_WEIGHT_GRAD = {
+    "dense": _dense_weight_grad, "gather": _gather_weight_grad, "native": _map_weight_grad, "triton": _map_weight_grad
+}
 
 
 def _gather_plan(

@@ -33,7 +33,8 @@ kernels_run = pytest.mark.skipif(
 def random_points(shape: tuple[int, ...], n: int, channels: int, seed: int, *, empty_rows: int = 0) -> Points:
     """Two examples of ``n`` random points each, in random order, always with the grid's first and last cell.
 
-    The first ``empty_rows`` positions of the first axis (after the corner) hold no point, so borders meet gaps.
+    Apart from the first cell, the first ``empty_rows`` rows (positions on the first axis) hold no point, so gaps
+    meet the border.
     """
     gen = torch.Generator().manual_seed(seed)
     cells = torch.tensor(shape).prod().item()
@@ -81,9 +82,9 @@ def test_values_and_gradients_match_gather_and_dense(
     conv = SparseDepthwiseConv(3, kernel_size, ndim=len(shape), reference_shape=reference).to(DEVICE)
     grad = torch.randn(points.values.shape, generator=torch.Generator().manual_seed(1)).to(DEVICE)
     got = run_backend(conv, points, grad, "triton")
-    for reference_backend in ("gather", "dense"):
-        for name, actual, expected in zip(("out", "grad_x", "grad_w"), got, run_backend(conv, points, grad, reference_backend)):
-            torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5, msg=lambda m: f"{name} vs {reference_backend}: {m}")
+    for other in ("gather", "dense"):
+        for name, actual, expected in zip(("out", "grad_x", "grad_w"), got, run_backend(conv, points, grad, other)):
+            torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5, msg=lambda m: f"{name} vs {other}: {m}")
 
 
 @kernels_run
