@@ -100,8 +100,12 @@ def _check(x: Tensor, nbr: Tensor, other: Tensor, other_name: str, other_shape: 
         )
 
 
-def _channel_block(c: int) -> int:
-    return min(64, triton.next_power_of_2(c))
+def _blocks(c: int, block_p: int, block_c: int | None) -> int:
+    """The channel block (default: c rounded up to a power of two, at most 64), after checking both block sizes."""
+    block_c = block_c or min(64, triton.next_power_of_2(c))
+    if any(b < 1 or b & (b - 1) for b in (block_p, block_c)):
+        raise ValueError(f"block_p and block_c must be powers of two, got {block_p} and {block_c}")
+    return block_c
 
 
 def sparse_sum(
@@ -121,7 +125,7 @@ def sparse_sum(
     """
     _check(x, nbr, w_kc, "w_kc", (nbr.shape[1], x.shape[1]))
     m, c = x.shape
-    block_c = block_c or _channel_block(c)
+    block_c = _blocks(c, block_p, block_c)
     out = torch.empty_like(x)
     if m:
         grid = (triton.cdiv(m, block_p), triton.cdiv(c, block_c))
@@ -154,7 +158,7 @@ def weight_grad(
     """
     _check(x, nbr, g, "g", tuple(x.shape))
     (m, c), k = x.shape, nbr.shape[1]
-    block_c = block_c or _channel_block(c)
+    block_c = _blocks(c, block_p, block_c)
     channel_blocks = triton.cdiv(c, block_c)
     if slices is None:
         slices = max(1, SPLIT_PROGRAMS // (k * channel_blocks))

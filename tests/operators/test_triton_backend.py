@@ -180,6 +180,8 @@ def test_kernels_refuse_bad_inputs() -> None:
         triton_sparse.sparse_sum(x, torch.randn(2, 3, device=DEVICE, dtype=torch.float64), nbr)
     with pytest.raises(ValueError, match="contiguous"):
         triton_sparse.weight_grad(x, torch.randn(3, 4, device=DEVICE).t(), nbr)
+    with pytest.raises(ValueError, match="powers of two"):
+        triton_sparse.sparse_sum(x, torch.randn(2, 3, device=DEVICE), nbr, block_p=24)
 
 
 @kernels_run
