@@ -53,7 +53,7 @@ def timed(step: Callable[[], object], device: torch.device, repeats: int) -> tup
 
 def sparse_convolution(sizes: tuple[int, ...], device: torch.device, repeats: int) -> None:
     """Section 1: backends at 25 % against PyTorch's dense depthwise convolution at 100 %."""
-    backends = [b for b in available_backends() if b != "native" or device.type == "cpu"]
+    backends = list(available_backends(device))
     print(f"\n| px | torch dense 100 % | {' | '.join(f'{b} 25 %' for b in backends)} | best / torch |\n|{'---|' * (len(backends) + 3)}")
     channels, kernel, batch = 64, 7, 8
     for size in sizes:

@@ -14,7 +14,7 @@ from funcdiff.operators.conv import SparseDepthwiseConv
 from funcdiff.operators.kernels import resample_kernel, resampled_size
 from funcdiff.points import Points
 
-BACKENDS = available_backends()
+BACKENDS = available_backends("cpu")
 
 
 def brute_force(conv: SparseDepthwiseConv, points: Points) -> torch.Tensor:
@@ -234,7 +234,7 @@ def test_backend_validation() -> None:
         SparseDepthwiseConv(1, 4, ndim=2, reference_shape=(5, 5))
     with pytest.raises(ValueError, match="ndim"):
         SparseDepthwiseConv(1, 3, ndim=4, reference_shape=(5, 5, 5, 5))
-    assert {"dense", "gather"} <= set(available_backends())
+    assert {"dense", "gather"} <= set(available_backends("cpu"))
 
 
 def test_torchsparse_backend_is_refused_clearly() -> None:
@@ -250,7 +250,7 @@ def test_auto_choice_and_environment_override(monkeypatch: pytest.MonkeyPatch) -
     """``auto`` follows FUNCDIFF_SPARSE_BACKEND when set, otherwise picks an available backend."""
     points = random_points(2, (9, 7), 0.4, 2, 0)
     conv = SparseDepthwiseConv(2, 3, ndim=2, reference_shape=(9, 7)).double()
-    assert conv.plan(points).backend in available_backends()
+    assert conv.plan(points).backend in available_backends("cpu")
     assert choose_backend(1, 1 << 20, (1024, 1024), taps=29 * 29, device=torch.device("cpu"), dtype=torch.float32) == "dense"
     monkeypatch.setenv("FUNCDIFF_SPARSE_BACKEND", "gather")
     assert conv.plan(points).backend == "gather"

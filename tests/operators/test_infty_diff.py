@@ -17,7 +17,7 @@ def tiny(z_dim: int = 0, backend: str = "auto") -> InftyDiffOperator:
     return InftyDiffOperator(preset_config("tiny", channels=2, resolution=16, z_dim=z_dim), backend=backend).double().eval()
 
 
-@pytest.mark.parametrize("backend", available_backends())
+@pytest.mark.parametrize("backend", available_backends("cpu"))
 @pytest.mark.parametrize("shape", [(16, 16), (12, 20)])
 def test_forward_on_all_points_equals_forward_dense(backend: str, shape: tuple[int, int]) -> None:
     """``forward`` on every point equals ``forward_dense`` (ARCHITECTURE.md, NeuralOperator), also off the reference grid."""
@@ -131,7 +131,7 @@ def test_operator_in_one_and_three_dimensions(ndim: int, resolution: int) -> Non
     assert op(points, t).shape == points.values.shape
 
 
-@pytest.mark.parametrize("backend", available_backends())
+@pytest.mark.parametrize("backend", available_backends("cpu"))
 def test_bf16_autocast_training_step(backend: str) -> None:
     """Under CPU bf16 autocast every backend runs forward and backward with finite results."""
     torch.manual_seed(0)
