@@ -114,19 +114,22 @@ class SparseDepthwiseConv(nn.Module):
         rows = shape[0] if chunk_rows is None else max(1, chunk_rows, kernel_shape[0] if by_fft else 1)
         scale = self.kernel_size**self.ndim / dense_count(shape, kernel_shape, dtype=x.dtype, device=x.device)
 
-        if by_fft:  # pad every axis here; slabs of one size share the kernel's spectrum
-            rest, spectra = [p for p in reversed(pad[1:]) for _ in (0, 1)], self._kernel_spectra(shape, x)
-            def correlate(padded: Tensor) -> Tensor:
-                return fft_correlate(padded, weight, spectra=spectra)
-        else:  # the convolution pads the other axes itself
-            rest, conv = [0, 0] * (self.ndim - 1), DEPTHWISE_CONV[self.ndim]
-            def correlate(padded: Tensor) -> Tensor:
-                return conv(padded, weight.unsqueeze(1), padding=(0, *pad[1:]), groups=self.channels)
+        rest = [0, 0] * (self.ndim - 1)  # both paths pad the other axes themselves
+        if by_fft:  # slabs of one size share the kernel's spectrum
+            spectra = self._kernel_spectra(shape, x)
+            def correlate(padded: Tensor, whole: bool) -> Tensor:
+                return fft_correlate(padded, weight, spectra=spectra, zero_padded=(whole,) + (True,) * (self.ndim - 1))
+        else:
+            conv = DEPTHWISE_CONV[self.ndim]
+            def correlate(padded: Tensor, whole: bool) -> Tensor:
+                return conv(padded, weight.unsqueeze(1), padding=(pad[0] if whole else 0, *pad[1:]), groups=self.channels)
 
         def slab(start: int, stop: int) -> Tensor:
+            if start == 0 and stop == shape[0]:  # the whole grid: the first axis is zero-padded too, without a copy
+                return correlate(x, True) * scale
             lo, hi = max(0, start - pad[0]), min(shape[0], stop + pad[0])
             padded = F.pad(x[:, :, lo:hi], rest + [pad[0] - (start - lo), pad[0] - (hi - stop)])
-            return correlate(padded) * scale[start:stop]
+            return correlate(padded, False) * scale[start:stop]
 
         return fill_chunks(slab, shape[0], rows, dim=2)
 
@@ -169,19 +172,27 @@ def _smooth_size(n: int) -> int:
 
 @jaxtyped(typechecker=beartype)
 def fft_correlate(
-    x: Float[Tensor, "b c *padded"], weight: Float[Tensor, "c *taps"], *, spectra: dict[tuple[int, ...], Tensor] | None = None
+    x: Float[Tensor, "b c *padded"], weight: Float[Tensor, "c *taps"], *, spectra: dict[tuple[int, ...], Tensor] | None = None,
+    zero_padded: tuple[bool, ...] | None = None,
 ) -> Float[Tensor, "b c *valid"]:
     """Depthwise cross-correlation without padding (``conv{d}(x, weight[:, None], groups=c)``) by FFT, in float32 or 64.
 
-    ``spectra``, if given, caches the kernel's transform per FFT size across calls with the same ``weight``.
+    ``spectra``, if given, caches the kernel's transform per FFT size across calls with the same ``weight``. Axes
+    flagged in ``zero_padded`` are instead read as padded with ``k // 2`` zeros on each side (odd ``k``), which needs
+    no copy and a transform of ``n + k // 2`` rather than ``n + 2 (k // 2)`` points: the wrap-around of a circular
+    correlation of that length lands on the zeros only. Those axes keep their length in the output.
     """
     ndim = weight.ndim - 1
-    if x.ndim != ndim + 2 or any(k > n for k, n in zip(weight.shape[1:], x.shape[2:])):
+    implicit = (False,) * ndim if zero_padded is None else tuple(zero_padded)
+    taps = weight.shape[1:]
+    if x.ndim != ndim + 2 or len(implicit) != ndim or any(k > n and not z for k, n, z in zip(taps, x.shape[2:], implicit)):
         raise ValueError(
             f"x {tuple(x.shape)} must be (b, c, *spatial) with every axis at least the kernel's {tuple(weight.shape)}"
         )
+    if any(z and k % 2 == 0 for k, z in zip(taps, implicit)):
+        raise ValueError(f"implicitly zero-padded axes need odd kernels, got {tuple(taps)}")
     dtype = x.dtype if x.dtype == torch.float64 else torch.float32
-    size = [_smooth_size(n) for n in x.shape[2:]]
+    size = [_smooth_size(n + k // 2 if z else n) for n, k, z in zip(x.shape[2:], taps, implicit)]
     axes, kernel_axes = tuple(range(2, ndim + 2)), tuple(range(1, ndim + 1))
     kernel = None if spectra is None else spectra.get(tuple(size))
     if kernel is None:
@@ -189,8 +200,9 @@ def fft_correlate(
         if spectra is not None:
             spectra[tuple(size)] = kernel
     full = torch.fft.irfftn(torch.fft.rfftn(x.to(dtype), s=size, dim=axes) * kernel, s=size, dim=axes)
-    # A circular convolution of length L >= n: entries k-1 .. n-1 saw no wrap-around and are the valid outputs.
-    valid = full[(..., *(slice(k - 1, n) for k, n in zip(weight.shape[1:], x.shape[2:])))]
+    # A circular convolution of length L >= n: entries k-1 .. n-1 saw no wrap-around and are the valid outputs; on an
+    # implicitly padded axis output i is entry i + k // 2.
+    valid = full[(..., *(slice(k // 2, k // 2 + n) if z else slice(k - 1, n) for k, n, z in zip(taps, x.shape[2:], implicit)))]
     return valid.to(x.dtype)
 
 

@@ -140,6 +140,28 @@ def test_fft_correlation_equals_direct(ndim: int, sizes: list[int], taps: list[i
     torch.testing.assert_close(conv_module.fft_correlate(x, weight), direct(x, weight.unsqueeze(1), groups=3))
 
 
+@settings(deadline=None, max_examples=25)
+@given(
+    ndim=st.integers(1, 3), sizes=st.lists(st.integers(1, 13), min_size=3, max_size=3),
+    taps=st.lists(st.integers(0, 6), min_size=3, max_size=3), flags=st.lists(st.booleans(), min_size=3, max_size=3),
+    seed=st.integers(0, 99),
+)
+def test_fft_correlation_with_implicit_zero_padding_equals_padding_first(
+    ndim: int, sizes: list[int], taps: list[int], flags: list[bool], seed: int
+) -> None:
+    """Axes flagged zero-padded give PyTorch's 'same' correlation there (zeros beyond the border), kernels longer than
+    the axis included; unflagged axes stay 'valid'."""
+    kernel, implicit = [2 * t + 1 for t in taps[:ndim]], tuple(flags[:ndim])
+    shape = [s if z else k + s - 1 for k, s, z in zip(kernel, sizes, implicit)]
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, 3, *shape, generator=gen, dtype=torch.float64)
+    weight = torch.randn(3, *kernel, generator=gen, dtype=torch.float64)
+    direct = {1: torch.nn.functional.conv1d, 2: torch.nn.functional.conv2d, 3: torch.nn.functional.conv3d}[ndim]
+    padding = tuple(k // 2 if z else 0 for k, z in zip(kernel, implicit))
+    expected = direct(x, weight.unsqueeze(1), padding=padding, groups=3)
+    torch.testing.assert_close(conv_module.fft_correlate(x, weight, zero_padded=implicit), expected)
+
+
 @pytest.mark.parametrize("ndim", [1, 2, 3])
 @pytest.mark.parametrize("chunk_rows", [None, 2])
 def test_large_kernels_use_the_fft_and_agree(ndim: int, chunk_rows: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
