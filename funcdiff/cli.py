@@ -357,8 +357,8 @@ def run_sample(command: Sample) -> int:
     if command.dry_run:
         print(json.dumps({**settings, "out_dir": str(command.out_dir)}, indent=2))
         return 0
-    model, process, _ = load_trained(command.checkpoint, ema=o.ema, device=command.device)
-    cond = sampling_latents(model, command.checkpoint, command.latent, num=o.num, seed=o.seed, device=command.device)
+    model, process, config = load_trained(command.checkpoint, ema=o.ema, device=command.device)
+    cond = sampling_latents(model, command.checkpoint, config, command.latent, num=o.num, seed=o.seed, device=command.device)
     _check_estimates(o, command.device, command.yes, model, process)
     out = Path(command.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -400,7 +400,7 @@ def run_eval(command: Eval) -> int:
         r = round(process.domain.sample_rate(reference[0])) if audio else reference[0]
         resolutions = (r, 2 * r, 4 * r) if command.resolution_study else (o.resolutions or (r,))
         o = dataclasses.replace(o, resolutions=resolutions)
-        cond = sampling_latents(model, command.checkpoint, command.latent, num=o.num, seed=o.seed, device=command.device)
+        cond = sampling_latents(model, command.checkpoint, config, command.latent, num=o.num, seed=o.seed, device=command.device)
         _check_estimates(o, command.device, command.yes, model, process)
         generator = torch.Generator(device=command.device)
         sampler = make_sampler(o.sampler, process, reference_shape=reference, generator=generator, eta=o.eta)
@@ -452,7 +452,8 @@ def run_superres(command: Superres) -> int:
     out = Path(command.out_dir)
     save_images(samples, out, "samples")
     picture = write_png(image_grid(torch.cat([enlarged, bicubic(low[None], size), samples]), nrow=command.num + 2), out / "superres.png")
-    consistency = ", ".join(f"{float(p):.1f}" for p in psnr(box_average(samples, command.scale), low.expand_as(box_average(samples, command.scale))))
+    back = box_average(samples, command.scale)
+    consistency = ", ".join(f"{float(p):.1f}" for p in psnr(back, low.expand_as(back)))
     print(f"{size} px from {low.shape[-1]} px: {picture}  ({seconds:.2f} s per sample)")
     print(f"box-averaged back to {low.shape[-1]} px, PSNR against the input (dB): {consistency}")
     return 0

@@ -21,7 +21,7 @@ from funcdiff.operators.config import LatentMLPConfig
 from funcdiff.processes.base import DiffusionProcess
 from funcdiff.tasks.autoencoding import cached_latents, interpolate, reconstruct
 from funcdiff.tasks.superres import DEFAULT_WEIGHT
-from funcdiff.training import load_trained, load_latent_model, read_checkpoint, sample_latents, save_latent_model, train_latent
+from funcdiff.training import load_trained, load_latent_model, sample_latents, save_latent_model, train_latent
 from funcdiff.training.latent import read_latent_config
 
 LATENT_DIR = "latent"
@@ -167,11 +167,11 @@ def _read_images(paths: tuple[Path, ...], channels: int) -> torch.Tensor:
     return torch.stack(images)
 
 
-def checkpoint_identity(checkpoint: Path) -> dict[str, str | int]:
-    """What identifies the weights a latent model was fitted to: the checkpoint's path, step and EMA checksum."""
-    found = read_checkpoint(checkpoint, with_state=False)
-    return {"checkpoint": str(Path(checkpoint).resolve()), "step": found.step,
-            "ema_sha256": found.config.get("files", {}).get("ema.safetensors", "")}
+def checkpoint_identity(checkpoint: Path, config: dict) -> dict[str, str | int]:
+    """What identifies the weights a latent model was fitted to: the checkpoint's path, and from its (verified)
+    config the step and the EMA weights' checksum."""
+    return {"checkpoint": str(Path(checkpoint).resolve()), "step": int(config.get("step", 0)),
+            "ema_sha256": config.get("files", {}).get("ema.safetensors", "")}
 
 
 def run_train_latent(command: TrainLatent) -> int:
@@ -189,7 +189,7 @@ def run_train_latent(command: TrainLatent) -> int:
     data = build_dataset(dataclasses.replace(base, data=command.data or base.data, data_limit=limit, flip=False))
     flip = base.flip if command.flip is None else command.flip
     out = command.out_dir or Path(command.checkpoint).parent / LATENT_DIR
-    provenance = {**checkpoint_identity(command.checkpoint), "data": command.data or base.data, "data_limit": limit}
+    provenance = {**checkpoint_identity(command.checkpoint, config), "data": command.data or base.data, "data_limit": limit}
     start = time.perf_counter()
     latents = cached_latents(model, data, out / "latents.safetensors", provenance, flip=flip, batch_size=command.encode_batch,
                              chunk_points=command.chunk_points, device=command.device, progress=True)
@@ -204,9 +204,10 @@ def run_train_latent(command: TrainLatent) -> int:
     return 0
 
 
-def sampling_latents(model: NeuralOperator, checkpoint: Path, latent: Path | None, *, num: int, seed: int, device: str) -> torch.Tensor | None:
-    """Latents to decode for ``sample`` and ``eval``: for an autoencoder, ``num`` drawn (seeded) from its latent model
-    (``latent``, default ``latent`` beside the checkpoint); None for a plain model."""
+def sampling_latents(model: NeuralOperator, checkpoint: Path, config: dict, latent: Path | None, *, num: int, seed: int,
+                     device: str) -> torch.Tensor | None:
+    """Latents to decode for ``sample`` and ``eval``: for an autoencoder (``config``: its checkpoint's), ``num`` drawn
+    (seeded) from its latent model (``latent``, default ``latent`` beside the checkpoint); None for a plain model."""
     if not isinstance(model, DiffusionAutoencoder):
         if latent is not None:
             raise ValueError(f"--latent is for diffusion autoencoder checkpoints; {checkpoint} holds a plain model")
@@ -216,7 +217,7 @@ def sampling_latents(model: NeuralOperator, checkpoint: Path, latent: Path | Non
         raise ValueError(f"{checkpoint} is a diffusion autoencoder: sampling it needs a latent model, and {folder} has none; "
                          f"train one with `funcdiff train-latent --checkpoint {checkpoint}` (or pass --latent DIR)")
     recorded = read_latent_config(folder).get("provenance", {})
-    current = checkpoint_identity(checkpoint)
+    current = checkpoint_identity(checkpoint, config)
     if recorded.get("ema_sha256") != current["ema_sha256"]:
         raise ValueError(f"the latent model in {folder} was fitted to the latents of {recorded.get('checkpoint', 'another checkpoint')} "
                          f"at step {recorded.get('step', '?')}, not to {checkpoint} at step {current['step']}: its encoder has changed "

@@ -87,6 +87,15 @@ def cached_latents(
     return latents
 
 
+def _finer_grid(process: DiffusionProcess, own: tuple[int, ...], resolution: int | tuple[int, ...] | None) -> tuple[tuple[int, ...], int]:
+    """The grid of ``resolution`` (default ``own``) and the integer factor by which it refines ``own`` on every axis."""
+    shape = own if resolution is None else process.domain.grid_shape(resolution)
+    factors = {s // o for s, o in zip(shape, own)}
+    if len(factors) != 1 or any(s % o for s, o in zip(shape, own)):
+        raise ValueError(f"resolution {shape} must be the same integer multiple of every axis of the input's {own}")
+    return shape, factors.pop()
+
+
 def _dense(model: DiffusionAutoencoder, chunk_points: int | None) -> functools.partial:
     """The decoder as the samplers call it."""
     return functools.partial(model.forward_dense, chunk_points=chunk_points)
@@ -170,12 +179,8 @@ def reconstruct(
     """
     _check(model, process)
     check_field(process.domain, x, "x")
-    own = tuple(x.shape[2:])
-    shape = own if resolution is None else process.domain.grid_shape(resolution)
-    factors = {s // o for s, o in zip(shape, own)}
-    if len(factors) != 1 or any(s % o for s, o in zip(shape, own)):
-        raise ValueError(f"resolution {shape} must be the same integer multiple of every axis of the input's {own}")
-    factor, reference = factors.pop(), tuple(model.reference_shape)
+    shape, factor = _finer_grid(process, tuple(x.shape[2:]), resolution)
+    reference = tuple(model.reference_shape)
     with eval_mode(model):
         z = model.encode(x, chunk_points=chunk_points)
         if stochastic:
@@ -222,14 +227,11 @@ def interpolate(
         raise ValueError(f"a and b must have one shape and count must be >= 2, got {tuple(a.shape)}, {tuple(b.shape)}, count={count}")
     x = torch.stack([a, b])
     check_field(process.domain, x, "a and b")
-    own = tuple(a.shape[1:])
-    shape = own if resolution is None else process.domain.grid_shape(resolution)
-    if any(s % o for s, o in zip(shape, own)) or len({s // o for s, o in zip(shape, own)}) != 1:
-        raise ValueError(f"resolution {shape} must be the same integer multiple of every axis of the inputs' {own}")
+    factor = _finer_grid(process, tuple(a.shape[1:]), resolution)[1]
     reference = tuple(model.reference_shape)
     with eval_mode(model):
         z = model.encode(x, chunk_points=chunk_points)
-        y_T = lift_prior(process, invert(model, process, x, z, steps=steps, chunk_points=chunk_points), shape[0] // own[0], reference,
+        y_T = lift_prior(process, invert(model, process, x, z, steps=steps, chunk_points=chunk_points), factor, reference,
                          generator=generator)
         weights = torch.linspace(0, 1, count, dtype=torch.float64).tolist()
         zs = torch.stack([torch.lerp(z[0], z[1], w) for w in weights])

@@ -170,6 +170,9 @@ class Trainer:
         self.run_config = run_config
         self.model = model.to(self.ctx.device)
         self.ema = make_ema(self.model)
+        # Gradient norms clipped together: a diffusion autoencoder's decoder and encoder separately (as the paper does).
+        parts = (self.model.decoder, self.model.encoder) if isinstance(self.model, DiffusionAutoencoder) else (self.model,)
+        self.clip_groups = [list(part.parameters()) for part in parts]
         opt = torch.optim.AdamW if settings.optimizer == "adamw" else torch.optim.Adam
         self.optimizer = opt(self.model.parameters(), lr=settings.lr, betas=settings.adam_betas, weight_decay=settings.weight_decay)
         self.step = self.saved_step = self.skipped_steps = 0
@@ -299,7 +302,6 @@ class Trainer:
         folder, domain = self.out_dir / "samples", self.process.domain
         if not any(folder.glob("inputs_*")):
             domain.save_samples(examples, folder, f"inputs_{domain.label(tuple(examples.shape[2:]))}", individual=False)
-        self.ema.eval()
         return self.ema.encode(examples.to(self.ctx.device))
 
     def write_final_samples(self) -> list[Path]:
@@ -355,7 +357,7 @@ class Trainer:
                                                  points=c.points, generator=self.noise)
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()  # on every process, even for a non-finite loss, so DDP's all-reduce never waits
-                    norms = [nn.utils.clip_grad_norm_(group, c.grad_clip if c.grad_clip > 0 else math.inf) for group in self._clip_groups()]
+                    norms = [nn.utils.clip_grad_norm_(group, c.grad_clip if c.grad_clip > 0 else math.inf) for group in self.clip_groups]
                     value = loss.item()
                     if ctx.any(not (math.isfinite(value) and all(bool(n.isfinite()) for n in norms))):
                         streak, window.skipped, self.skipped_steps = streak + 1, window.skipped + 1, self.skipped_steps + 1
@@ -399,13 +401,6 @@ class Trainer:
                         self.save()
         stopped_by = None if signals.received is None else signals.received.name
         return TrainResult(self.out_dir, self.model, self.ema, self.step, loss_value, self.skipped_steps, stopped_by)
-
-    def _clip_groups(self) -> list[list[nn.Parameter]]:
-        """The parameters whose gradient norms are clipped together: a diffusion autoencoder's decoder and encoder
-        separately (as the paper does), else all of them."""
-        if isinstance(self.model, DiffusionAutoencoder):
-            return [list(self.model.decoder.parameters()), list(self.model.encoder.parameters())]
-        return [list(self.model.parameters())]
 
     def _done(self, start: float, signals: StopSignals) -> bool:
         """Whether the step or time budget is spent or a signal asked to stop (agreed across processes)."""
