@@ -8,13 +8,14 @@ Sections (all on ``cuda:0``, times synchronised, memory from ``torch.cuda.max_me
    the points against PyTorch's dense depthwise convolution at 100 %, at 128, 256 and 512 px (target: <= 0.4 at 256);
 2. the operator's training step (``paper-128`` at 128 px, batch 8) at 25 % against 100 % of the points (target <= 0.6);
 3. training images/s and peak memory of ``paper-128`` (batch 16) and ``paper-256`` (batch 32) at 25 %, bf16 autocast,
-   Adam, gradient clipping: the paper's settings;
+   Adam, gradient clipping: the paper's settings; eager and with `funcdiff.operators.compile_operator`;
 4. sampling: one network evaluation of ``cpu-small`` trained at 64 px at 256, 1024 and 4096 px (chunked at 4096),
-   and the time per image of 50 DDIM steps it implies.
+   eager and compiled, and the time per image of 50 DDIM steps it implies.
 Without CUDA (and without ``--dry-run``) it says so and exits 0.
 """
 
 import argparse
+import itertools
 import statistics
 import sys
 import time
@@ -23,7 +24,9 @@ from collections.abc import Callable
 import torch
 
 from funcdiff.domains.grid import GridDomain
-from funcdiff.operators import InftyDiffOperator, SparseDepthwiseConv, available_backends, operator_preset, preset_config
+from funcdiff.operators import (
+    InftyDiffOperator, SparseDepthwiseConv, available_backends, compile_operator, operator_preset, preset_config,
+)
 from funcdiff.operators.backends import DEPTHWISE_CONV
 from funcdiff.processes import MollifiedDDPM, cosine_schedule
 from funcdiff.mollifiers import GaussianMollifier
@@ -89,9 +92,10 @@ def training_step(size: int, preset: str, device: torch.device, repeats: int) ->
 
 def training_throughput(presets: tuple[tuple[str, int, int], ...], device: torch.device, repeats: int, bf16: bool) -> None:
     """Section 3: images/s and peak memory of full training steps (loss, backward, clipping, Adam) at 25 %."""
-    print("\n| preset | px | batch | images/s | peak memory |\n|---|---|---|---|---|")
-    for preset, size, batch in presets:
+    print("\n| preset | px | batch | torch.compile | images/s | peak memory |\n|---|---|---|---|---|---|")
+    for (preset, size, batch), compiled in itertools.product(presets, (False, True)):
         op = operator_preset(preset, channels=3, resolution=size).to(device)
+        compile_operator(op, "default" if compiled else None)
         process = MollifiedDDPM(GridDomain(2, 3), cosine_schedule(1000), GaussianMollifier(1 / size), "x0")
         optimizer = torch.optim.Adam(op.parameters(), lr=5e-5, betas=(0.9, 0.99))
         gen = torch.Generator(device=device).manual_seed(0)
@@ -106,20 +110,22 @@ def training_throughput(presets: tuple[tuple[str, int, int], ...], device: torch
             optimizer.step()
 
         seconds, peak = timed(step, device, repeats)
-        print(f"| {preset} | {size} | {batch} | {batch / seconds:.1f} | {peak:.0f} MB |", flush=True)
+        print(f"| {preset} | {size} | {batch} | {'yes' if compiled else 'no'} | {batch / seconds:.1f} | {peak:.0f} MB |", flush=True)
 
 
 def sampling(sizes: tuple[int, ...], trained: int, device: torch.device) -> None:
     """Section 4: one dense evaluation at each size, and the 50-step DDIM time per image it implies."""
-    print(f"\n| cpu-small trained at {trained} px: px | one evaluation | 50 DDIM steps per image | peak memory |\n|---|---|---|---|")
+    print(f"\n| cpu-small trained at {trained} px: px | torch.compile | one evaluation | 50 DDIM steps per image | peak memory |"
+          "\n|---|---|---|---|---|")
     op = operator_preset("cpu-small", channels=3, resolution=trained).to(device).eval()
-    for size in sizes:
+    for size, compiled in itertools.product(sizes, (False, True)):
+        compile_operator(op, "default" if compiled else None)
         x = torch.randn(1, 3, size, size, device=device)
         t = torch.rand(1, device=device)
         chunk = 1 << 22 if size * size > 1 << 22 else None
         with torch.no_grad():
             seconds, peak = timed(lambda: op.forward_dense(x, t, chunk_points=chunk), device, 1)
-        print(f"| {size} | {seconds:.2f} s | {50 * seconds / 60:.1f} min | {peak:.0f} MB |", flush=True)
+        print(f"| {size} | {'yes' if compiled else 'no'} | {seconds:.2f} s | {50 * seconds / 60:.1f} min | {peak:.0f} MB |", flush=True)
 
 
 def main() -> int:

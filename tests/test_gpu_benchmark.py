@@ -22,9 +22,10 @@ def test_dry_run_prints_every_section() -> None:
     """The four tables (sparse convolution, training step, throughput, sampling) come out with numbers."""
     out = run("--dry-run")
     for header in ("| px | torch dense 100 % |", "| tiny at 16 px, batch 8 | 25 % | 100 % | ratio |",
-                   "| preset | px | batch | images/s | peak memory |", "one evaluation | 50 DDIM steps per image"):
+                   "| preset | px | batch | torch.compile | images/s | peak memory |",
+                   "| torch.compile | one evaluation | 50 DDIM steps per image |"):
         assert header in out
-    assert "| tiny | 16 | 2 |" in out and "total " in out
+    assert "| tiny | 16 | 2 | no |" in out and "| tiny | 16 | 2 | yes |" in out and "| 32 | yes |" in out and "total " in out
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA: the script would measure it")

@@ -4,6 +4,7 @@ interpolation, a grid U-Net, the ∞-Diff denoiser, its encoder and the latent M
 from funcdiff.operators.backends import ConvPlan, available_backends, choose_backend
 from funcdiff.operators.autoencoder import DiffusionAutoencoder
 from funcdiff.operators.base import LatentEncoder, NeuralOperator
+from funcdiff.operators.compiling import compile_operator
 from funcdiff.operators.config import LatentMLPConfig, OperatorConfig, preset_config
 from funcdiff.operators.conv import SparseDepthwiseConv
 from funcdiff.operators.encoder import SparseEncoder
@@ -44,6 +45,7 @@ __all__ = [
     "autoencoder_preset",
     "available_backends",
     "choose_backend",
+    "compile_operator",
     "grid_to_points",
     "knn_to_grid",
     "operator_preset",

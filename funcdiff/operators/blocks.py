@@ -12,6 +12,7 @@ from torch import nn
 from funcdiff._typing import Float, Int, Tensor
 from funcdiff.operators.backends import BackendName, ConvPlan
 from funcdiff.operators.chunking import pointwise
+from funcdiff.operators.compiling import CompileMode, run_part
 from funcdiff.operators.conv import SparseDepthwiseConv
 from funcdiff.operators.layers import Modulation
 from funcdiff.points import Points
@@ -63,10 +64,7 @@ class SparseBlock(nn.Module):
         self.norm2, self.mod2 = nn.LayerNorm(channels), Modulation(channels, time_dim, z_dim)
         hidden = mlp_ratio * channels
         self.mlp = nn.Sequential(nn.Linear(channels, hidden), nn.GELU(), nn.Linear(hidden, channels))
-
-    @staticmethod
-    def _modulate(h: Tensor, mod: tuple[Tensor, Tensor] | None) -> Tensor:
-        return h if mod is None else h * mod[0].unsqueeze(1) + mod[1].unsqueeze(1)
+        self.compile_mode: CompileMode | None = None  # `funcdiff.operators.compile_operator`
 
     def forward(
         self, x: Float[Tensor, "b n c"], skip: Float[Tensor, "b n c"] | None, emb: Tensor | None, z: Tensor | None, layout: Layout
@@ -75,7 +73,21 @@ class SparseBlock(nn.Module):
         mod1, mod2 = self.mod1(emb, z), self.mod2(emb, z)
         if self.fuse is not None:
             x = pointwise(lambda a, s: self.fuse(torch.cat([a, s], dim=-1)), x, skip, chunk=layout.chunk)
-        h = pointwise(lambda a: self._modulate(self.norm1(a), mod1), x, chunk=layout.chunk)
-        # The convolution's output is a fresh tensor that nothing saves for backward: add the residual in place.
-        x = layout.conv(self.conv, h).add_(x)
-        return pointwise(lambda a: a + self.mlp(self._modulate(self.norm2(a), mod2)), x, chunk=layout.chunk)
+        h = pointwise(lambda a: run_part(self, _normed, a, mod1), x, chunk=layout.chunk)
+        y = layout.conv(self.conv, h)
+        return pointwise(lambda a, b: run_part(self, _mlp_residual, a, b, mod2), y, x, chunk=layout.chunk)
+
+
+# The per-point work of a block, as functions of the block that `run_part` may compile (`funcdiff.operators.compiling`).
+
+def _modulate(h: Tensor, mod: tuple[Tensor, Tensor] | None) -> Tensor:
+    return h if mod is None else h * mod[0].unsqueeze(1) + mod[1].unsqueeze(1)
+
+
+def _normed(block: SparseBlock, x: Tensor, mod: tuple[Tensor, Tensor] | None) -> Tensor:
+    return _modulate(block.norm1(x), mod)
+
+
+def _mlp_residual(block: SparseBlock, y: Tensor, x: Tensor, mod: tuple[Tensor, Tensor] | None) -> Tensor:
+    x = y + x  # the convolution's residual
+    return x + block.mlp(_modulate(block.norm2(x), mod))

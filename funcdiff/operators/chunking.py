@@ -1,6 +1,6 @@
 """Evaluating per-point and per-slab work in chunks, so that dense evaluation of large grids keeps a bounded footprint."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -22,14 +22,20 @@ def pointwise(fn: Callable[..., Tensor], *xs: Tensor, chunk: int | None) -> Tens
 def fill_chunks(part: Callable[[int, int], Tensor], n: int, chunk: int, *, dim: int) -> Tensor:
     """Concatenate ``part(i, j)`` over ``[0, n)`` in steps of ``chunk`` along ``dim`` (in place when no grad is needed)."""
     first = part(0, min(chunk, n))
+    if chunk >= n:
+        return first
     if first.requires_grad:
         return torch.cat([first] + [part(i, min(i + chunk, n)) for i in range(chunk, n, chunk)], dim=dim)
     shape = list(first.shape)
     shape[dim] = n
-    # Allocate with the first chunk's memory layout (e.g. channels-last), so no copy is needed afterwards.
-    order = sorted(range(first.dim()), key=first.stride, reverse=True)
-    out = first.new_empty([shape[a] for a in order]).permute(*[order.index(a) for a in range(first.dim())])
+    out = empty_in_layout(shape, first)  # e.g. channels-last stays so: no copy is needed afterwards
     out.narrow(dim, 0, first.shape[dim]).copy_(first)
     for i in range(chunk, n, chunk):
         out.narrow(dim, i, min(chunk, n - i)).copy_(part(i, min(i + chunk, n)))
     return out
+
+
+def empty_in_layout(shape: Sequence[int], like: Tensor) -> Tensor:
+    """An uninitialised tensor of ``shape`` with ``like``'s dtype, device and order of axes in memory."""
+    order = sorted(range(like.dim()), key=like.stride, reverse=True)
+    return like.new_empty([shape[a] for a in order]).permute(*[order.index(a) for a in range(like.dim())])

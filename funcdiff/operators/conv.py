@@ -11,7 +11,7 @@ from torch import nn
 
 from funcdiff._typing import Float, Tensor
 from funcdiff.operators.backends import DEPTHWISE_CONV, BackendName, ConvPlan, make_plan, sparse_sum
-from funcdiff.operators.chunking import fill_chunks
+from funcdiff.operators.chunking import empty_in_layout, fill_chunks
 from funcdiff.operators.kernels import resample_kernel, resampled_shape
 from funcdiff.points import Points
 
@@ -124,12 +124,18 @@ class SparseDepthwiseConv(nn.Module):
             def correlate(padded: Tensor, whole: bool) -> Tensor:
                 return conv(padded, weight.unsqueeze(1), padding=(pad[0] if whole else 0, *pad[1:]), groups=self.channels)
 
+        def scaled(y: Tensor, s: Tensor) -> Tensor:
+            if torch.is_grad_enabled() and (y.requires_grad or s.requires_grad):
+                return y * s
+            # In x's memory layout: channels-last features then need no copy afterwards.
+            return torch.mul(y, s, out=empty_in_layout(y.shape, x))
+
         def slab(start: int, stop: int) -> Tensor:
             if start == 0 and stop == shape[0]:  # the whole grid: the first axis is zero-padded too, without a copy
-                return correlate(x, True) * scale
+                return scaled(correlate(x, True), scale)
             lo, hi = max(0, start - pad[0]), min(shape[0], stop + pad[0])
             padded = F.pad(x[:, :, lo:hi], rest + [pad[0] - (start - lo), pad[0] - (hi - stop)])
-            return correlate(padded, False) * scale[start:stop]
+            return scaled(correlate(padded, False), scale[start:stop])
 
         return fill_chunks(slab, shape[0], rows, dim=2)
 

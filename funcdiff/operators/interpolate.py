@@ -38,14 +38,18 @@ def _nearest_in_window(
     rows = table.lookup(torch.where(inside.reshape(1, -1), keys, -1)).view(batch, *cells.shape[:2])
     dist = ((cells.to(nodes.dtype) + 0.5) / size - nodes.unsqueeze(1)).square().sum(-1)
     dist = torch.where(rows >= 0, dist, math.inf)
-    best, slot = dist.topk(k, dim=-1, largest=False)
-    return rows.gather(-1, slot), best
+    # Window cells are in row-major order, so a stable sort breaks ties by lattice position, as the C++ search does.
+    best, slot = dist.sort(dim=-1, stable=True)
+    return rows.gather(-1, slot[..., :k]), best[..., :k]
 
 
 def nearest_points(
     points: Points, grid_shape: tuple[int, ...], k: int, *, implementation: Literal["auto", "native", "torch"] = "auto"
 ) -> tuple[Int[Tensor, "b m k"], Float[Tensor, "b m k"]]:
     """Exact k nearest points of every grid node: rows into the batch-flattened points and squared distances.
+
+    Nearest first; equidistant points (common between regular grids) in row-major order of their lattice positions,
+    so both implementations give the same rows and a model evaluates alike with either.
 
     Lattice-aware: each node probes a window of lattice cells around it through a lattice hash and widens the
     window only where the k-th nearest point found could lie beyond it, so the cost grows with the number of

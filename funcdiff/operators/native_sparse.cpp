@@ -91,6 +91,16 @@ torch::Tensor kernel_map(torch::Tensor index, torch::Tensor offsets, std::vector
   return out;
 }
 
+// Squared distances are rounded as PyTorch rounds them (square, then add): no fused multiply-add, so equidistant
+// points stay exactly tied and are ordered by lattice position like the PyTorch search's.
+#if defined(__clang__)
+#define KNN_NO_FMA _Pragma("clang fp contract(off)")
+#else
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+#define KNN_NO_FMA
+#endif
+
 std::vector<torch::Tensor> knn_grid(torch::Tensor index, std::vector<int64_t> shape, std::vector<int64_t> grid, int64_t k,
                                     double reach) {
   // For every example and node of `grid` (cell centres), the k nearest points: rows (b, nodes, k) and squared
@@ -138,6 +148,7 @@ std::vector<torch::Tensor> knn_grid(torch::Tensor index, std::vector<int64_t> sh
         while (true) {
           const int32_t row = lattice.find(pos, batch);
           if (row >= 0) {
+            KNN_NO_FMA
             double dd = 0;
             for (int64_t a = 0; a < d; ++a) {
               const double delta = (pos[a] + 0.5) / shape[a] - centre[a];
@@ -164,6 +175,10 @@ std::vector<torch::Tensor> knn_grid(torch::Tensor index, std::vector<int64_t> sh
   });
   return {rows, dist};
 }
+
+#if !defined(__clang__)
+#pragma GCC pop_options
+#endif
 
 template <typename T>
 static void sum_impl(const T* x, const T* w, const int32_t* nbr, T* out, int64_t m, int64_t c, int64_t k) {

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from funcdiff._typing import Float, Tensor
+from funcdiff.operators.compiling import CompileMode, run_part
 from funcdiff.operators.layers import Modulation
 
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
@@ -128,6 +129,7 @@ class GridUNet(nn.Module):
         self.out_channels = ch
         self.up = nn.ModuleList()
         self.head = None
+        self.compile_mode: CompileMode | None = None  # `funcdiff.operators.compile_operator`
         if not decoder:
             return
         for level in reversed(range(levels)):
@@ -158,7 +160,12 @@ class GridUNet(nn.Module):
         """The full U-Net."""
         if self.head is None:
             raise ValueError("this GridUNet was built with decoder=False; use encode")
-        h, skips = self.encode(x, emb, z)
-        for layer in self.up:
-            h = layer(torch.cat([h, skips.pop()], dim=1), emb, z) if isinstance(layer, Stage) else layer(h)
-        return self.head(h)
+        return run_part(self, _unet, x, emb, z)
+
+
+def _unet(unet: GridUNet, x: Tensor, emb: Tensor | None, z: Tensor | None) -> Tensor:
+    """The U-Net's body, as a function of the U-Net that `run_part` may compile (`funcdiff.operators.compiling`)."""
+    h, skips = unet.encode(x, emb, z)
+    for layer in unet.up:
+        h = layer(torch.cat([h, skips.pop()], dim=1), emb, z) if isinstance(layer, Stage) else layer(h)
+    return unet.head(h)

@@ -43,6 +43,8 @@ class TrainSettings(JsonConfig):
         steps: stop after this many steps (None: only the time budget stops the run).
         time_budget: stop after this many seconds of training (None: no limit).
         autocast: "none", or "bf16" / "fp16" mixed precision (fp16 on CUDA only).
+        compile: compile the operator's fixed-shape parts with `torch.compile` (`funcdiff.operators.compile_operator`;
+            a one-off cost per input shape, tens of seconds).
         seed: seeds the model, the data order and the noise.
         device: "cpu", "cuda", "cuda:1", ...
         log_every: append the loss and examples/s to metrics.jsonl every this many steps (0 = only at the end).
@@ -71,6 +73,7 @@ class TrainSettings(JsonConfig):
     steps: int | None = 2000
     time_budget: float | None = None
     autocast: Literal["none", "bf16", "fp16"] = "none"
+    compile: bool = False
     seed: int = 0
     device: str = "cpu"
     log_every: int = 25

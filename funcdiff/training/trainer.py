@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from funcdiff.data import infinite_loader
 from funcdiff.operators.autoencoder import DiffusionAutoencoder
 from funcdiff.operators.base import NeuralOperator
+from funcdiff.operators.compiling import compile_operator
 from funcdiff.owner_lock import OwnerLock
 from funcdiff.processes.base import DiffusionProcess
 from funcdiff.training.checkpoint import (
@@ -170,6 +171,8 @@ class Trainer:
         self.run_config = run_config
         self.model = model.to(self.ctx.device)
         self.ema = make_ema(self.model)
+        if settings.compile and not compile_operator(self.model):  # the training model only: the EMA samples at many shapes
+            logger.warning("compile: %s has no compilable parts; it runs eagerly", type(model).__name__)
         # Gradient norms clipped together: a diffusion autoencoder's decoder and encoder separately (as the paper does).
         parts = (self.model.decoder, self.model.encoder) if isinstance(self.model, DiffusionAutoencoder) else (self.model,)
         self.clip_groups = [list(part.parameters()) for part in parts]

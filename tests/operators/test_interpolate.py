@@ -35,6 +35,30 @@ def test_nearest_points_match_brute_force(grid: tuple, fraction: float, seed: in
     torch.testing.assert_close((flat_coords[rows] - nodes.unsqueeze(1)).square().sum(-1), dist)
 
 
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+@pytest.mark.parametrize(("shape", "target", "fraction"), [((16, 16), (8, 8), 1.0), ((20, 20), (8, 8), 1.0), ((24,), (6,), 1.0),
+                                                          ((12, 12), (4, 6), 0.5), ((6, 6, 6), (3, 3, 3), 1.0)])
+def test_nearest_points_break_ties_by_lattice_position(shape, target, fraction, implementation: str) -> None:
+    """Equidistant points, everywhere between regular grids, come nearest first and then in row-major order of their
+    lattice positions: both implementations return the rows of an all-pairs search sorted by (distance, position)."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 1, *shape, generator=gen)
+    points = GridDomain(len(shape), 1).subsample(x, fraction, generator=gen) if fraction < 1 else Points.from_dense(x)
+    rows, dist = nearest_points(points, target, 3, implementation=implementation)
+    nodes = cell_centres(target, dtype=torch.float64, device=x.device)
+    size = torch.tensor(shape, dtype=torch.float64)
+    for b in range(2):
+        coords = (points.index[b].double() + 0.5) / size
+        d2 = (coords[None] - nodes[:, None]).square().sum(-1)  # (nodes, n), the search's own arithmetic
+        position = torch.zeros(coords.shape[0], dtype=torch.long)
+        for axis, n in enumerate(shape):
+            position = position * n + points.index[b, :, axis]
+        by_position = position.argsort()
+        order = by_position[d2[:, by_position].sort(dim=-1, stable=True).indices[:, :3]]
+        assert torch.equal(rows[b] - b * points.values.shape[1], order)
+        torch.testing.assert_close(dist[b], d2.gather(1, order), rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("shape", [(12,), (6, 9), (4, 3, 5)])
 def test_knn_exact_on_coincident_grid(shape: tuple[int, ...]) -> None:
     """Points on every cell of the target grid are copied exactly (zero distance takes all the weight)."""

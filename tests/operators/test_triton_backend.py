@@ -8,9 +8,6 @@ run directly on the GPU. Sizes are tiny: the interpreter runs every program in P
 
 import importlib.util
 import os
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +17,7 @@ from funcdiff.operators import backends
 from funcdiff.operators.backends import available_backends, choose_backend, make_plan, sparse_sum
 from funcdiff.operators.conv import SparseDepthwiseConv
 from funcdiff.points import Points, unflatten_index
+from tests.child_run import run_pytest_child
 
 HAS_TRITON = importlib.util.find_spec("triton") is not None
 INTERPRETED = os.environ.get("TRITON_INTERPRET", "").lower() in ("1", "true", "on")
@@ -237,9 +235,4 @@ def test_kernels_compile_for_cuda_without_a_gpu(dtype: str, tmp_path: Path, monk
 @pytest.mark.skipif(INTERPRETED, reason="this is the interpreter run")
 def test_suite_runs_in_the_interpreter() -> None:
     """Every comparison test above passes with the kernels in Triton's CPU interpreter (none may skip)."""
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k", "not compile and not interpreter"]
-    done = subprocess.run(command, cwd=Path(__file__).parents[2], env=env, capture_output=True, text=True, timeout=600)
-    summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
-    assert done.returncode == 0 and "skipped" not in summary, done.stdout[-6000:] + done.stderr[-3000:]
-    assert int(re.search(r"(\d+) passed", summary).group(1)) >= 15, summary
+    run_pytest_child(__file__, "-k", "not compile and not interpreter", env=dict(os.environ, TRITON_INTERPRET="1"), at_least=15)
