@@ -55,27 +55,22 @@ def _graphs() -> int:
 
 
 @compiled_run
-def test_compiled_values_and_gradients_equal_eager() -> None:
-    """Dense and sparse evaluations at two grids, and every parameter's gradient, equal eager ones to float tolerance."""
+def test_compiled_values_equal_eager() -> None:
+    """Dense evaluations at two grids and a sparse one equal eager ones to float tolerance (gradients: the training
+    test below), and compiled graphs are built only when compiling."""
     torch.manual_seed(0)
-    model = operator_preset("cpu-small", channels=1, resolution=16).eval()  # eval: dropout draws nothing
+    model = operator_preset("tiny", channels=1, resolution=16).eval()  # eval: dropout draws nothing
     results = []
     for mode in (None, "default"):
         compile_operator(model, mode)
         before = _graphs()
         with torch.no_grad():
             dense = [model.forward_dense(_inputs(shape, 0)[0], _inputs(shape, 0)[2]) for shape in ((16, 16), (24, 40))]
-        _, points, t = _inputs((20, 20), 1)
-        model.zero_grad()
-        model(points, t).square().mean().backward()
-        grads = [p.grad.clone() for p in model.parameters()]
-        results.append((dense, model(points, t).detach(), grads))
-        assert (_graphs() > before) == (mode is not None)  # compiled graphs were built, and only when compiling
-    (dense_e, sparse_e, grads_e), (dense_c, sparse_c, grads_c) = results
-    for a, b in zip(dense_e + [sparse_e], dense_c + [sparse_c]):
-        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
-    for a, b in zip(grads_e, grads_c):
-        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)
+            _, points, t = _inputs((20, 20), 1)
+            results.append(dense + [model(points, t)])
+        assert (_graphs() > before) == (mode is not None)
+    for eager, compiled in zip(*results):
+        torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-5)
 
 
 @compiled_run
@@ -99,7 +94,8 @@ def test_a_copy_of_a_compiled_operator_uses_its_own_weights() -> None:
 
 @compiled_run
 def test_training_with_compile_matches_eager(tiny_config, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A short run with ``compile`` logs the eager run's losses (same seeds; dropout drawn as eager draws it)."""
+    """A short run with ``compile`` logs the eager run's losses (same seeds; dropout drawn as eager draws it): the
+    compiled forward and backward passes agree, or the losses after the first update would not."""
     monkeypatch.setattr(torch._inductor.config, "fallback_random", True)
     losses = {}
     for compiled in (False, True):
