@@ -54,6 +54,17 @@ def timed(step: Callable[[], object], device: torch.device, repeats: int) -> tup
     return statistics.median(times), peak
 
 
+def attempt(step: Callable[[], object], device: torch.device, repeats: int) -> tuple[float, float] | str:
+    """`timed`, or the reason it failed in one line: one failing row (a compile, memory) must not cost a lent GPU's
+    other figures."""
+    try:
+        return timed(step, device, repeats)
+    except Exception as error:  # noqa: BLE001 - reported in the table
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        return f"failed: {type(error).__name__}: {(str(error).strip().splitlines() or [''])[0][:100]}"
+
+
 def sparse_convolution(sizes: tuple[int, ...], device: torch.device, repeats: int) -> None:
     """Section 1: backends at 25 % against PyTorch's dense depthwise convolution at 100 %."""
     backends = list(available_backends(device))
@@ -109,8 +120,9 @@ def training_throughput(presets: tuple[tuple[str, int, int], ...], device: torch
             torch.nn.utils.clip_grad_norm_(op.parameters(), 1.0)
             optimizer.step()
 
-        seconds, peak = timed(step, device, repeats)
-        print(f"| {preset} | {size} | {batch} | {'yes' if compiled else 'no'} | {batch / seconds:.1f} | {peak:.0f} MB |", flush=True)
+        result = attempt(step, device, repeats)
+        row = result if isinstance(result, str) else f"{batch / result[0]:.1f} | {result[1]:.0f} MB"
+        print(f"| {preset} | {size} | {batch} | {'yes' if compiled else 'no'} | {row} |", flush=True)
 
 
 def sampling(sizes: tuple[int, ...], trained: int, device: torch.device) -> None:
@@ -123,9 +135,9 @@ def sampling(sizes: tuple[int, ...], trained: int, device: torch.device) -> None
         x = torch.randn(1, 3, size, size, device=device)
         t = torch.rand(1, device=device)
         chunk = 1 << 22 if size * size > 1 << 22 else None
-        with torch.no_grad():
-            seconds, peak = timed(lambda: op.forward_dense(x, t, chunk_points=chunk), device, 1)
-        print(f"| {size} | {'yes' if compiled else 'no'} | {seconds:.2f} s | {50 * seconds / 60:.1f} min | {peak:.0f} MB |", flush=True)
+        result = attempt(torch.no_grad()(lambda: op.forward_dense(x, t, chunk_points=chunk)), device, 1)
+        row = result if isinstance(result, str) else f"{result[0]:.2f} s | {50 * result[0] / 60:.1f} min | {result[1]:.0f} MB"
+        print(f"| {size} | {'yes' if compiled else 'no'} | {row} |", flush=True)
 
 
 def main() -> int:

@@ -25,6 +25,7 @@ def test_dry_run_prints_every_section() -> None:
                    "| preset | px | batch | torch.compile | images/s | peak memory |",
                    "| torch.compile | one evaluation | 50 DDIM steps per image |"):
         assert header in out
+    assert "failed" not in out
     assert "| tiny | 16 | 2 | no |" in out and "| tiny | 16 | 2 | yes |" in out and "| 32 | yes |" in out and "total " in out
 
 
