@@ -56,7 +56,7 @@ class SampleOptions:
         ema: use the EMA weights.
         nested: nest the prior noise across resolutions, so a seed gives the same picture at every size.
         compile: compile the operator's per-point layers and U-Net with `torch.compile` first (tens of seconds once;
-            pays at high resolution: 1.3x at 1024 px on a CPU).
+            pays at high resolution: 1.25x at 1024 px on a CPU).
     """
 
     resolutions: tuple[int, ...] = (32,)

@@ -48,8 +48,8 @@ def nearest_points(
 ) -> tuple[Int[Tensor, "b m k"], Float[Tensor, "b m k"]]:
     """Exact k nearest points of every grid node: rows into the batch-flattened points and squared distances.
 
-    Nearest first; equidistant points (common between regular grids) in row-major order of their lattice positions,
-    so both implementations give the same rows and a model evaluates alike with either.
+    Nearest first; points at equal (computed) distances, common between regular grids, in row-major order of their
+    lattice positions, so both implementations give the same rows and a model evaluates alike with either.
 
     Lattice-aware: each node probes a window of lattice cells around it through a lattice hash and widens the
     window only where the k-th nearest point found could lie beyond it, so the cost grows with the number of
@@ -69,13 +69,15 @@ def nearest_points(
     while todo.numel():
         radius = tuple(min(s, max(1, math.ceil(reach * s))) for s in shape)
         whole = all(r >= s for r, s in zip(radius, shape))
-        # Any cell outside the window lies at least min(radius / size) away along some axis.
-        sure = min(r / s for r, s in zip(radius, shape))
+        # Any cell outside the window lies at least min(radius / size) away along some axis, exactly that far where a
+        # node sits on a cell centre: only a k-th distance clearly below it is final (a tie there widens the window,
+        # so the result does not depend on the window, the batch or rounding). Same test in the C++ search.
+        final_below = min(r / s for r, s in zip(radius, shape)) ** 2 * (1 - 1e-9)
         chunk = max(1, _QUERY_BUDGET // (b * math.prod(2 * r for r in radius)))
         left = []
         for part in todo.split(chunk):
             found, best = _nearest_in_window(table, nodes[part], shape, radius, b, k)
-            done = (best[..., -1] <= sure * sure).all(0) | whole
+            done = (best[..., -1] < final_below).all(0) | whole
             rows[:, part[done]], dist[:, part[done]] = found[:, done], best[:, done]
             left.append(part[~done])
         todo, reach = torch.cat(left), 2 * reach

@@ -103,6 +103,7 @@ torch::Tensor kernel_map(torch::Tensor index, torch::Tensor offsets, std::vector
 
 std::vector<torch::Tensor> knn_grid(torch::Tensor index, std::vector<int64_t> shape, std::vector<int64_t> grid, int64_t k,
                                     double reach) {
+  KNN_NO_FMA
   // For every example and node of `grid` (cell centres), the k nearest points: rows (b, nodes, k) and squared
   // distances in domain units. The window around a node grows (doubling `reach`, in domain units) until the k-th
   // distance found is within the window's inscribed radius, or the window covers the grid: the result is exact.
@@ -148,7 +149,6 @@ std::vector<torch::Tensor> knn_grid(torch::Tensor index, std::vector<int64_t> sh
         while (true) {
           const int32_t row = lattice.find(pos, batch);
           if (row >= 0) {
-            KNN_NO_FMA
             double dd = 0;
             for (int64_t a = 0; a < d; ++a) {
               const double delta = (pos[a] + 0.5) / shape[a] - centre[a];
@@ -165,7 +165,8 @@ std::vector<torch::Tensor> knn_grid(torch::Tensor index, std::vector<int64_t> sh
           while (a >= 0 && ++pos[a] > hi[a]) { pos[a] = lo[a]; --a; }
           if (a < 0) break;
         }
-        if (whole || best_d[k - 1] <= sure * sure) break;
+        // Only a k-th distance clearly inside the window's inscribed radius is final: a point just outside may tie.
+        if (whole || best_d[k - 1] < sure * sure * (1 - 1e-9)) break;
       }
       for (int64_t j = 0; j < k; ++j) {
         out_rows[task * k + j] = best_r[j];

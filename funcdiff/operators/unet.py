@@ -144,17 +144,7 @@ class GridUNet(nn.Module):
 
     def encode(self, x: Tensor, emb: Tensor | None, z: Tensor | None) -> tuple[Tensor, list[Tensor]]:
         """The deepest features after the middle blocks, and the outputs of the down blocks (the skips)."""
-        h = self.input(x)
-        skips = []
-        for layer in self.down:
-            if isinstance(layer, Stage):
-                h = layer(h, emb, z)
-                skips.append(h)
-            else:
-                h = layer(h)
-        for layer in self.mid:
-            h = layer(h, emb, z)
-        return h, skips
+        return run_part(self, _encode, x, emb, z)
 
     def forward(self, x: Float[Tensor, "b c *s"], emb: Tensor | None, z: Tensor | None) -> Float[Tensor, "b c2 *s"]:
         """The full U-Net."""
@@ -163,9 +153,24 @@ class GridUNet(nn.Module):
         return run_part(self, _unet, x, emb, z)
 
 
+# The U-Net's work, as functions of the U-Net that `run_part` may compile (`funcdiff.operators.compiling`).
+
+def _encode(unet: GridUNet, x: Tensor, emb: Tensor | None, z: Tensor | None) -> tuple[Tensor, list[Tensor]]:
+    h = unet.input(x)
+    skips = []
+    for layer in unet.down:
+        if isinstance(layer, Stage):
+            h = layer(h, emb, z)
+            skips.append(h)
+        else:
+            h = layer(h)
+    for layer in unet.mid:
+        h = layer(h, emb, z)
+    return h, skips
+
+
 def _unet(unet: GridUNet, x: Tensor, emb: Tensor | None, z: Tensor | None) -> Tensor:
-    """The U-Net's body, as a function of the U-Net that `run_part` may compile (`funcdiff.operators.compiling`)."""
-    h, skips = unet.encode(x, emb, z)
+    h, skips = _encode(unet, x, emb, z)
     for layer in unet.up:
         h = layer(torch.cat([h, skips.pop()], dim=1), emb, z) if isinstance(layer, Stage) else layer(h)
     return unet.head(h)

@@ -36,18 +36,22 @@ def test_nearest_points_match_brute_force(grid: tuple, fraction: float, seed: in
 
 
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
-@pytest.mark.parametrize(("shape", "target", "fraction"), [((16, 16), (8, 8), 1.0), ((20, 20), (8, 8), 1.0), ((24,), (6,), 1.0),
-                                                          ((12, 12), (4, 6), 0.5), ((6, 6, 6), (3, 3, 3), 1.0)])
+@pytest.mark.parametrize(("shape", "target", "fraction"), [
+    ((16, 16), (8, 8), 1.0), ((20, 20), (8, 8), 1.0), ((24,), (6,), 1.0), ((12, 12), (4, 6), 0.5), ((6, 6, 6), (3, 3, 3), 1.0),
+    ((16, 16), (16, 16), 0.5), ((12, 12), (12, 12), 0.3), ((24,), (8,), 0.5),  # nodes on cell centres: ties at the window's edge
+])
 def test_nearest_points_break_ties_by_lattice_position(shape, target, fraction, implementation: str) -> None:
     """Equidistant points, everywhere between regular grids, come nearest first and then in row-major order of their
-    lattice positions: both implementations return the rows of an all-pairs search sorted by (distance, position)."""
+    lattice positions: both implementations return the rows of an all-pairs search sorted by (distance, position),
+    for every example of a batch whatever the others need."""
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn(2, 1, *shape, generator=gen)
+    batch = 4
+    x = torch.randn(batch, 1, *shape, generator=gen)
     points = GridDomain(len(shape), 1).subsample(x, fraction, generator=gen) if fraction < 1 else Points.from_dense(x)
     rows, dist = nearest_points(points, target, 3, implementation=implementation)
     nodes = cell_centres(target, dtype=torch.float64, device=x.device)
     size = torch.tensor(shape, dtype=torch.float64)
-    for b in range(2):
+    for b in range(batch):
         coords = (points.index[b].double() + 0.5) / size
         d2 = (coords[None] - nodes[:, None]).square().sum(-1)  # (nodes, n), the search's own arithmetic
         position = torch.zeros(coords.shape[0], dtype=torch.long)

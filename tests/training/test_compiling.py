@@ -24,6 +24,10 @@ from funcdiff.training.metrics import read_metrics
 from tests.child_run import WITHOUT_TYPE_CHECKER, run_pytest_child
 from tests.training.conftest import replace, train_config
 
+pytestmark = [  # what torch.compile itself does while compiling
+    pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:The .grad attribute of a Tensor that is not a leaf Tensor:UserWarning"),
+]
 CHILD = os.environ.get("FUNCDIFF_COMPILE_TESTS") == "1"
 compiled_run = pytest.mark.skipif(not CHILD, reason="torch.compile cannot trace the type checker's wrappers: run by "
                                                     "test_suite_runs_without_the_type_checker")
@@ -59,6 +63,7 @@ def test_compiled_values_equal_eager() -> None:
     """Dense evaluations at two grids and a sparse one equal eager ones to float tolerance (gradients: the training
     test below), and compiled graphs are built only when compiling."""
     torch.manual_seed(0)
+    torch._dynamo.reset()  # graphs of earlier tests would be reused
     model = operator_preset("tiny", channels=1, resolution=16).eval()  # eval: dropout draws nothing
     results = []
     for mode in (None, "default"):
@@ -85,22 +90,38 @@ def test_a_copy_of_a_compiled_operator_uses_its_own_weights() -> None:
             p.add_(0.1 * torch.randn_like(p))
         x, _, t = _inputs((16, 16), 2)
         compiled_twin, original = twin.forward_dense(x, t), model.forward_dense(x, t)
+        assert all(m.compile_mode == "default" for m in twin.modules() if isinstance(m, SparseBlock | GridUNet))
         compile_operator(twin, None)
         eager_twin = twin.forward_dense(x, t)
-    assert all(m.compile_mode == "default" for m in model.modules() if isinstance(m, SparseBlock))
+    assert all(m.compile_mode == "default" for m in model.modules() if isinstance(m, SparseBlock | GridUNet))
     torch.testing.assert_close(compiled_twin, eager_twin, rtol=1e-5, atol=1e-5)
     assert (compiled_twin - original).abs().max() > 1e-2
 
 
 @compiled_run
-def test_training_with_compile_matches_eager(tiny_config, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_compiled_encoder_gives_the_eager_latents() -> None:
+    """An autoencoder's encoder (sparse blocks and the U-Net's down path) runs compiled and gives the eager latents."""
+    torch.manual_seed(0)
+    model = autoencoder_preset("tiny", channels=1, resolution=16, z_dim=4).eval()
+    x = _inputs((16, 16), 3)[0]
+    with torch.no_grad():
+        eager = model.encode(x)
+        compile_operator(model.encoder)
+        before = _graphs()
+        compiled = model.encode(x)
+    assert _graphs() > before
+    torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-5)
+
+
+@compiled_run
+def test_training_with_compile_matches_eager(tiny_config) -> None:
     """A short run with ``compile`` logs the eager run's losses (same seeds; dropout drawn as eager draws it): the
     compiled forward and backward passes agree, or the losses after the first update would not."""
-    monkeypatch.setattr(torch._inductor.config, "fallback_random", True)
     losses = {}
     for compiled in (False, True):
         config = replace(tiny_config, compile=compiled, out_dir=f"{tiny_config.out_dir}-{compiled}")
-        result = train_config(config)
+        with torch._inductor.config.patch(fallback_random=True):
+            result = train_config(config)
         losses[compiled] = [row["loss"] for row in read_metrics(result.out_dir / "metrics.jsonl") if "loss" in row]
         assert all(m.compile_mode == ("default" if compiled else None) for m in result.model.modules() if isinstance(m, SparseBlock))
     assert len(losses[True]) == tiny_config.steps
@@ -124,8 +145,9 @@ def test_sample_command_with_compile(tiny_config, tmp_path) -> None:
     assert all(np.abs(eager[name] - compiled[name]).max() <= 1 for name in eager)  # 8-bit pictures of equal values
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHILD, reason="this is the child run")
 def test_suite_runs_without_the_type_checker() -> None:
     """Every compiled test above passes in a child process without the runtime type checker (none may skip)."""
     env = dict(os.environ, FUNCDIFF_COMPILE_TESTS="1")
-    run_pytest_child(__file__, *WITHOUT_TYPE_CHECKER, "-k", "not without_the_type_checker", env=env, at_least=5)
+    run_pytest_child(__file__, *WITHOUT_TYPE_CHECKER, "-k", "not without_the_type_checker", env=env, at_least=6)
