@@ -1,7 +1,7 @@
 """Every GPU figure in one run (under 8 minutes on one GPU): run it whenever a GPU machine is lent.
 
     python benchmarks/gpu.py                 # on a machine with CUDA; prints markdown tables
-    python benchmarks/gpu.py --dry-run       # tiny sizes on the CPU: checks that every section runs
+    python benchmarks/gpu.py --dry-run       # tiny sizes on the CPU, eager only: checks that every section runs
 
 Sections (all on ``cuda:0``, times synchronised, memory from ``torch.cuda.max_memory_allocated``):
 1. sparse depthwise convolution, forward + backward, 64 channels, 7 taps, batch 8: every CUDA backend at 25 % of
@@ -32,9 +32,9 @@ from funcdiff.processes import MollifiedDDPM, cosine_schedule
 from funcdiff.mollifiers import GaussianMollifier
 
 FULL = {"conv_sizes": (128, 256, 512), "step_size": 128, "presets": (("paper-128", 128, 16), ("paper-256", 256, 32)),
-        "sample_sizes": (256, 1024, 4096), "sample_trained": 64, "repeats": 5}
+        "sample_sizes": (256, 1024, 4096), "sample_trained": 64, "repeats": 5, "compiled": (False, True)}
 DRY = {"conv_sizes": (16, 32), "step_size": 16, "presets": (("tiny", 16, 2),), "sample_sizes": (16, 32), "sample_trained": 8,
-       "repeats": 1}
+       "repeats": 1, "compiled": (False,)}  # compiling on the CPU takes a minute; tests/training/test_compiling.py covers it
 
 
 def timed(step: Callable[[], object], device: torch.device, repeats: int) -> tuple[float, float]:
@@ -101,10 +101,12 @@ def training_step(size: int, preset: str, device: torch.device, repeats: int) ->
     print(f"| step | {1e3 * seconds[0]:.0f} ms | {1e3 * seconds[1]:.0f} ms | **{seconds[0] / seconds[1]:.2f}** |", flush=True)
 
 
-def training_throughput(presets: tuple[tuple[str, int, int], ...], device: torch.device, repeats: int, bf16: bool) -> None:
+def training_throughput(
+    presets: tuple[tuple[str, int, int], ...], device: torch.device, repeats: int, bf16: bool, compiled_too: tuple[bool, ...],
+) -> None:
     """Section 3: images/s and peak memory of full training steps (loss, backward, clipping, Adam) at 25 %."""
     print("\n| preset | px | batch | torch.compile | images/s | peak memory |\n|---|---|---|---|---|---|")
-    for (preset, size, batch), compiled in itertools.product(presets, (False, True)):
+    for (preset, size, batch), compiled in itertools.product(presets, compiled_too):
         op = operator_preset(preset, channels=3, resolution=size).to(device)
         compile_operator(op, "default" if compiled else None)
         process = MollifiedDDPM(GridDomain(2, 3), cosine_schedule(1000), GaussianMollifier(1 / size), "x0")
@@ -125,12 +127,12 @@ def training_throughput(presets: tuple[tuple[str, int, int], ...], device: torch
         print(f"| {preset} | {size} | {batch} | {'yes' if compiled else 'no'} | {row} |", flush=True)
 
 
-def sampling(sizes: tuple[int, ...], trained: int, device: torch.device) -> None:
+def sampling(sizes: tuple[int, ...], trained: int, device: torch.device, compiled_too: tuple[bool, ...]) -> None:
     """Section 4: one dense evaluation at each size, and the 50-step DDIM time per image it implies."""
     print(f"\n| cpu-small trained at {trained} px: px | torch.compile | one evaluation | 50 DDIM steps per image | peak memory |"
           "\n|---|---|---|---|---|")
     op = operator_preset("cpu-small", channels=3, resolution=trained).to(device).eval()
-    for size, compiled in itertools.product(sizes, (False, True)):
+    for size, compiled in itertools.product(sizes, compiled_too):
         compile_operator(op, "default" if compiled else None)
         x = torch.randn(1, 3, size, size, device=device)
         t = torch.rand(1, device=device)
@@ -155,8 +157,8 @@ def main() -> int:
     start = time.perf_counter()
     sparse_convolution(sizes["conv_sizes"], device, sizes["repeats"])
     training_step(sizes["step_size"], "tiny" if args.dry_run else "paper-128", device, sizes["repeats"])
-    training_throughput(sizes["presets"], device, sizes["repeats"], bf16=not args.dry_run)
-    sampling(sizes["sample_sizes"], sizes["sample_trained"], device)
+    training_throughput(sizes["presets"], device, sizes["repeats"], bf16=not args.dry_run, compiled_too=sizes["compiled"])
+    sampling(sizes["sample_sizes"], sizes["sample_trained"], device, sizes["compiled"])
     print(f"\ntotal {time.perf_counter() - start:.0f} s")
     return 0
 

@@ -26,7 +26,7 @@ def test_dry_run_prints_every_section() -> None:
                    "| torch.compile | one evaluation | 50 DDIM steps per image |"):
         assert header in out
     assert "failed" not in out
-    assert "| tiny | 16 | 2 | no |" in out and "| tiny | 16 | 2 | yes |" in out and "| 32 | yes |" in out and "total " in out
+    assert "| tiny | 16 | 2 | no |" in out and "| 32 | no |" in out and "total " in out
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA: the script would measure it")
