@@ -3,12 +3,14 @@
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).parents[1]
 
-WITHOUT_TYPE_CHECKER = ("-o", "addopts=-ra --strict-markers --import-mode=importlib")
-"""Pytest options that drop the project's ``--jaxtyping-packages`` (the import hook that wraps every function)."""
+_ADDOPTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["addopts"].split()
+WITHOUT_TYPE_CHECKER = ("-o", "addopts=" + " ".join(a for a in _ADDOPTS if not a.startswith("--jaxtyping-packages")))
+"""Pytest options: the project's ``addopts`` without ``--jaxtyping-packages`` (the import hook that wraps every function)."""
 
 
 def run_pytest_child(path: str | Path, *options: str, env: dict[str, str], at_least: int) -> str:

@@ -13,10 +13,9 @@ def pointwise(fn: Callable[..., Tensor], *xs: Tensor, chunk: int | None) -> Tens
     Without autograd the chunks are written into one preallocated output, so the peak is the output plus one
     chunk's temporaries.
     """
-    n = xs[0].shape[1]
-    if chunk is None or chunk >= n:
+    if chunk is None:
         return fn(*xs)
-    return fill_chunks(lambda i, j: fn(*(x[:, i:j] for x in xs)), n, chunk, dim=1)
+    return fill_chunks(lambda i, j: fn(*(x[:, i:j] for x in xs)), xs[0].shape[1], chunk, dim=1)
 
 
 def fill_chunks(part: Callable[[int, int], Tensor], n: int, chunk: int, *, dim: int) -> Tensor:

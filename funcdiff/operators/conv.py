@@ -125,7 +125,7 @@ class SparseDepthwiseConv(nn.Module):
                 return conv(padded, weight.unsqueeze(1), padding=(pad[0] if whole else 0, *pad[1:]), groups=self.channels)
 
         def scaled(y: Tensor, s: Tensor) -> Tensor:
-            if torch.is_grad_enabled() and (y.requires_grad or s.requires_grad):
+            if y.requires_grad:  # `out=` takes no autograd
                 return y * s
             # In x's memory layout: channels-last features then need no copy afterwards.
             return torch.mul(y, s, out=empty_in_layout(y.shape, x))
