@@ -27,7 +27,7 @@ from funcdiff.domains.grid import GridDomain
 from funcdiff.operators import (
     InftyDiffOperator, SparseDepthwiseConv, available_backends, compile_operator, operator_preset, preset_config,
 )
-from funcdiff.operators.backends import DEPTHWISE_CONV
+from funcdiff.operators.kernels.backends import DEPTHWISE_CONV
 from funcdiff.processes import MollifiedDDPM, cosine_schedule
 from funcdiff.mollifiers import GaussianMollifier
 

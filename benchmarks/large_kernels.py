@@ -1,9 +1,9 @@
 """Dense evaluation with resampled kernels far above the training resolution: FFT against direct convolution.
 
-A kernel of ``k`` taps learnt at ``N_ref`` has about ``k N / N_ref`` taps per axis at ``N`` (MATH.md §8), so sampling
+A kernel of ``k`` taps learnt at ``N_ref`` has about ``k N / N_ref`` taps per axis at ``N`` (docs/math.md §8), so sampling
 a 32 px model at 1024 px convolves with 225 x 225 kernels. Prints, per case, the median time of one no-grad
 `SparseDepthwiseConv.forward_dense` by PyTorch's direct depthwise convolution and by `fft_correlate`, and their
-ratio; `funcdiff.operators.conv.FFT_MIN_TAPS` is set from these figures.
+ratio; `funcdiff.operators.layers.conv.FFT_MIN_TAPS` is set from these figures.
 
 With ``--operator`` it times instead one no-grad ``forward_dense`` of the whole ``cpu-small`` operator trained at 32 px
 (the demo's architecture) at ``--size`` px, keeping the kernels' transforms between calls (as sampling does) or not,
@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _measure import measure  # noqa: E402
 
-from funcdiff.operators import conv as conv_module  # noqa: E402
-from funcdiff.operators.kernels import resampled_size  # noqa: E402
+from funcdiff.operators.layers import conv as conv_module  # noqa: E402
+from funcdiff.operators.layers.kernel_resampling import resampled_size  # noqa: E402
 
 CASES = [(16, 32, 64), (16, 32, 128), (8, 64, 256), (1, 32, 256), (1, 32, 512), (1, 32, 1024)]
 """(batch, reference size, grid size): 7-tap kernels resampled to 13, 29, 29, 57, 113 and 225 taps per axis."""

@@ -1,4 +1,4 @@
-"""Sparse depthwise convolution (MATH.md §8) against PyTorch's dense depthwise convolution, forward + backward.
+"""Sparse depthwise convolution (docs/math.md §8) against PyTorch's dense depthwise convolution, forward + backward.
 
 Prints, per grid size, the median time and peak RSS increase of one forward+backward of:
 PyTorch ``conv{1,2}d(groups=C)`` on the full grid (channels-last in 2-d, the reference), every backend of
@@ -36,7 +36,7 @@ def case(
 
     from funcdiff.domains.grid import GridDomain
     from funcdiff.operators import SparseDepthwiseConv
-    from funcdiff.operators.backends import DEPTHWISE_CONV
+    from funcdiff.operators.kernels.backends import DEPTHWISE_CONV
 
     torch.set_num_threads(threads)
     gen = torch.Generator().manual_seed(0)

@@ -29,7 +29,7 @@ from funcdiff.domains.sound_pictures import rate_comparison
 from funcdiff.evaluation import bicubic, describe, describe_audio, evaluate, evaluate_audio, read_image_folder, sample_resolutions
 from funcdiff.metrics import psnr
 from funcdiff.factory import TrainConfig, build_run, make_dataset, make_sampler
-from funcdiff.operators import native
+from funcdiff.operators.kernels import native
 from funcdiff.operators.base import NeuralOperator
 from funcdiff.operators.compiling import compile_operator
 from funcdiff.processes.base import DenoisingProcess, DiffusionProcess
@@ -254,7 +254,7 @@ class Inpaint:
             centred square hole of half the side), "half" (the right half unknown) or "strokes" (random strokes).
         checkpoint: an image checkpoint (any training resolution).
         resolution: inpaint at this side in pixels (default: the image's own size).
-        method: "guidance" (reconstruction guidance, MATH.md §10), "replace" (the known part of each step's estimate
+        method: "guidance" (reconstruction guidance, docs/math.md §10), "replace" (the known part of each step's estimate
             replaced by the image) or "both" (one picture row each).
         weight: the reconstruction guidance weight.
         num: samples per method.

@@ -15,9 +15,9 @@ from funcdiff.domains.grid import box_average
 from funcdiff.domains.io import image_grid, read_png, write_png
 from funcdiff.factory import TrainConfig, build_dataset
 from funcdiff.metrics import psnr
-from funcdiff.operators.autoencoder import DiffusionAutoencoder
+from funcdiff.operators.models.autoencoder import DiffusionAutoencoder
 from funcdiff.operators.base import NeuralOperator
-from funcdiff.operators.config import LatentMLPConfig
+from funcdiff.operators.models.config import LatentMLPConfig
 from funcdiff.processes.base import DiffusionProcess
 from funcdiff.tasks.autoencoding import cached_latents, interpolate, reconstruct
 from funcdiff.tasks.superres import DEFAULT_WEIGHT

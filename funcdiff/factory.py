@@ -68,7 +68,7 @@ class TrainConfig(TrainSettings):
             also off when the environment variable ``FUNCDIFF_FOLDER_CACHE`` is ``0``).
         duration: the clip length in seconds of folders of sound files (cut or padded to it).
         preset: operator preset ("tiny", "cpu-small", "paper-128", "paper-256").
-        process: "ddpm" (the mollified DDPM, MATH.md §3-6) or "flow" (functional flow matching, MATH.md §11).
+        process: "ddpm" (the mollified DDPM, docs/math.md §3-6) or "flow" (functional flow matching, docs/math.md §11).
         diffusion_steps: the number T of diffusion steps (ddpm).
         schedule: the noise schedule (ddpm), "cosine" (Nichol & Dhariwal 2021) or "linear".
         prediction: what the network predicts: "auto" (ddpm: x0; flow: x1), "mollified_eps" or "x0" (ddpm),
@@ -83,7 +83,7 @@ class TrainConfig(TrainSettings):
             (one per block of cells, so they cover the grid evenly).
         sampler: "ddim", "ddpm" or "dpmpp" (DPM-Solver++ 2M) (ddpm), "euler" or "heun" (flow), for samples written
             during training; "auto" picks ddim or heun.
-        autoencoder: train a diffusion autoencoder (MATH.md §9): the preset's denoiser conditioned on a latent and a
+        autoencoder: train a diffusion autoencoder (docs/math.md §9): the preset's denoiser conditioned on a latent and a
             `SparseEncoder` of the same preset that makes it, jointly.
         z_dim: the autoencoder's latent size.
     """

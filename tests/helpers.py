@@ -14,7 +14,7 @@ def dct_matrix(n: int) -> torch.Tensor:
 
 
 def mollifier_matrix(shape: tuple[int, ...], sigma: float) -> torch.Tensor:
-    """``T`` of MATH.md §1 on a grid of ``shape`` as a dense float64 matrix acting on row-major vectors."""
+    """``T`` of docs/math.md §1 on a grid of ``shape`` as a dense float64 matrix acting on row-major vectors."""
     total = torch.ones(1, 1, dtype=torch.float64)
     for n in shape:
         c = dct_matrix(n)

@@ -75,7 +75,7 @@ class AudioDomain(Domain):
     def white_noise(self, batch: int, shape: tuple[int, ...], reference_shape: tuple[int, ...], *,
                     generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32,
                     device: torch.device | str | None = None) -> DenseField:
-        """White noise with per-sample variance ``N / N_ref`` (MATH.md §2)."""
+        """White noise with per-sample variance ``N / N_ref`` (docs/math.md §2)."""
         return self.grid.white_noise(batch, shape, reference_shape, generator=generator, dtype=dtype, device=device)
 
     def save_samples(self, samples: DenseField, directory: str | Path, prefix: str, *, individual: bool = True) -> Path:

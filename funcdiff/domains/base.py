@@ -54,7 +54,7 @@ class Domain(Protocol):
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
     ) -> DenseField:
-        """Discrete white noise of shape ``(batch, *shape)`` with per-point variance ``prod(N / N_ref)`` (MATH.md §2)."""
+        """Discrete white noise of shape ``(batch, *shape)`` with per-point variance ``prod(N / N_ref)`` (docs/math.md §2)."""
 
     @abstractmethod
     def to_dict(self) -> dict[str, Any]:
@@ -62,7 +62,7 @@ class Domain(Protocol):
 
     @jaxtyped(typechecker=beartype)
     def subsample(self, x: DenseField, n: int | float, *, generator: torch.Generator | None = None) -> Points:
-        """``x`` at ``n`` cells per example drawn by `draw_index`, a count or a fraction of the grid (MATH.md §5)."""
+        """``x`` at ``n`` cells per example drawn by `draw_index`, a count or a fraction of the grid (docs/math.md §5)."""
         check_field(self, x, "x")
         index = self.draw_index(x.shape[0], tuple(x.shape[2:]), n, generator=generator, device=x.device)
         return Points.gather(x, index)

@@ -110,7 +110,7 @@ class GridDomain(Domain):
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
     ) -> DenseField:
-        """White noise ``(batch, *shape)`` with per-point variance ``prod(N / N_ref)`` (MATH.md §2).
+        """White noise ``(batch, *shape)`` with per-point variance ``prod(N / N_ref)`` (docs/math.md §2).
 
         ``shape`` is ``(channels, *spatial)``; ``reference_shape`` is the spatial shape at which the noise is N(0, I).
         """
@@ -126,7 +126,7 @@ def white_noise(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
 ) -> DenseField:
-    """Resolution-consistent white noise (MATH.md §2): per-point variance ``prod(N_i / N_ref_i)``."""
+    """Resolution-consistent white noise (docs/math.md §2): per-point variance ``prod(N_i / N_ref_i)``."""
     check_positive_int(batch, "batch")
     check_shape(shape)
     check_shape(reference_shape, "reference_shape")
@@ -147,7 +147,7 @@ def nested_white_noise(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
 ) -> DenseField:
-    """White noise at ``shape = (c, *spatial)`` made by box-averaging noise drawn at ``nest_shape`` (MATH.md §2).
+    """White noise at ``shape = (c, *spatial)`` made by box-averaging noise drawn at ``nest_shape`` (docs/math.md §2).
 
     Noise at a finer grid, box-averaged, has exactly the distribution of noise at the coarser one, so one seed
     and one ``nest_shape`` give the same underlying noise, hence (with a deterministic sampler) matching pictures,

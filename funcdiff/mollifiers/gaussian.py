@@ -35,7 +35,7 @@ def _spectral_multiply(x: Tensor, gain: Tensor) -> Tensor:
 @register("gaussian")
 @final
 class GaussianMollifier(Mollifier):
-    """Gaussian blur of standard deviation ``sigma`` in domain units with reflecting boundaries (MATH.md §1).
+    """Gaussian blur of standard deviation ``sigma`` in domain units with reflecting boundaries (docs/math.md §1).
 
     ``T`` is diagonal in the DCT-II basis with eigenvalue ``g(k) = exp(-(pi |k|)^2 sigma^2 / 2)``, so it is
     exact, self-adjoint, costs O(N log N) per axis and works on grids of any dimension and shape. A blur of
@@ -75,7 +75,7 @@ class GaussianMollifier(Mollifier):
 
     @jaxtyped(typechecker=beartype)
     def unmollify(self, y: DenseField, inv_snr: float = 0.05) -> DenseField:
-        """Wiener inverse ``W y = IDCT(g / (g^2 + inv_snr^2) * DCT(y))`` (MATH.md §1)."""
+        """Wiener inverse ``W y = IDCT(g / (g^2 + inv_snr^2) * DCT(y))`` (docs/math.md §1)."""
         _check_field(y, "y")
         check_inv_snr(inv_snr)
         g = self.spectrum(tuple(y.shape[2:]), device=y.device)
@@ -89,7 +89,7 @@ class GaussianMollifier(Mollifier):
 @register("identity")
 @final
 class IdentityMollifier(Mollifier):
-    """``T = I``: turns the mollified process into plain white-noise diffusion (MATH.md §7)."""
+    """``T = I``: turns the mollified process into plain white-noise diffusion (docs/math.md §7)."""
 
     def __repr__(self) -> str:
         return "IdentityMollifier()"

@@ -1,20 +1,20 @@
-"""Neural operators for function-space diffusion (MATH.md §8): sparse depthwise kernel integrals, points <-> grid
+"""Neural operators for function-space diffusion (docs/math.md §8): sparse depthwise kernel integrals, points <-> grid
 interpolation, a grid U-Net, the ∞-Diff denoiser, its encoder and the latent MLP."""
 
-from funcdiff.operators.backends import ConvPlan, available_backends, choose_backend
-from funcdiff.operators.autoencoder import DiffusionAutoencoder
+from funcdiff.operators.kernels.backends import ConvPlan, available_backends, choose_backend
+from funcdiff.operators.models.autoencoder import DiffusionAutoencoder
 from funcdiff.operators.base import LatentEncoder, NeuralOperator
 from funcdiff.operators.compiling import compile_operator
-from funcdiff.operators.config import LatentMLPConfig, OperatorConfig, preset_config
-from funcdiff.operators.conv import SparseDepthwiseConv
-from funcdiff.operators.encoder import SparseEncoder
-from funcdiff.operators.infty_diff import InftyDiffOperator
-from funcdiff.operators.interpolate import grid_to_points, knn_to_grid
-from funcdiff.operators.kernels import resample_kernel, resampled_size
-from funcdiff.operators.latent import LatentMLP
-from funcdiff.operators.lattice import LatticeHash
-from funcdiff.operators.layers import parameter_count
-from funcdiff.operators.unet import GridUNet
+from funcdiff.operators.models.config import LatentMLPConfig, OperatorConfig, preset_config
+from funcdiff.operators.layers.conv import SparseDepthwiseConv
+from funcdiff.operators.models.encoder import SparseEncoder
+from funcdiff.operators.models.infty_diff import InftyDiffOperator
+from funcdiff.operators.layers.interpolate import grid_to_points, knn_to_grid
+from funcdiff.operators.layers.kernel_resampling import resample_kernel, resampled_size
+from funcdiff.operators.models.latent import LatentMLP
+from funcdiff.operators.kernels.lattice import LatticeHash
+from funcdiff.operators.layers.modulation import parameter_count
+from funcdiff.operators.layers.unet import GridUNet
 
 
 def operator_preset(name: str, *, channels: int, resolution: int | tuple[int, ...], ndim: int = 2, z_dim: int = 0) -> InftyDiffOperator:

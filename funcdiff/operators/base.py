@@ -9,7 +9,7 @@ from funcdiff.points import Points
 
 @runtime_checkable
 class NeuralOperator(Protocol):
-    """What the diffusion processes and samplers call (ARCHITECTURE.md, "Protocols").
+    """What the diffusion processes and samplers call (`docs/extending.md`, the protocol table).
 
     Time ``t`` is continuous in ``[0, 1]``; ``cond`` is an optional latent ``(b, z)``. ``forward_dense`` on a whole grid
     must agree with ``forward`` on all of its points, at any resolution. ``reference_shape`` is the training grid

@@ -66,14 +66,14 @@ class DiffusionProcess(Protocol):
         device: torch.device | str | None = None,
     ) -> DenseField:
         """The sampler's starting state at ``shape = (c, *spatial)``: ``T eps`` with the domain's white noise scaled
-        for ``reference_shape`` (MATH.md §2, §6, §11); a process with another prior overrides this."""
+        for ``reference_shape`` (docs/math.md §2, §6, §11); a process with another prior overrides this."""
         return mollified_noise(self.domain, self.mollifier, batch, shape, reference_shape, generator=generator, dtype=dtype, device=device)
 
 
 @runtime_checkable
 class DenoisingProcess(DiffusionProcess, Protocol):
     """A discrete-time VP process in mollified space, ``y_t = T(sqrt(abar_t) x0 + sqrt(1 - abar_t) eps)``: what
-    `sample_ddpm`, `sample_ddim` and `encode_ddim` run (MATH.md §3-6)."""
+    `sample_ddpm`, `sample_ddim` and `encode_ddim` run (docs/math.md §3-6)."""
 
     num_steps: int
 
@@ -87,7 +87,7 @@ class DenoisingProcess(DiffusionProcess, Protocol):
 
     @abstractmethod
     def predict(self, output: DenseField, y_t: DenseField, t: Int[Tensor, " b"]) -> tuple[DenseField, DenseField]:
-        """``(T xhat0, T epshat)`` from a model output, differentiable in ``y_t`` and ``output`` (MATH.md §5)."""
+        """``(T xhat0, T epshat)`` from a model output, differentiable in ``y_t`` and ``output`` (docs/math.md §5)."""
 
     @abstractmethod
     def estimate(
@@ -103,7 +103,7 @@ class DenoisingProcess(DiffusionProcess, Protocol):
 @runtime_checkable
 class FlowProcess(DiffusionProcess, Protocol):
     """A flow from noise (``s = 0``) to data (``s = 1``) in mollified space: what `sample_euler` and `sample_heun`
-    integrate (MATH.md §11)."""
+    integrate (docs/math.md §11)."""
 
     @abstractmethod
     def velocity(self, output: DenseField, y_s: DenseField, s: Float[Tensor, " b"]) -> DenseField:
@@ -111,7 +111,7 @@ class FlowProcess(DiffusionProcess, Protocol):
 
     @abstractmethod
     def finalize(self, y_1: DenseField) -> DenseField:
-        """The reported sample for the final state ``y_1 = T x1`` (``W y_1``, MATH.md §1)."""
+        """The reported sample for the final state ``y_1 = T x1`` (``W y_1``, docs/math.md §1)."""
 
 
 def mollified_noise(
@@ -125,7 +125,7 @@ def mollified_noise(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
 ) -> DenseField:
-    """``T eps`` with the domain's resolution-consistent white noise ``eps`` at ``shape = (c, *spatial)`` (MATH.md §2)."""
+    """``T eps`` with the domain's resolution-consistent white noise ``eps`` at ``shape = (c, *spatial)`` (docs/math.md §2)."""
     noise = domain.white_noise(batch, shape, reference_shape, generator=generator, dtype=dtype, device=device)
     return mollifier.mollify(noise)
 
@@ -141,7 +141,7 @@ def subsampled_mse(
     generator: torch.Generator | None,
     cond: Tensor | None,
 ) -> Float[Tensor, ""]:
-    """The Monte-Carlo loss of MATH.md §5 (paper Eq. 10): the model sees ``state`` at ``points`` cells per example
+    """The Monte-Carlo loss of docs/math.md §5 (paper Eq. 10): the model sees ``state`` at ``points`` cells per example
     drawn by the domain and is scored there against ``target`` by the mean squared error."""
     index = domain.draw_index(state.shape[0], tuple(state.shape[2:]), points, generator=generator, device=state.device)
     output = model(Points.gather(state, index), time, cond)

@@ -1,4 +1,4 @@
-"""Functional flow matching with mollified states (Kerrigan et al. 2024; Lipman et al. 2023; MATH.md §11)."""
+"""Functional flow matching with mollified states (Kerrigan et al. 2024; Lipman et al. 2023; docs/math.md §11)."""
 
 from typing import Any, Literal, final, get_args
 
@@ -21,7 +21,7 @@ class FunctionalFlowMatching(FlowProcess):
     """Flow matching from ``T eps`` (``s = 0``) to ``T x1`` (``s = 1``) along ``y_s = T(s x1 + (1 - (1 - sigma_min) s) eps)``.
 
     The conditional velocity is ``u_s = T(x1 - (1 - sigma_min) eps)``; the loss is its mean squared error at the
-    points the domain draws (MATH.md §11). Models receive ``s`` itself as their time.
+    points the domain draws (docs/math.md §11). Models receive ``s`` itself as their time.
 
     Args:
         domain: where the data live (training points, noise).
@@ -29,7 +29,7 @@ class FunctionalFlowMatching(FlowProcess):
         sigma_min: the noise left at ``s = 1`` (0 is allowed).
         prediction: what the network outputs: ``"velocity"`` (``u_s``) or ``"x1"`` (the unmollified data, turned
             into the velocity ``(T xhat1 - (1 - sigma_min) y_s) / (1 - (1 - sigma_min) s)``).
-        inv_snr: the Wiener filter's inverse signal-to-noise ratio for reported samples (MATH.md §1).
+        inv_snr: the Wiener filter's inverse signal-to-noise ratio for reported samples (docs/math.md §1).
     """
 
     def __init__(
@@ -58,7 +58,7 @@ class FunctionalFlowMatching(FlowProcess):
 
     @jaxtyped(typechecker=beartype)
     def path(self, x1: DenseField, s: Float[Tensor, " b"], noise: DenseField) -> tuple[DenseField, DenseField]:
-        """The conditional state and velocity ``(y_s, u_s)`` for data ``x1`` and white noise (MATH.md §11)."""
+        """The conditional state and velocity ``(y_s, u_s)`` for data ``x1`` and white noise (docs/math.md §11)."""
         if noise.shape != x1.shape:
             raise ValueError(f"noise must have the shape of x1 {tuple(x1.shape)}, got {tuple(noise.shape)}")
         if s.numel() and (float(s.min()) < 0 or float(s.max()) > 1):
@@ -76,7 +76,7 @@ class FunctionalFlowMatching(FlowProcess):
         return broadcast(scale.reciprocal(), y_s) * (self.mollifier.mollify(output) - (1 - self.sigma_min) * y_s)
 
     def finalize(self, y_1: DenseField) -> DenseField:
-        """``W y_1``: the Wiener-filtered final state (MATH.md §1)."""
+        """``W y_1``: the Wiener-filtered final state (docs/math.md §1)."""
         return self.mollifier.unmollify(y_1, self.inv_snr)
 
     @jaxtyped(typechecker=beartype)
@@ -90,7 +90,7 @@ class FunctionalFlowMatching(FlowProcess):
         cond: Tensor | None = None,
         s: Float[Tensor, " b"] | None = None,
     ) -> Float[Tensor, ""]:
-        """The subsampled conditional flow matching loss (MATH.md §11); ``x0`` is the data (``x1`` of the path)."""
+        """The subsampled conditional flow matching loss (docs/math.md §11); ``x0`` is the data (``x1`` of the path)."""
         check_field(self.domain, x0, "x0")
         b, spatial = x0.shape[0], tuple(x0.shape[2:])
         if s is None:

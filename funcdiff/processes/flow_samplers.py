@@ -1,4 +1,4 @@
-"""ODE samplers of any `FlowProcess`: Euler (order 1) and Heun (order 2) on a uniform grid of ``s`` (MATH.md §11)."""
+"""ODE samplers of any `FlowProcess`: Euler (order 1) and Heun (order 2) on a uniform grid of ``s`` (docs/math.md §11)."""
 
 from collections.abc import Callable
 

@@ -1,4 +1,4 @@
-"""Reconstruction guidance for inpainting (Ho et al. 2022; MATH.md §10)."""
+"""Reconstruction guidance for inpainting (Ho et al. 2022; docs/math.md §10)."""
 
 from typing import Protocol, runtime_checkable, final
 

@@ -19,7 +19,7 @@ Prediction = Literal["mollified_eps", "x0"]
 @register("mollified_ddpm")
 @final
 class MollifiedDDPM(DenoisingProcess):
-    """The mollified diffusion process of MATH.md §3-6; with `IdentityMollifier` it is white-noise DDPM (§7).
+    """The mollified diffusion process of docs/math.md §3-6; with `IdentityMollifier` it is white-noise DDPM (§7).
 
     Steps ``t`` are integer tensors of shape ``(b,)`` in ``[1, T]``; models receive the continuous time ``t / T``.
     Schedule coefficients are formed in float64 and cast to the field's dtype at use (so bf16 fields stay finite).
@@ -30,7 +30,7 @@ class MollifiedDDPM(DenoisingProcess):
         mollifier: the smoothing operator ``T``.
         prediction: what the network outputs: ``"mollified_eps"`` (``T eps``, the paper's default) or ``"x0"``
             (the unmollified data).
-        inv_snr: the Wiener filter's inverse signal-to-noise ratio for reported samples (MATH.md §1).
+        inv_snr: the Wiener filter's inverse signal-to-noise ratio for reported samples (docs/math.md §1).
     """
 
     def __init__(
@@ -75,7 +75,7 @@ class MollifiedDDPM(DenoisingProcess):
 
     @jaxtyped(typechecker=beartype)
     def q_sample(self, x0: DenseField, t: Int[Tensor, " b"], noise: DenseField) -> DenseField:
-        """``y_t = T(sqrt(abar_t) x0 + sqrt(1 - abar_t) noise)`` (MATH.md §3)."""
+        """``y_t = T(sqrt(abar_t) x0 + sqrt(1 - abar_t) noise)`` (docs/math.md §3)."""
         if noise.shape != x0.shape:
             raise ValueError(f"noise must have the shape of x0 {tuple(x0.shape)}, got {tuple(noise.shape)}")
         self.check_steps(t)
@@ -95,7 +95,7 @@ class MollifiedDDPM(DenoisingProcess):
         return broadcast(c1, y_t) * self.mollifier.mollify(x0) + broadcast(c2, y_t) * y_t, var.to(y_t.dtype)
 
     def predict(self, output: DenseField, y_t: DenseField, t: Int[Tensor, " b"]) -> tuple[DenseField, DenseField]:
-        """Convert a model output to ``(T xhat0, T epshat)`` (MATH.md §5)."""
+        """Convert a model output to ``(T xhat0, T epshat)`` (docs/math.md §5)."""
         a = self.alpha_bar(t)
         if self.prediction == "mollified_eps":
             return broadcast(a.rsqrt(), y_t) * y_t - broadcast(((1 - a) / a).sqrt(), y_t) * output, output
@@ -107,7 +107,7 @@ class MollifiedDDPM(DenoisingProcess):
     ) -> tuple[DenseField, DenseField]:
         """``(T xhat0, xhat0)``, ``correction`` added to ``T xhat0`` first, clipped to the domain's range if ``clip``.
 
-        Mollified-eps clips ``T xhat0`` (valid because ``T`` is an average, MATH.md §1) and reports ``W(T xhat0)``;
+        Mollified-eps clips ``T xhat0`` (valid because ``T`` is an average, docs/math.md §1) and reports ``W(T xhat0)``;
         x0-prediction moves the network's ``xhat0`` by ``W(correction)``, clips it, reports it and steps with ``T`` of
         it (unclipped, the state moves by exactly ``correction``).
         """
@@ -124,7 +124,7 @@ class MollifiedDDPM(DenoisingProcess):
         if clip:
             x0 = x0.clamp(low, high)
             return self.mollifier.mollify(x0), x0
-        return self.mollifier.mollify(output) + correction, x0  # the state moves by exactly the correction (MATH.md §10)
+        return self.mollifier.mollify(output) + correction, x0  # the state moves by exactly the correction (docs/math.md §10)
 
     def target(self, x0: DenseField, noise: DenseField) -> DenseField:
         """What the network should output: ``T noise`` or ``x0`` by prediction type."""
@@ -141,7 +141,7 @@ class MollifiedDDPM(DenoisingProcess):
         cond: Tensor | None = None,
         t: Int[Tensor, " b"] | None = None,
     ) -> Float[Tensor, ""]:
-        """Subsampled Monte-Carlo simple loss (MATH.md §5, paper Eq. 10).
+        """Subsampled Monte-Carlo simple loss (docs/math.md §5, paper Eq. 10).
 
         Noise and ``T`` act on the full grid; the model sees ``y_t`` at ``points`` cells per example drawn by the
         domain (a count, or a fraction of the grid) and is scored there by the mean squared error.

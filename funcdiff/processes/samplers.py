@@ -1,5 +1,5 @@
 """Samplers of any `DenoisingProcess` as plain functions: ancestral DDPM, DDIM with eta, deterministic DDIM
-encoding (MATH.md §6) and DPM-Solver++ (2M) (MATH.md §12). Schedule coefficients are formed in float64 and cast to the
+encoding (docs/math.md §6) and DPM-Solver++ (2M) (docs/math.md §12). Schedule coefficients are formed in float64 and cast to the
 state's dtype at use."""
 
 import math
@@ -43,7 +43,7 @@ def _steps(process: DenoisingProcess, y: DenseField, timesteps: int | Sequence[i
 
 
 def _mollified_eps(process: DenoisingProcess, tx0: DenseField, y: DenseField, t: Tensor) -> DenseField:
-    """``T epshat = (y_t - sqrt(abar_t) T xhat0) / sqrt(1 - abar_t)`` (MATH.md §6)."""
+    """``T epshat = (y_t - sqrt(abar_t) T xhat0) / sqrt(1 - abar_t)`` (docs/math.md §6)."""
     a = process.alpha_bar(t)
     return broadcast((1 - a).rsqrt(), y) * y - broadcast((a / (1 - a)).sqrt(), y) * tx0
 
@@ -95,14 +95,14 @@ def sample_ddpm(
     progress: bool = False,
     callback: Callback | None = None,
 ) -> DenseField:
-    """Ancestral sampling ``y_prev = c1 T xhat0 + c2 y_t + sqrt(betatilde) T z`` (MATH.md §6).
+    """Ancestral sampling ``y_prev = c1 T xhat0 + c2 y_t + sqrt(betatilde) T z`` (docs/math.md §6).
 
     Args:
         model: callable ``(y_t, t / T, cond) -> output`` on dense fields.
         process: the diffusion process.
         y_T: the start, usually ``process.prior(...)``.
         timesteps: all ``T`` steps (None), a number of evenly respaced steps, or a decreasing sequence.
-        reference_shape: the spatial shape the model was trained at, where white noise is N(0, I) (MATH.md §2);
+        reference_shape: the spatial shape the model was trained at, where white noise is N(0, I) (docs/math.md §2);
             required, because the fresh noise's variance depends on it when ``y_T`` is at another resolution.
         generator: for the fresh noise.
         cond: passed to the model unchanged.
@@ -146,7 +146,7 @@ def sample_ddim(
     progress: bool = False,
     callback: Callback | None = None,
 ) -> DenseField:
-    """DDIM (Song et al. 2021) in mollified space over respaced steps; ``eta = 0`` is deterministic (MATH.md §6).
+    """DDIM (Song et al. 2021) in mollified space over respaced steps; ``eta = 0`` is deterministic (docs/math.md §6).
 
     ``y_prev = sqrt(abar_prev) T xhat0 + sqrt(1 - abar_prev - s^2) T epshat + s T z`` with
     ``s = eta sqrt((1 - abar_prev) / (1 - abar_t)) sqrt(1 - abar_t / abar_prev)``. Arguments as in `sample_ddpm`.
@@ -172,7 +172,7 @@ def sample_ddim(
 
 
 def _log_snr(alpha_bar: Float[Tensor, " b"]) -> Float[Tensor, " b"]:
-    """``lambda = log(alpha / sigma)``, ``alpha = sqrt(abar)``, ``sigma = sqrt(1 - abar)`` (MATH.md §12); inf at ``abar = 1``."""
+    """``lambda = log(alpha / sigma)``, ``alpha = sqrt(abar)``, ``sigma = sqrt(1 - abar)`` (docs/math.md §12); inf at ``abar = 1``."""
     return 0.5 * torch.log(alpha_bar / (1 - alpha_bar))
 
 
@@ -191,7 +191,7 @@ def sample_dpmpp(
     progress: bool = False,
     callback: Callback | None = None,
 ) -> DenseField:
-    """DPM-Solver++ (2M) (Lu et al. 2022, Alg. 2) in mollified space with the data prediction ``D = T xhat0`` (MATH.md §12).
+    """DPM-Solver++ (2M) (Lu et al. 2022, Alg. 2) in mollified space with the data prediction ``D = T xhat0`` (docs/math.md §12).
 
     From ``s`` to ``t``: ``y_t = (sigma_t / sigma_s) y_s - alpha_t (exp(-h) - 1) D''`` with ``h = lambda_t - lambda_s``,
     ``D'' = (1 + 1/(2r)) D_s - D_s' / (2r)``, ``r = h' / h`` from the previous step ``s'``; ``alpha = sqrt(abar)``,
@@ -245,7 +245,7 @@ def encode_ddim(
     cond: Tensor | None = None,
     progress: bool = False,
 ) -> DenseField:
-    """Deterministic DDIM encoding (inversion): run the ``eta = 0`` map forwards from ``T x0`` to ``y_T`` (MATH.md §6).
+    """Deterministic DDIM encoding (inversion): run the ``eta = 0`` map forwards from ``T x0`` to ``y_T`` (docs/math.md §6).
 
     Each step from ``prev`` to ``t`` uses the model's ``T epshat`` at step ``t`` evaluated at ``y_prev``, so
     ``sample_ddim(..., clip=False, denoise=False)`` over the same steps returns ``T x0`` up to discretisation error.

@@ -12,7 +12,7 @@ from funcdiff.registry import register
 
 @dataclass(frozen=True, eq=False)
 class Schedule:
-    """A discrete noise schedule (MATH.md notation): ``alpha_bar[0] = 1`` and steps ``t = 1..T``.
+    """A discrete noise schedule (`docs/math.md` notation): ``alpha_bar[0] = 1`` and steps ``t = 1..T``.
 
     Attributes:
         alpha_bar: float64 tensor of length ``T + 1``, strictly decreasing, ``alpha_bar[0] = 1``.
@@ -121,7 +121,7 @@ def respace(num_steps: int, timesteps: int | Sequence[int]) -> list[int]:
 def posterior_coefficients(
     alpha_bar_t: Float[Tensor, " b"], alpha_bar_prev: Float[Tensor, " b"]
 ) -> tuple[Float[Tensor, " b"], Float[Tensor, " b"], Float[Tensor, " b"]]:
-    """``(c1, c2, betatilde)`` of ``q(y_prev | y_t, x0)`` for any earlier step (MATH.md §4; ``prev = t - 1`` is Eq. 12).
+    """``(c1, c2, betatilde)`` of ``q(y_prev | y_t, x0)`` for any earlier step (docs/math.md §4; ``prev = t - 1`` is Eq. 12).
 
     Pass float64 ``alpha_bar`` values and cast the results at use.
     """

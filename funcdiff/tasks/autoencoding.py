@@ -1,4 +1,4 @@
-"""What a trained diffusion autoencoder does (MATH.md §9): latents of a data set (cached with their provenance), DDIM
+"""What a trained diffusion autoencoder does (docs/math.md §9): latents of a data set (cached with their provenance), DDIM
 inversion given ``z``, reconstruction and interpolation at any resolution."""
 
 import functools
@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from funcdiff._typing import DenseField, Float, Tensor
 from funcdiff.domains.base import check_field
 from funcdiff.domains.grid import box_average
-from funcdiff.operators.autoencoder import DiffusionAutoencoder
+from funcdiff.operators.models.autoencoder import DiffusionAutoencoder
 from funcdiff.processes.base import DenoisingProcess, DiffusionProcess
 from funcdiff.processes.samplers import encode_ddim, sample_ddim
 from funcdiff.tasks.superres import DEFAULT_WEIGHT, DownsamplingGuidance
@@ -132,7 +132,7 @@ def lift_prior(
 
     ``eps = T^-1 y_T`` (a Wiener inverse with a tiny ``inv_snr``), and ``eps' = U eps + (e - U A e)`` with ``e`` fresh
     white noise on the fine grid, ``A`` the box-average and ``U`` its block repeat: the Gaussian conditional of fine
-    noise given its box-average (MATH.md §2), so ``A eps' = eps`` and ``eps'`` has white noise's variance.
+    noise given its box-average (docs/math.md §2), so ``A eps' = eps`` and ``eps'`` has white noise's variance.
     """
     check_field(process.domain, y_T, "y_T")
     if isinstance(factor, bool) or factor < 1:

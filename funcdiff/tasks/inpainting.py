@@ -1,4 +1,4 @@
-"""Inpainting from Python: masks, the replacement baseline and `inpaint` by reconstruction guidance (MATH.md §6, §10)."""
+"""Inpainting from Python: masks, the replacement baseline and `inpaint` by reconstruction guidance (docs/math.md §6, §10)."""
 
 import functools
 import math
@@ -14,7 +14,7 @@ from PIL import Image
 
 from funcdiff._typing import DenseField, Float, Tensor
 from funcdiff.mollifiers.base import Mollifier
-from funcdiff.operators.autoencoder import DiffusionAutoencoder
+from funcdiff.operators.models.autoencoder import DiffusionAutoencoder
 from funcdiff.operators.base import NeuralOperator
 from funcdiff.points import Points, unflatten_index
 from funcdiff.processes.base import DenoisingProcess, DiffusionProcess
@@ -149,7 +149,7 @@ def inpaint(
         image: values in the domain's range (``[-1, 1]``), with the model's channels.
         mask: 1 = known, values in [0, 1], any size (e.g. `make_mask`, `read_mask`).
         resolution: the sampling grid; default the image's own.
-        method: ``"guidance"`` (`InpaintingGuidance`, MATH.md §10) or ``"replace"`` (`ReplacementGuidance`).
+        method: ``"guidance"`` (`InpaintingGuidance`, docs/math.md §10) or ``"replace"`` (`ReplacementGuidance`).
         weight: the guidance weight ``w_r`` of ``"guidance"`` (0 samples unguided); ignored by ``"replace"``. The
             default 0.3 gave the smallest known-region RMSE on 32 held-out 32 px icons with the x0-prediction demo
             checkpoint (box hole: 0.92 unguided, 0.62 / 0.46 / 0.41 / 0.45 / 0.85 / 1.22 at w = 0.1 / 0.2 / 0.3 /

@@ -1,4 +1,4 @@
-"""Super-resolution from pixels by reconstruction guidance with the box-average operator (MATH.md §1, §6, §10)."""
+"""Super-resolution from pixels by reconstruction guidance with the box-average operator (docs/math.md §1, §6, §10)."""
 
 import functools
 import math
@@ -11,7 +11,7 @@ from jaxtyping import jaxtyped
 from funcdiff._typing import DenseField, Float, Tensor
 from funcdiff.domains.grid import box_average
 from funcdiff.mollifiers.base import Mollifier
-from funcdiff.operators.autoencoder import DiffusionAutoencoder
+from funcdiff.operators.models.autoencoder import DiffusionAutoencoder
 from funcdiff.operators.base import NeuralOperator
 from funcdiff.processes.base import DenoisingProcess, DiffusionProcess
 from funcdiff.processes.guidance import Guidance
@@ -36,8 +36,8 @@ class DownsamplingGuidance(Guidance):
         L(y_t) = f^d || A(T xhat0(y_t)) - T_low x_low ||^2,      A = box_average(., f)
 
     ``T_low`` is the same mollifier as ``T``: its ``sigma`` is in domain units, so it is the same function-space blur
-    at both resolutions, and ``A T = T_low A`` up to discretisation (MATH.md §1); the target is thus ``A T x`` for any
-    ``x`` that box-averages to ``x_low``. As in MATH.md §10 the estimate is corrected before the sampler's step:
+    at both resolutions, and ``A T = T_low A`` up to discretisation (docs/math.md §1); the target is thus ``A T x`` for any
+    ``x`` that box-averages to ``x_low``. As in docs/math.md §10 the estimate is corrected before the sampler's step:
 
         T xhat0' = T xhat0 - (w sqrt(abar_t) / 2) grad_{y_t} L
                  = T xhat0 - w sqrt(abar_t) f^d J^T A^T (A(T xhat0) - T_low x_low),   J = d(T xhat0) / d(y_t)

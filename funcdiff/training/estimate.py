@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from funcdiff.operators.autoencoder import DiffusionAutoencoder
+from funcdiff.operators.models.autoencoder import DiffusionAutoencoder
 from funcdiff.operators.base import NeuralOperator
 from funcdiff.processes.base import DiffusionProcess
 from funcdiff.training.trainer import loss_model

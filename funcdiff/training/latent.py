@@ -1,6 +1,6 @@
-"""The latent diffusion model of the diffusion autoencoder (MATH.md §9): a DDPM on normalised latents, sampled by DDIM.
+"""The latent diffusion model of the diffusion autoencoder (docs/math.md §9): a DDPM on normalised latents, sampled by DDIM.
 
-Unlike the official code (REFERENCE.md §4, §8 items 1 and 9) the latents are centred on their true mean, the EMA
+Unlike the official code (docs/reference-differences.md §4, §8 items 1 and 9) the latents are centred on their true mean, the EMA
 starts as a copy of the network, and sampling runs in eval mode (no dropout).
 """
 
@@ -20,8 +20,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from funcdiff._typing import Float, Tensor
-from funcdiff.operators.config import LatentMLPConfig
-from funcdiff.operators.latent import LatentMLP
+from funcdiff.operators.models.config import LatentMLPConfig
+from funcdiff.operators.models.latent import LatentMLP
 from funcdiff.processes.schedules import Schedule, constant_schedule, respace
 from funcdiff.registry import build
 from funcdiff.training.ema import make_ema, update_ema
@@ -40,7 +40,7 @@ def _check_latents(latents: Tensor) -> None:
 
 
 class LatentNormalizer(nn.Module):
-    """Per-dimension standardisation ``(z - mean) / std`` with the latents' true mean (REFERENCE.md §8 item 9).
+    """Per-dimension standardisation ``(z - mean) / std`` with the latents' true mean (docs/reference-differences.md §8 item 9).
 
     A dimension with zero spread keeps ``std = 1``, so it normalises to 0 and denormalises back to its mean.
     """
@@ -103,7 +103,7 @@ def train_latent(
     seed: int = 0,
     progress: bool = False,
 ) -> LatentModel:
-    """Train an ``eps``-predicting DDPM with an L1 loss on the normalised ``latents`` (REFERENCE.md §4 defaults).
+    """Train an ``eps``-predicting DDPM with an L1 loss on the normalised ``latents`` (docs/reference-differences.md §4 defaults).
 
     Defaults follow the reference latent model: the paper-sized `LatentMLPConfig` for ``z``, constant betas 0.008 over
     T = 1000 steps, uniform ``t``, AdamW (lr 1e-4, betas (0.9, 0.99), weight decay 0.04), batch 256, gradients
@@ -152,7 +152,7 @@ def train_latent(
             t = torch.randint(1, T + 1, (batch_size,), device=device, generator=generator)
             eps = torch.randn(z0.shape, device=device, generator=generator)
             a = alpha_bar[t].float()[:, None]
-            loss = F.l1_loss(net(a.sqrt() * z0 + (1 - a).sqrt() * eps, t.float() / T), eps)  # MATH.md §3, Eq. 11 with T = I
+            loss = F.l1_loss(net(a.sqrt() * z0 + (1 - a).sqrt() * eps, t.float() / T), eps)  # docs/math.md §3, Eq. 11 with T = I
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
@@ -169,7 +169,7 @@ def train_latent(
 def sample_latents(model: LatentModel, num: int, *, steps: int = 50, generator: torch.Generator | None = None) -> Float[Tensor, "num z"]:
     """``num`` latents by deterministic DDIM (``eta = 0``) over ``steps`` respaced steps, denormalised.
 
-    MATH.md §6 with ``T = I``: ``x0 = (z_t - sqrt(abar_t) eps) / sqrt(abar_t)`` (no clipping, as in the reference),
+    docs/math.md §6 with ``T = I``: ``x0 = (z_t - sqrt(abar_t) eps) / sqrt(abar_t)`` (no clipping, as in the reference),
     ``z_prev = sqrt(abar_prev) x0 + sqrt(1 - abar_prev) eps``; the last step lands on ``x0``. The network runs in
     eval mode (dropout off); only the starting noise draws from ``generator``.
     """

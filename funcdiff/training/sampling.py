@@ -72,8 +72,8 @@ def sample(
     the operator evaluated densely in chunks of ``chunk_points`` points, and returns the reported samples clipped
     to the domain's value range. ``reference_shape`` defaults to the operator's own. With ``nest_resolution`` the
     prior's white noise is one draw at that resolution, box-averaged (exactly the noise at the sampling resolution,
-    MATH.md §2), so a seed gives the same picture at every resolution that divides it; the prior is then ``T eps``,
-    as for both process families of MATH.md (§6, §11).
+    docs/math.md §2), so a seed gives the same picture at every resolution that divides it; the prior is then ``T eps``,
+    as for both process families of `docs/math.md` (§6, §11).
     """
     reference = tuple(reference_shape) if reference_shape is not None else tuple(model.reference_shape)
     domain = process.domain

@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from funcdiff.data import infinite_loader
-from funcdiff.operators.autoencoder import DiffusionAutoencoder
+from funcdiff.operators.models.autoencoder import DiffusionAutoencoder
 from funcdiff.operators.base import NeuralOperator
 from funcdiff.operators.compiling import compile_operator
 from funcdiff.owner_lock import OwnerLock
@@ -70,7 +70,7 @@ def step_seed(seed: int, rank: int, step: int) -> int:
 def loss_model(net: nn.Module, process: DiffusionProcess, x0: Tensor, *, points: int | float, generator: torch.Generator | None
                ) -> nn.Module | functools.partial:
     """What the training loss calls: the network, or for a `DiffusionAutoencoder` (or a DDP wrapper of one) the network
-    given the clean ``x0`` at an independent draw of the domain's points to encode (MATH.md §9)."""
+    given the clean ``x0`` at an independent draw of the domain's points to encode (docs/math.md §9)."""
     if not isinstance(getattr(net, "module", net), DiffusionAutoencoder):
         return net
     return functools.partial(net, source=process.domain.subsample(x0, points, generator=generator))

@@ -33,7 +33,7 @@ def test_a_resolution_is_a_sample_rate_and_the_config_round_trips() -> None:
 
 
 def test_white_noise_and_subsampling_are_those_of_a_1d_grid() -> None:
-    """Per-sample variance N / N_ref (MATH.md §2) and n distinct samples per clip."""
+    """Per-sample variance N / N_ref (docs/math.md §2) and n distinct samples per clip."""
     domain = AudioDomain(1.0)
     noise = domain.white_noise(64, (1, 2000), (500,), generator=torch.Generator().manual_seed(0))
     assert abs(float(noise.var()) - 4.0) < 0.1

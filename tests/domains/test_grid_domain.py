@@ -1,4 +1,4 @@
-"""Points, GridDomain subsampling, resolution-consistent white noise (MATH.md §2) and example I/O."""
+"""Points, GridDomain subsampling, resolution-consistent white noise (docs/math.md §2) and example I/O."""
 
 import math
 
@@ -46,7 +46,7 @@ def test_points_round_trip_and_cell_centre_convention() -> None:
 
 
 def test_white_noise_variance_and_correlation_agree_across_resolutions() -> None:
-    """MATH.md §2: per-point variance of T eps and its correlation at a fixed distance agree at N_ref, 2 N_ref, 4 N_ref."""
+    """docs/math.md §2: per-point variance of T eps and its correlation at a fixed distance agree at N_ref, 2 N_ref, 4 N_ref."""
     domain, T, ref = GridDomain(1, 1), GaussianMollifier(0.04), 32
     gen = torch.Generator().manual_seed(0)
     stats = []
@@ -63,7 +63,7 @@ def test_white_noise_variance_and_correlation_agree_across_resolutions() -> None
 
 
 def test_white_noise_nests_under_box_averaging() -> None:
-    """MATH.md §2: noise at 2N box-averaged to N has the distribution of noise at N (variance (N / N_ref)^d, independent)."""
+    """docs/math.md §2: noise at 2N box-averaged to N has the distribution of noise at N (variance (N / N_ref)^d, independent)."""
     domain = GridDomain(2, 1)
     gen = torch.Generator().manual_seed(0)
     fine = box_average(domain.white_noise(3000, (1, 16, 16), (4, 4), generator=gen), 2)

@@ -1,4 +1,4 @@
-"""Nested white noise across resolutions (MATH.md §2) and picture grids."""
+"""Nested white noise across resolutions (docs/math.md §2) and picture grids."""
 
 import pytest
 import torch
@@ -7,7 +7,7 @@ from funcdiff.domains import box_average, image_grid, nested_white_noise, side_b
 
 
 def test_nested_noise_is_the_box_average_of_one_fine_draw() -> None:
-    """MATH.md §2: with one seed and nest shape, noise at 16 and 32 px is the fine draw box-averaged, variance kept."""
+    """docs/math.md §2: with one seed and nest shape, noise at 16 and 32 px is the fine draw box-averaged, variance kept."""
     draws = {n: nested_white_noise(512, (1, n, n), (16, 16), (64, 64), generator=torch.Generator().manual_seed(3)) for n in (16, 32, 64)}
     torch.testing.assert_close(box_average(draws[64], 4), draws[16])
     torch.testing.assert_close(box_average(draws[32], 2), draws[16])

@@ -50,7 +50,7 @@ def test_gaussian_constructor(sigma) -> None:
     x=tensors(), sigma=st.floats(0.005, 0.3), inverse=st.booleans(), inv_snr=st.one_of(st.floats(0.01, 1.0), numbers, wrong_types)
 )
 def test_gaussian_apply_and_inverse(x: torch.Tensor, sigma: float, inverse: bool, inv_snr) -> None:
-    """T and its Wiener inverse equal their dense matrices (MATH.md §1) for floating fields of any rank, dtype kept;
+    """T and its Wiener inverse equal their dense matrices (docs/math.md §1) for floating fields of any rank, dtype kept;
     NaN or Inf spreads over its own (b, c) slice only; anything else is refused, as is an inv_snr that is not a finite
     number >= 0."""
     mollifier = GaussianMollifier(sigma)

@@ -1,4 +1,4 @@
-"""The Gaussian mollifier and its Wiener inverse (MATH.md §1)."""
+"""The Gaussian mollifier and its Wiener inverse (docs/math.md §1)."""
 
 import math
 
@@ -19,7 +19,7 @@ sigmas = st.floats(0.005, 0.3)
 
 @given(n=st.integers(1, 33))
 def test_dct_matches_explicit_matrix_and_inverts(n: int) -> None:
-    """MATH.md §1: the FFT DCT-II is the orthonormal DCT-II, and idct inverts it."""
+    """docs/math.md §1: the FFT DCT-II is the orthonormal DCT-II, and idct inverts it."""
     x = torch.randn(3, n, dtype=torch.float64)
     torch.testing.assert_close(dct(x), x @ dct_matrix(n).T, rtol=0, atol=1e-12)
     torch.testing.assert_close(idct(dct(x)), x, rtol=0, atol=1e-12)
@@ -27,7 +27,7 @@ def test_dct_matches_explicit_matrix_and_inverts(n: int) -> None:
 
 @given(shape=shapes, sigma=sigmas)
 def test_mollify_equals_dense_operator(shape: tuple[int, ...], sigma: float) -> None:
-    """MATH.md §1: T = IDCT(g * DCT(.)) with g(k) = exp(-(pi |k|)^2 sigma^2 / 2), for 1-D, 2-D, 3-D and non-square grids."""
+    """docs/math.md §1: T = IDCT(g * DCT(.)) with g(k) = exp(-(pi |k|)^2 sigma^2 / 2), for 1-D, 2-D, 3-D and non-square grids."""
     x = torch.randn(2, 3, *shape, dtype=torch.float64)
     expected = (x.reshape(6, -1) @ mollifier_matrix(shape, sigma).T).reshape(x.shape)
     torch.testing.assert_close(GaussianMollifier(sigma).mollify(x), expected, rtol=0, atol=1e-10)
@@ -35,7 +35,7 @@ def test_mollify_equals_dense_operator(shape: tuple[int, ...], sigma: float) -> 
 
 @given(shape=shapes, sigma=sigmas)
 def test_linear_self_adjoint_and_constant_preserving(shape: tuple[int, ...], sigma: float) -> None:
-    """MATH.md §1: T is linear, self-adjoint, and g(0) = 1 keeps constants."""
+    """docs/math.md §1: T is linear, self-adjoint, and g(0) = 1 keeps constants."""
     T = GaussianMollifier(sigma)
     f, h = torch.randn(2, 1, 2, *shape, dtype=torch.float64)
     a, b = 0.7, -1.3
@@ -47,7 +47,7 @@ def test_linear_self_adjoint_and_constant_preserving(shape: tuple[int, ...], sig
 
 @given(sigma_px=st.floats(1.0, 4.0), seed=st.integers(0, 2**16))
 def test_keeps_data_in_range(sigma_px: float, seed: int) -> None:
-    """MATH.md §1: T is an average, so [-1, 1]-valued data stay in [-1, 1].
+    """docs/math.md §1: T is an average, so [-1, 1]-valued data stay in [-1, 1].
 
     On the grid the band-limited kernel has tiny negative lobes (-1.6e-4 per tap at 1 pixel, -2e-11 at 2 pixels),
     so the bound holds to 1e-3 from 1 pixel and to 1e-8 from 2 pixels.
@@ -59,7 +59,7 @@ def test_keeps_data_in_range(sigma_px: float, seed: int) -> None:
 
 @pytest.mark.parametrize("sigma_px", [1.5, 2.0, 3.5])
 def test_equals_direct_gaussian_convolution(sigma_px: float) -> None:
-    """MATH.md §1: the DCT blur is a Gaussian convolution with half-sample symmetric boundaries."""
+    """docs/math.md §1: the DCT blur is a Gaussian convolution with half-sample symmetric boundaries."""
     n = 64
     x = torch.randn(3, n, dtype=torch.float64)
     direct = gaussian_conv_symmetric(x, sigma_px)
@@ -71,7 +71,7 @@ def test_equals_direct_gaussian_convolution(sigma_px: float) -> None:
 
 
 def test_commutes_with_mirror_symmetry() -> None:
-    """MATH.md §1: T commutes with flipping any axis of the grid."""
+    """docs/math.md §1: T commutes with flipping any axis of the grid."""
     T = GaussianMollifier(0.05)
     x = torch.randn(2, 1, 9, 12, dtype=torch.float64)
     for axis in (2, 3):
@@ -79,7 +79,7 @@ def test_commutes_with_mirror_symmetry() -> None:
 
 
 def test_wiener_round_trip_on_band_limited_input() -> None:
-    """MATH.md §1: W T f -> f on band-limited f; the error per mode is inv_snr^2 / (g^2 + inv_snr^2) and vanishes at 0."""
+    """docs/math.md §1: W T f -> f on band-limited f; the error per mode is inv_snr^2 / (g^2 + inv_snr^2) and vanishes at 0."""
     n, sigma = 32, 0.03
     T = GaussianMollifier(sigma)
     coeffs = torch.zeros(1, 1, n, n, dtype=torch.float64)
@@ -93,7 +93,7 @@ def test_wiener_round_trip_on_band_limited_input() -> None:
 
 
 def test_consistent_across_resolutions() -> None:
-    """MATH.md §1: T at 2N box-averaged to N agrees with T at N for a smooth function, to discretisation error."""
+    """docs/math.md §1: T at 2N box-averaged to N agrees with T at N for a smooth function, to discretisation error."""
     T = GaussianMollifier(0.04)
     errors = []
     for n in (16, 32, 64):
@@ -106,7 +106,7 @@ def test_consistent_across_resolutions() -> None:
 
 
 def test_works_on_a_4096_grid() -> None:
-    """MATH.md §1 at 4096 x 4096 (the O(N log N) route): a DCT-II mode cos(pi k1 u) cos(pi k2 v) plus a constant is
+    """docs/math.md §1 at 4096 x 4096 (the O(N log N) route): a DCT-II mode cos(pi k1 u) cos(pi k2 v) plus a constant is
     scaled by g = exp(-pi^2 (k1^2 + k2^2) sigma^2 / 2) and the constant kept."""
     n, (k1, k2), sigma = 4096, (1000, 300), 1 / 4096
     u = (torch.arange(n, dtype=torch.float64) + 0.5) / n

@@ -1,4 +1,4 @@
-"""Building blocks: sparse residual block resolution consistency (MATH.md §8), U-Net for any d, lattice hash."""
+"""Building blocks: sparse residual block resolution consistency (docs/math.md §8), U-Net for any d, lattice hash."""
 
 import math
 
@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from funcdiff.domains.grid import box_average
-from funcdiff.operators.blocks import Layout, SparseBlock
-from funcdiff.operators.lattice import LatticeHash, kernel_map
-from funcdiff.operators.unet import GridUNet
+from funcdiff.operators.layers.blocks import Layout, SparseBlock
+from funcdiff.operators.kernels.lattice import LatticeHash, kernel_map
+from funcdiff.operators.layers.unet import GridUNet
 from funcdiff.points import grid_index
 
 
@@ -23,7 +23,7 @@ def test_block_output_is_resolution_consistent() -> None:
     """A sparse block at 2N, box-averaged to N, agrees with the block at N within 3 % of the output's range.
 
     Per-point layers commute with box averaging up to O(h^2) for smooth inputs; the kernel integral does too
-    because the resampled kernel keeps its support and tap mean (MATH.md §8). Measured: 2.0 %; 4.1 % with plain
+    because the resampled kernel keeps its support and tap mean (docs/math.md §8). Measured: 2.0 %; 4.1 % with plain
     bilinear resampling of the taps.
     """
     torch.manual_seed(0)

@@ -1,4 +1,4 @@
-"""Configurations and presets: JSON round trip, validation, parameter counts (REFERENCE.md §6)."""
+"""Configurations and presets: JSON round trip, validation, parameter counts (docs/reference-differences.md §6)."""
 
 import json
 
@@ -31,7 +31,7 @@ def _count(module_type: type, config: object) -> int:
 
 
 def test_paper_parameter_counts() -> None:
-    """The paper presets have the official sizes: decoder ~320M / ~44M, encoder ~120M / ~17M (REFERENCE.md §3)."""
+    """The paper presets have the official sizes: decoder ~320M / ~44M, encoder ~120M / ~17M (docs/reference-differences.md §3)."""
     big = preset_config("paper-256", channels=3, resolution=256, z_dim=1024)
     small = preset_config("paper-128", channels=3, resolution=128, z_dim=256)
     assert 250e6 < _count(InftyDiffOperator, big) < 400e6

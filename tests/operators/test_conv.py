@@ -1,4 +1,4 @@
-"""Sparse depthwise convolution (MATH.md §8): backends against a brute-force sum, invariances, resampling."""
+"""Sparse depthwise convolution (docs/math.md §8): backends against a brute-force sum, invariances, resampling."""
 
 import math
 
@@ -8,17 +8,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from funcdiff.domains.grid import GridDomain, box_average
-from funcdiff.operators import conv as conv_module
-from funcdiff.operators.backends import available_backends, choose_backend, make_plan, sparse_sum
-from funcdiff.operators.conv import SparseDepthwiseConv
-from funcdiff.operators.kernels import resample_kernel, resampled_size
+from funcdiff.operators.layers import conv as conv_module
+from funcdiff.operators.kernels.backends import available_backends, choose_backend, make_plan, sparse_sum
+from funcdiff.operators.layers.conv import SparseDepthwiseConv
+from funcdiff.operators.layers.kernel_resampling import resample_kernel, resampled_size
 from funcdiff.points import Points
 
 BACKENDS = available_backends("cpu")
 
 
 def brute_force(conv: SparseDepthwiseConv, points: Points) -> torch.Tensor:
-    """MATH.md §8 term by term: an O(n^2) search of each point's window, then the count-normalised sum."""
+    """docs/math.md §8 term by term: an O(n^2) search of each point's window, then the count-normalised sum."""
     weight = conv.kernel(points.shape)
     half = torch.tensor(weight.shape[1:]) // 2
     out = torch.zeros_like(points.values)
@@ -47,7 +47,7 @@ grids = st.sampled_from([(1, (23,)), (2, (9, 7)), (2, (6, 6)), (3, (5, 4, 6))])
 @settings(deadline=None, max_examples=15)
 @given(grid=grids, fraction=st.floats(0.05, 1.0), kernel=st.sampled_from([1, 3, 5]), seed=st.integers(0, 99))
 def test_backends_match_brute_force_and_each_other(grid: tuple, fraction: float, kernel: int, seed: int) -> None:
-    """Every backend gives the MATH.md §8 sum, and the same input and weight gradients, for d = 1, 2, 3."""
+    """Every backend gives the docs/math.md §8 sum, and the same input and weight gradients, for d = 1, 2, 3."""
     ndim, shape = grid
     points = random_points(ndim, shape, fraction, 3, seed)
     conv = SparseDepthwiseConv(3, kernel, ndim=ndim, reference_shape=shape).double()
@@ -80,7 +80,7 @@ def test_gradcheck(backend: str, fraction: float) -> None:
     backend=st.sampled_from(BACKENDS),
 )
 def test_uniform_kernel_keeps_constants(grid: tuple, fraction: float, seed: int, scale: float, backend: str) -> None:
-    """MATH.md §8: with uniform taps a constant field stays constant at any density, resolution and at the borders."""
+    """docs/math.md §8: with uniform taps a constant field stays constant at any density, resolution and at the borders."""
     ndim, reference = grid
     shape = tuple(max(1, round(s * scale)) for s in reference)
     conv = SparseDepthwiseConv(2, 5, ndim=ndim, reference_shape=reference, backend=backend).double()
@@ -94,7 +94,7 @@ def test_uniform_kernel_keeps_constants(grid: tuple, fraction: float, seed: int,
 @settings(deadline=None, max_examples=10)
 @given(grid=grids, seed=st.integers(0, 99), backend=st.sampled_from(BACKENDS))
 def test_permuting_points_permutes_output(grid: tuple, seed: int, backend: str) -> None:
-    """The operator acts on a set of points: reordering them reorders the output (MATH.md §8)."""
+    """The operator acts on a set of points: reordering them reorders the output (docs/math.md §8)."""
     ndim, shape = grid
     points = random_points(ndim, shape, 0.4, 2, seed)
     conv = SparseDepthwiseConv(2, 3, ndim=ndim, reference_shape=shape, backend=backend).double()
@@ -106,7 +106,7 @@ def test_permuting_points_permutes_output(grid: tuple, seed: int, backend: str) 
 @pytest.mark.parametrize("ndim", [1, 2, 3])
 @pytest.mark.parametrize("chunk_rows", [None, 1, 3])
 def test_all_points_equal_dense_convolution(ndim: int, chunk_rows: int | None) -> None:
-    """All points through the sparse path equal the dense count-normalised convolution, chunked or not (MATH.md §8)."""
+    """All points through the sparse path equal the dense count-normalised convolution, chunked or not (docs/math.md §8)."""
     shape = {1: (17,), 2: (8, 7), 3: (5, 6, 4)}[ndim]
     x = torch.randn(2, 3, *shape, dtype=torch.float64)
     conv = SparseDepthwiseConv(3, 3, ndim=ndim, reference_shape=tuple(s // 2 + 1 for s in shape)).double()
@@ -117,7 +117,7 @@ def test_all_points_equal_dense_convolution(ndim: int, chunk_rows: int | None) -
 
 
 def test_interior_equals_plain_convolution_at_full_density() -> None:
-    """At full density away from the borders the integral is the plain depthwise convolution (MATH.md §8)."""
+    """At full density away from the borders the integral is the plain depthwise convolution (docs/math.md §8)."""
     x = torch.randn(1, 2, 12, 12, dtype=torch.float64)
     conv = SparseDepthwiseConv(2, 5, ndim=2, reference_shape=(12, 12)).double()
     plain = torch.nn.functional.conv2d(x, conv.weight.unsqueeze(1), groups=2)
@@ -206,7 +206,7 @@ def test_kernel_transforms_are_kept_between_calls_only_while_the_weight_is_uncha
 
 
 def test_resampled_size_rule() -> None:
-    """REFERENCE.md §2's rounding rule: 7 taps at 2x are 13, at 4x 29, at 1/2 x 3; always odd."""
+    """docs/reference-differences.md §2's rounding rule: 7 taps at 2x are 13, at 4x 29, at 1/2 x 3; always odd."""
     assert [resampled_size(7, n, 256) for n in (128, 256, 512, 1024, 2048)] == [3, 7, 13, 29, 57]
     assert all(resampled_size(k, n, 32) % 2 == 1 for k in (1, 3, 5, 7) for n in range(1, 200))
 
@@ -214,7 +214,7 @@ def test_resampled_size_rule() -> None:
 @settings(deadline=None, max_examples=20)
 @given(kernel=st.sampled_from([3, 5, 7]), size=st.integers(1, 31), seed=st.integers(0, 99))
 def test_resampling_keeps_tap_mean(kernel: int, size: int, seed: int) -> None:
-    """Resampled taps keep each channel's mean exactly, including near-zero-mean kernels (MATH.md §8)."""
+    """Resampled taps keep each channel's mean exactly, including near-zero-mean kernels (docs/math.md §8)."""
     weight = torch.randn(4, kernel, kernel, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     weight = weight - weight.mean(dim=(1, 2), keepdim=True) + torch.tensor([0.0, 1e-9, 1.0, -2.0]).view(4, 1, 1).double()
     resized = resample_kernel(weight, (2 * (size // 2) + 1, kernel))
@@ -234,7 +234,7 @@ def test_resolution_consistency_keeps_scale(factor: int) -> None:
     """A smooth field at factor x N, through the resampled kernel and box-averaged to N, matches the output at N.
 
     Tolerance: 1.5 % of the output's range (discretisation error of a 7-tap kernel); without the mean-keeping
-    correction the error is about 12 % at 2x (MATH.md §8), which this bound would catch.
+    correction the error is about 12 % at 2x (docs/math.md §8), which this bound would catch.
     """
     n = 32
     conv = _gaussian_conv((n, n))

@@ -1,4 +1,4 @@
-"""The diffusion autoencoder's encoder and latent MLP (REFERENCE.md §3-4)."""
+"""The diffusion autoencoder's encoder and latent MLP (docs/reference-differences.md §3-4)."""
 
 import pytest
 import torch

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from funcdiff.operators import InftyDiffOperator, SparseDepthwiseConv, available_backends, preset_config
-from funcdiff.operators.backends import make_plan, sparse_sum
+from funcdiff.operators.kernels.backends import make_plan, sparse_sum
 from funcdiff.points import Points
 from tests.strategies import CLEAR_ERRORS, FLOAT_DTYPES, finite, tensors, wrong_types
 

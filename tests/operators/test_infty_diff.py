@@ -1,4 +1,4 @@
-"""The ∞-Diff operator (REFERENCE.md §2-3): dense/sparse agreement, chunking, any resolution, dropout, gradients."""
+"""The ∞-Diff operator (docs/reference-differences.md §2-3): dense/sparse agreement, chunking, any resolution, dropout, gradients."""
 
 
 import jaxtyping
@@ -20,7 +20,7 @@ def tiny(z_dim: int = 0, backend: str = "auto") -> InftyDiffOperator:
 @pytest.mark.parametrize("backend", available_backends("cpu"))
 @pytest.mark.parametrize("shape", [(16, 16), (12, 20)])
 def test_forward_on_all_points_equals_forward_dense(backend: str, shape: tuple[int, int]) -> None:
-    """``forward`` on every point equals ``forward_dense`` (ARCHITECTURE.md, NeuralOperator), also off the reference grid."""
+    """``forward`` on every point equals ``forward_dense`` (the `NeuralOperator` protocol), also off the reference grid."""
     op = tiny(backend=backend)
     x = torch.randn(2, 2, *shape, dtype=torch.float64)
     t = torch.tensor([0.1, 0.7], dtype=torch.float64)
@@ -40,7 +40,7 @@ def test_chunked_forward_dense_equals_unchunked(chunk: int) -> None:
 @settings(deadline=None, max_examples=4)
 @given(seed=st.integers(0, 99), fraction=st.floats(0.05, 1.0))
 def test_permuting_points_permutes_prediction(seed: int, fraction: float) -> None:
-    """The whole operator is permutation-equivariant in its points (MATH.md §8)."""
+    """The whole operator is permutation-equivariant in its points (docs/math.md §8)."""
     op = tiny()
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(2, 2, 16, 16, generator=gen, dtype=torch.float64)
@@ -120,7 +120,7 @@ def test_jaxtyping_catches_batch_mismatch() -> None:
 
 @pytest.mark.parametrize(("ndim", "resolution"), [(1, 32), (3, 8)])
 def test_operator_in_one_and_three_dimensions(ndim: int, resolution: int) -> None:
-    """The whole operator runs on 1-d signals and 3-d volumes, sparse and dense paths agreeing (ARCHITECTURE.md)."""
+    """The whole operator runs on 1-d signals and 3-d volumes, sparse and dense paths agreeing (the `NeuralOperator` protocol)."""
     torch.manual_seed(0)
     op = InftyDiffOperator(preset_config("tiny", channels=2, resolution=resolution, ndim=ndim)).double().eval()
     x = torch.randn(2, 2, *(resolution,) * ndim, dtype=torch.float64)

@@ -1,4 +1,4 @@
-"""Points <-> grid (MATH.md §8): exact k-nearest search, inverse-distance weights, cell-centre multilinear reads."""
+"""Points <-> grid (docs/math.md §8): exact k-nearest search, inverse-distance weights, cell-centre multilinear reads."""
 
 import pytest
 import torch
@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from funcdiff.domains.grid import GridDomain
-from funcdiff.operators import native
-from funcdiff.operators.interpolate import cell_centres, grid_to_points, knn_to_grid, nearest_points
+from funcdiff.operators.kernels import native
+from funcdiff.operators.layers.interpolate import cell_centres, grid_to_points, knn_to_grid, nearest_points
 from funcdiff.points import Points
 
 grids = st.sampled_from([(1, (40,), (9,)), (2, (16, 12), (5, 8)), (2, (10, 10), (20, 20)), (3, (6, 5, 7), (3, 4, 2))])
@@ -93,7 +93,7 @@ def test_grid_to_points_convention(axis: int) -> None:
     """A field varying along one axis only is read back along that axis: no transposition, no quadrant effect.
 
     The official code passed (row, col) in [0, 1] to ``grid_sample`` and read a transposed lower-right quadrant
-    (REFERENCE.md §8.2); a linear ramp in cell-centre coordinates must be reproduced exactly between nodes.
+    (docs/reference-differences.md §8.2); a linear ramp in cell-centre coordinates must be reproduced exactly between nodes.
     """
     shape = (8, 8)
     centres = (torch.arange(8, dtype=torch.float64) + 0.5) / 8

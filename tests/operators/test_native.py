@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from funcdiff.operators import backends, native
+from funcdiff.operators.kernels import backends, native
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from funcdiff.operators.native import build_lock
+from funcdiff.operators.kernels.native import build_lock
 with build_lock(Path(sys.argv[1]), timeout=5.0):
     print("locked", flush=True)
     time.sleep(600)
@@ -155,7 +155,7 @@ def test_failed_build_falls_back_to_pure_pytorch(
 @pytest.mark.timeout(600)
 def test_real_build_survives_a_killed_build(tmp_path: Path) -> None:
     """Kill a compiling process; the next one does not hang, compiles with a message, and the one after loads quietly."""
-    build = "from funcdiff.operators import native; r = native.build(); print(r.built, r.path); native.load().sparse_sum"
+    build = "from funcdiff.operators.kernels import native; r = native.build(); print(r.built, r.path); native.load().sparse_sum"
     first = python(build, ext_dir=tmp_path, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while not any(tmp_path.glob("*/build-*/build.ninja")):  # torch has written its files and holds its own lock

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from funcdiff.domains import box_average
 from funcdiff.domains import GridDomain
 from funcdiff.operators import InftyDiffOperator, preset_config
-from funcdiff.operators.layers import position_features
+from funcdiff.operators.layers.modulation import position_features
 
 N = 256
 
@@ -33,7 +33,7 @@ def smooth_clip(m: int, amplitudes: list[float], phases: list[float]) -> torch.T
     t=st.floats(0.05, 0.95),
 )
 def test_a_smooth_clip_gives_the_same_output_at_twice_the_rate(features: int, amplitudes: list[float], phases: list[float], t: float) -> None:
-    """MATH.md §8: the operator at 2N samples, box-averaged to N, matches the operator at N within 10 % of the output's
+    """docs/math.md §8: the operator at 2N samples, box-averaged to N, matches the operator at N within 10 % of the output's
     range away from the ends. Measured 3-6 % (initial weights, seed 0); with kernels not resampled (the same taps in
     samples at every rate) 10-30 %, which this bound catches."""
     torch.manual_seed(0)

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from funcdiff.operators import backends
-from funcdiff.operators.backends import available_backends, choose_backend, make_plan, sparse_sum
-from funcdiff.operators.conv import SparseDepthwiseConv
+from funcdiff.operators.kernels import backends
+from funcdiff.operators.kernels.backends import available_backends, choose_backend, make_plan, sparse_sum
+from funcdiff.operators.layers.conv import SparseDepthwiseConv
 from funcdiff.points import Points, unflatten_index
 from tests.child_run import run_pytest_child
 
@@ -150,7 +150,7 @@ def test_half_precision_is_accumulated_in_float32(dtype: torch.dtype, unit: floa
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_kernels_on_random_maps_with_ragged_blocks(dtype: torch.dtype) -> None:
     """Arbitrary maps (any rows, -1 anywhere) with blocks that do not divide the points, channels or slices."""
-    from funcdiff.operators import triton_sparse
+    from funcdiff.operators.kernels import triton_sparse
 
     gen = torch.Generator().manual_seed(6)
     m, c, k = 37, 5, 9
@@ -168,7 +168,7 @@ def test_kernels_on_random_maps_with_ragged_blocks(dtype: torch.dtype) -> None:
 @kernels_run
 def test_kernels_refuse_bad_inputs() -> None:
     """Shapes, dtypes and layout are checked before any pointer is read."""
-    from funcdiff.operators import triton_sparse
+    from funcdiff.operators.kernels import triton_sparse
 
     x = torch.randn(4, 3, device=DEVICE)
     nbr = torch.zeros(4, 2, dtype=torch.int32, device=DEVICE)
@@ -213,7 +213,7 @@ def test_kernels_compile_for_cuda_without_a_gpu(dtype: str, tmp_path: Path, monk
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    from funcdiff.operators import triton_sparse
+    from funcdiff.operators.kernels import triton_sparse
 
     acc = tl.float64 if dtype == "fp64" else tl.float32
     ints = {"m": "i32", "c": "i32", "k": "i32"}

@@ -46,7 +46,7 @@ def flow(**options) -> FunctionalFlowMatching:
 
 
 def wiener(sigma: float, inv_snr: float) -> torch.Tensor:
-    """W of MATH.md §1 on the 8-cell grid as a float64 matrix."""
+    """W of docs/math.md §1 on the 8-cell grid as a float64 matrix."""
     c = dct_matrix(N)
     g = torch.exp(-((math.pi * torch.arange(N, dtype=torch.float64) * sigma) ** 2) / 2)
     return c.T @ torch.diag(g / (g**2 + inv_snr**2)) @ c
@@ -294,7 +294,7 @@ def test_x0_estimate_clips_to_the_domains_range_and_filters_with_its_inv_snr() -
 
 
 def test_posterior_steps_and_dtypes() -> None:
-    """The posterior goes to t - 1 by default or to any earlier prev (MATH.md §4), never to prev >= t; its variance
+    """The posterior goes to t - 1 by default or to any earlier prev (docs/math.md §4), never to prev >= t; its variance
     comes in the field's dtype."""
     process = ddpm()
     x0, y = start(1), start(1).flip(-1)

@@ -1,4 +1,4 @@
-"""DPM-Solver++ (2M) (MATH.md §12): its steps against the closed form, and its accuracy against the exact
+"""DPM-Solver++ (2M) (docs/math.md §12): its steps against the closed form, and its accuracy against the exact
 probability-flow map of Gaussian data, computed by eigendecomposition instead of by any sampler."""
 
 import functools
@@ -55,7 +55,7 @@ def test_the_oracle_is_where_fine_ddim_lands() -> None:
     ids=["mollified", "white-noise", "100-steps"],
 )
 def test_beats_ddim_with_the_exact_gaussian_denoiser(mollifier, steps: int) -> None:
-    """MATH.md §12: the error is below DDIM's at the same count, far below from 10 steps on; mollified, 15 steps are
+    """docs/math.md §12: the error is below DDIM's at the same count, far below from 10 steps on; mollified, 15 steps are
     as good as DDIM's 50 (white noise, whose finest modes are not damped by T, needs 20: measured 2.1e-2 at 15,
     1.3e-2 at 20 against DDIM's 1.5e-2 at 50)."""
     data = GaussianData(make_process(mollifier, "mollified_eps", steps))
@@ -82,7 +82,7 @@ def test_error_falls_at_second_order(mollifier) -> None:
 
 
 def hand_run(prediction: str, steps: list[int], first_order: set[int]) -> list[torch.Tensor]:
-    """MATH.md §12 written out in floats for the affine `model` of test_exact_steps: the state after each step of
+    """docs/math.md §12 written out in floats for the affine `model` of test_exact_steps: the state after each step of
     ``steps`` then 0, with the steps into ``first_order`` (and the first and last) first-order."""
     alpha_bar = make(prediction).schedule.alpha_bar
     lam = lambda a: math.log(math.sqrt(a) / math.sqrt(1 - a)) if a < 1 else math.inf  # noqa: E731
@@ -106,7 +106,7 @@ def hand_run(prediction: str, steps: list[int], first_order: set[int]) -> list[t
                          [([40, 25, 10, 1], set()), ([40, 30, 25, 10, 1], {1}), ([45, 40, 30, 25, 10, 4], {4})],
                          ids=["4-steps", "5-steps", "6-steps-ending-at-4"])
 def test_steps_match_the_closed_form(prediction: str, steps: list[int], first_order: set[int]) -> None:
-    """Every state equals MATH.md §12's update; from 5 steps on, the step into the last positive step is first-order."""
+    """Every state equals docs/math.md §12's update; from 5 steps on, the step into the last positive step is first-order."""
     seen: list[torch.Tensor] = []
     end = sample_dpmpp(model, make(prediction), start(), steps, reference_shape=(N,), clip=False, denoise=False,
                        callback=lambda t, y, tx0: seen.append(y))

@@ -1,4 +1,4 @@
-"""Single sampler steps, guidance and the training targets against closed forms of MATH.md §3, §5, §6, §10 and §11,
+"""Single sampler steps, guidance and the training targets against closed forms of docs/math.md §3, §5, §6, §10 and §11,
 recomputed in float64 with dense matrices (T from `tests.helpers`) and the fresh noise replayed from its seed."""
 
 import math
@@ -21,7 +21,7 @@ def dense(sigma: float | None) -> torch.Tensor:
 
 
 def wiener(sigma: float, inv_snr: float = 0.05) -> torch.Tensor:
-    """W of MATH.md §1 on the 8-cell grid as a float64 matrix."""
+    """W of docs/math.md §1 on the 8-cell grid as a float64 matrix."""
     c = dct_matrix(N)
     g = torch.exp(-((math.pi * torch.arange(N, dtype=torch.float64) * sigma) ** 2) / 2)
     return c.T @ torch.diag(g / (g**2 + inv_snr**2)) @ c
@@ -49,7 +49,7 @@ def start() -> torch.Tensor:
 
 
 def estimates(prediction: str, y: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """``(T xhat0, T epshat, abar_t)`` of MATH.md §5-6 for `model`'s output at step t of ``STEPS``."""
+    """``(T xhat0, T epshat, abar_t)`` of docs/math.md §5-6 for `model`'s output at step t of ``STEPS``."""
     a = float(make(prediction).schedule.alpha_bar[t])
     f = model(y, torch.full((y.shape[0],), t / STEPS, dtype=torch.float64), None)
     if prediction == "mollified_eps":
@@ -92,7 +92,7 @@ def assert_chain(sampler, prediction: str, step, **options) -> None:
 @pytest.mark.parametrize("prediction", ["mollified_eps", "x0"])
 @pytest.mark.parametrize("eta", [0.0, 0.5, 1.0])
 def test_ddim_steps_match_the_closed_form(prediction: str, eta: float) -> None:
-    """MATH.md §6: y_prev = sqrt(abar_prev) T xhat0 + sqrt(1 - abar_prev - s^2) T epshat + s T z with
+    """docs/math.md §6: y_prev = sqrt(abar_prev) T xhat0 + sqrt(1 - abar_prev - s^2) T epshat + s T z with
     s = eta sqrt((1 - abar_prev) / (1 - abar_t)) sqrt(1 - abar_t / abar_prev), z replayed; the last step lands on T xhat0."""
     def step(y, tx0, teps, a_t, a_p, tz):
         s = eta * math.sqrt((1 - a_p) / (1 - a_t)) * math.sqrt(1 - a_t / a_p)
@@ -103,7 +103,7 @@ def test_ddim_steps_match_the_closed_form(prediction: str, eta: float) -> None:
 
 @pytest.mark.parametrize("prediction", ["mollified_eps", "x0"])
 def test_ddpm_steps_match_the_closed_form(prediction: str) -> None:
-    """MATH.md §4, §6: y_prev = c1 T xhat0 + c2 y_t + sqrt(betatilde) T z over respaced pairs, z replayed, no noise on the
+    """docs/math.md §4, §6: y_prev = c1 T xhat0 + c2 y_t + sqrt(betatilde) T z over respaced pairs, z replayed, no noise on the
     last step."""
     def step(y, tx0, teps, a_t, a_p, tz):
         beta = 1 - a_t / a_p
@@ -115,7 +115,7 @@ def test_ddpm_steps_match_the_closed_form(prediction: str) -> None:
 
 @pytest.mark.parametrize("prediction", ["mollified_eps", "x0"])
 def test_reported_sample_is_wiener_of_the_estimate_or_the_network_x0(prediction: str) -> None:
-    """MATH.md §6: with denoise, the last step reports W(T xhat0) under mollified-eps and xhat0 itself under x0."""
+    """docs/math.md §6: with denoise, the last step reports W(T xhat0) under mollified-eps and xhat0 itself under x0."""
     process, y = make(prediction), start()
     y_25, _ = first_step(sample_ddim, process, y)
     reported = sample_ddim(model, process, y, [40, 25], reference_shape=(REF,), clip=False)
@@ -128,7 +128,7 @@ def test_reported_sample_is_wiener_of_the_estimate_or_the_network_x0(prediction:
 
 @pytest.mark.parametrize("prediction", ["mollified_eps", "x0"])
 def test_encode_step_matches_the_closed_form(prediction: str) -> None:
-    """MATH.md §6: encoding runs the eta = 0 map forwards from T x0, each step from prev to t with the model's
+    """docs/math.md §6: encoding runs the eta = 0 map forwards from T x0, each step from prev to t with the model's
     T epshat at step t evaluated at y_prev: y_t = sqrt(abar_t) T xhat0 + sqrt(1 - abar_t) T epshat."""
     process, x0 = make(prediction), start()
     y = apply(dense(SIGMA), x0)
@@ -142,7 +142,7 @@ def test_encode_step_matches_the_closed_form(prediction: str) -> None:
 
 
 def test_inpainting_guidance_is_the_closed_form_gradient_step() -> None:
-    """MATH.md §10: for T xhat0 = k y + c the corrected estimate is T xhat0 + w sqrt(abar_t) k m^2 (T x_a - T xhat0),
+    """docs/math.md §10: for T xhat0 = k y + c the corrected estimate is T xhat0 + w sqrt(abar_t) k m^2 (T x_a - T xhat0),
     with a per-example abar_t and a fractional mask (the loss squares it)."""
     gen = torch.Generator().manual_seed(2)
     known = torch.randn(3, 1, N, generator=gen, dtype=torch.float64)
@@ -158,7 +158,7 @@ def test_inpainting_guidance_is_the_closed_form_gradient_step() -> None:
 
 
 def test_guided_ddim_step_uses_the_current_abar() -> None:
-    """MATH.md §6, §10: one guided eta = 0 DDIM step (mollified-eps) from 40 to 25 moves T xhat0 by
+    """docs/math.md §6, §10: one guided eta = 0 DDIM step (mollified-eps) from 40 to 25 moves T xhat0 by
     w sqrt(abar_40) k m^2 (T x_a - T xhat0), k = dT xhat0 / dy = (1 - sqrt(1 - abar) (0.3 + 0.2 t / T)) / sqrt(abar)."""
     process, y = make("mollified_eps"), start()
     known = torch.linspace(-0.5, 0.5, N, dtype=torch.float64).expand(3, 1, N)
@@ -177,7 +177,7 @@ def test_guided_ddim_step_uses_the_current_abar() -> None:
 @pytest.mark.parametrize("heun", [False, True], ids=["euler", "heun"])
 @pytest.mark.parametrize("prediction, sigma_min", [("velocity", 0.0), ("x1", 0.0), ("x1", 0.2)])
 def test_flow_steps_match_the_closed_form(heun: bool, prediction: str, sigma_min: float) -> None:
-    """MATH.md §11: Euler y += h v(y, s); Heun y += h (v(y, s) + v(y + h v, s + h)) / 2 on every step but the last,
+    """docs/math.md §11: Euler y += h v(y, s); Heun y += h (v(y, s) + v(y + h v, s + h)) / 2 on every step but the last,
     which is an Euler step; v is the model's output or, for x1, (T xhat1 - (1 - sigma_min) y) / (1 - (1 - sigma_min) s).
     The model gets s per example in the state's dtype."""
     process = FunctionalFlowMatching(GridDomain(1, 1), GaussianMollifier(SIGMA), sigma_min=sigma_min, prediction=prediction)

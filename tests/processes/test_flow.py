@@ -1,4 +1,4 @@
-"""Functional flow matching (MATH.md §11): the conditional path and velocity, the loss, and the Euler and Heun
+"""Functional flow matching (docs/math.md §11): the conditional path and velocity, the loss, and the Euler and Heun
 samplers against the closed-form Gaussian flow."""
 
 import math
@@ -53,7 +53,7 @@ def test_conditional_path_and_velocity(seed: int, s: float, sigma: float | None,
 
 @given(seed=st.integers(0, 10_000), s=st.floats(0.0, 0.99), sigma_min=st.sampled_from([0.0, 0.1]))
 def test_x1_prediction_gives_the_conditional_velocity(seed: int, s: float, sigma_min: float) -> None:
-    """An x1-predicting model that outputs the true x1 yields exactly the conditional velocity u_s (MATH.md §11)."""
+    """An x1-predicting model that outputs the true x1 yields exactly the conditional velocity u_s (docs/math.md §11)."""
     process = flow(0.1, sigma_min=sigma_min, prediction="x1")
     gen = torch.Generator().manual_seed(seed)
     x1, eps = (torch.randn(3, 1, N, generator=gen, dtype=torch.float64) for _ in range(2))
@@ -64,7 +64,7 @@ def test_x1_prediction_gives_the_conditional_velocity(seed: int, s: float, sigma
 
 @pytest.mark.parametrize("prediction", ["velocity", "x1"])
 def test_loss_scores_the_velocity_at_the_drawn_points(prediction: str) -> None:
-    """MATH.md §11: the model sees y_s = T(s x1 + (1 - (1 - sigma_min) s) eps) at the domain's points and is scored
+    """docs/math.md §11: the model sees y_s = T(s x1 + (1 - (1 - sigma_min) s) eps) at the domain's points and is scored
     there against u_s = T(x1 - (1 - sigma_min) eps) (or the unmollified x1), replayed with a dense float64 T."""
     process = FunctionalFlowMatching(GridDomain(2, 2), GaussianMollifier(0.1), sigma_min=0.1, prediction=prediction)
     x1 = torch.rand(3, 2, 6, 8, dtype=torch.float64) * 2 - 1
@@ -125,7 +125,7 @@ def flow_map_error(sampler, sigma: float | None, steps: int) -> float:
 
 @pytest.mark.parametrize("sigma", [0.08, None], ids=["mollified", "white-noise"])
 def test_samplers_reach_the_data_distribution_at_their_order(sigma: float | None) -> None:
-    """MATH.md §11: integrating v* from T eps ends at mean T mu and covariance T Sigma T^T; halving the step divides
+    """docs/math.md §11: integrating v* from T eps ends at mean T mu and covariance T Sigma T^T; halving the step divides
     Euler's error by about 2 and Heun's by about 4."""
     euler = [flow_map_error(sample_euler, sigma, n) for n in (20, 40, 80)]
     heun = [flow_map_error(sample_heun, sigma, n) for n in (20, 40, 80)]
@@ -138,7 +138,7 @@ def test_samplers_reach_the_data_distribution_at_their_order(sigma: float | None
 
 
 def test_sampler_reports_the_wiener_filtered_state_and_refuses_bad_steps() -> None:
-    """denoise=True returns W(y_1) (MATH.md §1); steps must be a positive int; x1-prediction has no velocity at 1."""
+    """denoise=True returns W(y_1) (docs/math.md §1); steps must be a positive int; x1-prediction has no velocity at 1."""
     process = flow(0.08)
     exact = GaussianFlow(0.08)
     y_0 = process.prior(3, (1, N), (N,), generator=torch.Generator().manual_seed(0), dtype=torch.float64)

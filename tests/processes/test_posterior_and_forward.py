@@ -1,4 +1,4 @@
-"""Forward marginals, chain composition and the closed-form posterior of the mollified process (MATH.md §3, §4, §7)."""
+"""Forward marginals, chain composition and the closed-form posterior of the mollified process (docs/math.md §3, §4, §7)."""
 
 import pytest
 import torch
@@ -32,7 +32,7 @@ def dense_operator(mollifier, shape: tuple[int, ...]) -> torch.Tensor:
     data=st.data(),
 )
 def test_posterior_matches_dense_gaussian_conditioning(seed: int, shape: tuple[int, ...], sigma: float | None, data) -> None:
-    """MATH.md §4: condition the joint Gaussian of (y_{t-1}, y_t) | x0 with dense float64 algebra; compare."""
+    """docs/math.md §4: condition the joint Gaussian of (y_{t-1}, y_t) | x0 with dense float64 algebra; compare."""
     steps = 12
     t = data.draw(st.integers(1, steps))
     mollifier = IdentityMollifier() if sigma is None else GaussianMollifier(sigma)
@@ -59,7 +59,7 @@ def test_posterior_matches_dense_gaussian_conditioning(seed: int, shape: tuple[i
 
 @pytest.mark.parametrize("mollifier", [GaussianMollifier(0.08), IdentityMollifier()], ids=["gaussian", "identity"])
 def test_forward_marginal_and_chain_moments(mollifier) -> None:
-    """MATH.md §3: q(y_t | x0) = N(sqrt(abar) T x0, (1 - abar) T T*), and q(y_t | y_{t-1}) composes to it."""
+    """docs/math.md §3: q(y_t | x0) = N(sqrt(abar) T x0, (1 - abar) T T*), and q(y_t | y_{t-1}) composes to it."""
     shape, num = (8,), 40_000
     process = MollifiedDDPM(GridDomain(1, 1), random_schedule(3, 6), mollifier)
     gen = torch.Generator().manual_seed(1)

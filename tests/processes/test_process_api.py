@@ -56,7 +56,7 @@ def test_respacing() -> None:
 
 @given(points=st.one_of(st.integers(1, 48), st.floats(0.05, 1.0)), prediction=st.sampled_from(["mollified_eps", "x0"]))
 def test_loss_scores_the_model_at_the_drawn_points(points: int | float, prediction: str) -> None:
-    """MATH.md §3, §5: the model sees y_t = T(sqrt(abar_t) x0 + sqrt(1 - abar_t) eps) at n distinct cells and is
+    """docs/math.md §3, §5: the model sees y_t = T(sqrt(abar_t) x0 + sqrt(1 - abar_t) eps) at n distinct cells and is
     scored there against T eps (or the unmollified x0), all replayed from the seed with a dense float64 T."""
     process = MollifiedDDPM(GridDomain(2, 2), cosine_schedule(100), GaussianMollifier(0.1), prediction)
     x0 = torch.rand(3, 2, 6, 8, dtype=torch.float64) * 2 - 1
@@ -87,7 +87,7 @@ def test_loss_scores_the_model_at_the_drawn_points(points: int | float, predicti
 
 
 def test_prior_variance_is_resolution_consistent() -> None:
-    """MATH.md §2: y_T = T eps has the same per-point variance at N_ref and 2 N_ref."""
+    """docs/math.md §2: y_T = T eps has the same per-point variance at N_ref and 2 N_ref."""
     process = MollifiedDDPM(GridDomain(2, 1), cosine_schedule(10), GaussianMollifier(0.05))
     gen = torch.Generator().manual_seed(0)
     var = [process.prior(2000, (1, n, n), (16, 16), generator=gen)[:, 0, n // 2, n // 2].var().item() for n in (16, 32)]
@@ -96,7 +96,7 @@ def test_prior_variance_is_resolution_consistent() -> None:
 
 @pytest.mark.parametrize("prediction", ["mollified_eps", "x0"])
 def test_inpainting_guidance_pulls_samples_toward_known_values(prediction: str) -> None:
-    """MATH.md §10, with the defaults (clip=True, the reported sample): guided and unguided samples differ and the
+    """docs/math.md §10, with the defaults (clip=True, the reported sample): guided and unguided samples differ and the
     known region of the reported sample moves toward the data, for both predictions."""
     process = MollifiedDDPM(GridDomain(1, 1), cosine_schedule(100), GaussianMollifier(0.05), prediction)
     known = torch.linspace(-0.8, 0.8, 16).view(1, 1, 16).expand(4, 1, 16).contiguous()
@@ -118,7 +118,7 @@ def test_inpainting_guidance_pulls_samples_toward_known_values(prediction: str) 
 
 @pytest.mark.parametrize("prediction", ["mollified_eps", "x0"])
 def test_unclipped_estimate_moves_the_state_by_exactly_the_correction(prediction: str) -> None:
-    """MATH.md §10: without clipping, the guided T xhat0 is the unguided one plus the correction, for both predictions."""
+    """docs/math.md §10: without clipping, the guided T xhat0 is the unguided one plus the correction, for both predictions."""
     process = MollifiedDDPM(GridDomain(1, 1), cosine_schedule(100), GaussianMollifier(0.08), prediction)
     gen = torch.Generator().manual_seed(0)
     output, y, correction = (torch.randn(3, 1, 16, generator=gen, dtype=torch.float64) for _ in range(3))
@@ -147,7 +147,7 @@ def test_bf16_coefficients_are_finite_at_every_step(prediction: str) -> None:
 
 
 def test_samplers_require_the_reference_shape() -> None:
-    """The noise a sampler adds depends on the training resolution, so it must be given (MATH.md §2)."""
+    """The noise a sampler adds depends on the training resolution, so it must be given (docs/math.md §2)."""
     process = MollifiedDDPM(GridDomain(1, 1), cosine_schedule(10), GaussianMollifier(0.1))
     y_T = process.prior(2, (1, 32), (16,))
     with pytest.raises(TypeError, match="reference_shape"):

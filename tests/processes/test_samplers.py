@@ -1,4 +1,4 @@
-"""Samplers end to end without a network: Gaussian data and its exact posterior-mean denoiser (MATH.md §5, §6, §7)."""
+"""Samplers end to end without a network: Gaussian data and its exact posterior-mean denoiser (docs/math.md §5, §6, §7)."""
 
 import math
 
@@ -70,7 +70,7 @@ NUM = 8000
 
 @processes
 def test_ddpm_reproduces_gaussian_data(mollifier, prediction: str) -> None:
-    """Ancestral sampling with the exact denoiser reproduces the data's mean and covariance (MATH.md §6)."""
+    """Ancestral sampling with the exact denoiser reproduces the data's mean and covariance (docs/math.md §6)."""
     process = make_process(mollifier, prediction)
     data = GaussianData(process)
     gen = torch.Generator().manual_seed(0)
@@ -81,7 +81,7 @@ def test_ddpm_reproduces_gaussian_data(mollifier, prediction: str) -> None:
 
 @processes
 def test_ddim_reproduces_gaussian_data_and_is_deterministic(mollifier, prediction: str) -> None:
-    """DDIM with eta = 0 is deterministic and, with the exact denoiser, matches the data's moments (MATH.md §6)."""
+    """DDIM with eta = 0 is deterministic and, with the exact denoiser, matches the data's moments (docs/math.md §6)."""
     process = make_process(mollifier, prediction)
     data = GaussianData(process)
     y_T = process.prior(NUM, (1, N), (N,), generator=torch.Generator().manual_seed(1), dtype=torch.float64)
@@ -103,7 +103,7 @@ def test_ddim_with_eta_one_is_stochastic_and_correct() -> None:
 
 @pytest.mark.parametrize("mollifier", [GaussianMollifier(0.06), IdentityMollifier()], ids=["mollified", "white-noise"])
 def test_encode_then_decode_returns_the_start(mollifier) -> None:
-    """MATH.md §6: DDIM encoding inverts the eta = 0 sampler; the error shrinks as steps are added."""
+    """docs/math.md §6: DDIM encoding inverts the eta = 0 sampler; the error shrinks as steps are added."""
     process = make_process(mollifier)
     data = GaussianData(process)
     x0 = (data.mean[:, None] + torch.linalg.cholesky(data.cov) @ torch.randn(N, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(5))).T
@@ -120,7 +120,7 @@ def test_encode_then_decode_returns_the_start(mollifier) -> None:
 
 
 def test_final_sample_is_wiener_filtered_or_the_x0_estimate() -> None:
-    """MATH.md §6: the reported sample is W(T xhat0) under mollified-eps and the network's xhat0 under x0."""
+    """docs/math.md §6: the reported sample is W(T xhat0) under mollified-eps and the network's xhat0 under x0."""
     for prediction in ("mollified_eps", "x0"):
         process = make_process(GaussianMollifier(0.06), prediction, steps=100)
         data = GaussianData(process)

@@ -1,4 +1,4 @@
-"""A trained diffusion autoencoder's tasks (MATH.md §2, §6, §9): latents in eval mode, cached with provenance and
+"""A trained diffusion autoencoder's tasks (docs/math.md §2, §6, §9): latents in eval mode, cached with provenance and
 normalised by their true mean; DDIM inversion that the decoding undoes; the lifted prior; reconstruction and
 interpolation at any resolution; super-resolution and inpainting conditioned on the input's latent."""
 
@@ -116,7 +116,7 @@ def test_lifted_prior_keeps_the_coarse_noise_as_its_box_average_and_has_white_no
 
 @pytest.mark.parametrize("sigma_pixels", [0.5, 1.0, 2.0])
 def test_lifting_the_prior_of_box_averaged_noise_gives_the_prior_of_the_fine_noise(sigma_pixels: float) -> None:
-    """Nested noise is the oracle (MATH.md §2): for fine white noise ``e``, lifting ``T A e`` with fresh noise ``e``
+    """Nested noise is the oracle (docs/math.md §2): for fine white noise ``e``, lifting ``T A e`` with fresh noise ``e``
     itself gives ``T e`` on the fine grid (``U A e + e - U A e = e``), to 1e-3 of its RMS (the Wiener inverse of the
     coarse ``T`` is exact except where its gain is below ``inv_snr``)."""
     process = eps_process(GaussianMollifier(sigma_pixels / 16))

@@ -1,4 +1,4 @@
-"""Inpainting from Python: masks, the replacement baseline, guidance toward the known region, refusals (MATH.md §10)."""
+"""Inpainting from Python: masks, the replacement baseline, guidance toward the known region, refusals (docs/math.md §10)."""
 
 import numpy as np
 import pytest

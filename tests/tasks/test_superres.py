@@ -1,5 +1,5 @@
 """Super-resolution from pixels: the box-average guidance in closed form and by finite differences, consistency of
-guided samples with their input, shapes and refusals (MATH.md §10)."""
+guided samples with their input, shapes and refusals (docs/math.md §10)."""
 
 import pytest
 import torch

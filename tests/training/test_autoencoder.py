@@ -1,4 +1,4 @@
-"""Training a diffusion autoencoder (MATH.md §9): joint training, the encoder's own points, separate clipping, EMA of
+"""Training a diffusion autoencoder (docs/math.md §9): joint training, the encoder's own points, separate clipping, EMA of
 both networks, checkpoints holding both, exact resume, samples that decode training latents, and the latent model
 fitted to the trained latents."""
 

@@ -154,7 +154,7 @@ def test_resuming_with_another_number_of_processes_continues_the_data_stream(tin
 def test_build_kernel_command_reports_the_build(monkeypatch, capsys, tmp_path: Path) -> None:
     """``funcdiff build-kernel`` passes its flags to the native build and says what happened, or why not (exit 1)."""
     from funcdiff.cli import main
-    from funcdiff.operators import native
+    from funcdiff.operators.kernels import native
 
     calls = []
 

@@ -17,8 +17,8 @@ from PIL import Image
 from torch._dynamo.utils import counters
 
 from funcdiff.operators import autoencoder_preset, compile_operator, operator_preset
-from funcdiff.operators.blocks import SparseBlock
-from funcdiff.operators.unet import GridUNet
+from funcdiff.operators.layers.blocks import SparseBlock
+from funcdiff.operators.layers.unet import GridUNet
 from funcdiff.points import Points, grid_index
 from funcdiff.training.metrics import read_metrics
 from tests.child_run import WITHOUT_TYPE_CHECKER, run_pytest_child

@@ -6,7 +6,7 @@ import jaxtyping
 import pytest
 import torch
 
-from funcdiff.operators.config import LatentMLPConfig
+from funcdiff.operators.models.config import LatentMLPConfig
 from funcdiff.processes.schedules import constant_schedule
 from funcdiff.training.latent import (
     LatentModel,
@@ -122,7 +122,7 @@ def test_save_load_round_trip(trained, tmp_path):
 
 
 def test_default_schedule_is_the_reference_one(data):
-    """Without a schedule: constant betas 0.008 over T = 1000 (REFERENCE.md §4); a given schedule is kept."""
+    """Without a schedule: constant betas 0.008 over T = 1000 (docs/reference-differences.md §4); a given schedule is kept."""
     model = train_latent(data[:100], config=SMALL, steps=1, batch_size=8)
     assert model.schedule.config == {"kind": "constant", "num_steps": 1000, "beta": 0.008}
     other = train_latent(data[:100], config=SMALL, schedule=constant_schedule(50, beta=0.1), steps=1, batch_size=8)

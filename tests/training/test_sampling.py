@@ -47,7 +47,7 @@ def starting_state(model, process, y_T, steps, *, cond, progress):
 
 
 def test_prior_noise_is_scaled_for_the_models_reference_resolution() -> None:
-    """MATH.md §2: at 32 px a model trained at 16 px gets per-point noise variance (32 / 16)^2 = 4, with or without
+    """docs/math.md §2: at 32 px a model trained at 16 px gets per-point noise variance (32 / 16)^2 = 4, with or without
     nesting, without the caller saying the reference shape."""
     wide = MollifiedDDPM(GridDomain(2, 1, value_range=(-10.0, 10.0)), cosine_schedule(10), IdentityMollifier())
     for nest in (None, 64):

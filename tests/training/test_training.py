@@ -36,7 +36,7 @@ def test_tiny_run_lowers_the_loss_and_samples_at_two_resolutions(tiny_config: Tr
 
 @pytest.mark.parametrize("prediction", ["velocity", "x1"])
 def test_tiny_flow_matching_run_lowers_the_loss_and_samples_at_two_resolutions(tiny_config: TrainConfig, prediction: str) -> None:
-    """MATH.md §11 end to end: the flow trains through the same Trainer and samples (Heun) at 1x and 2x."""
+    """docs/math.md §11 end to end: the flow trains through the same Trainer and samples (Heun) at 1x and 2x."""
     result = train_config(replace(tiny_config, steps=60, process="flow", prediction=prediction), progress=False)
     losses = [json.loads(line)["loss"] for line in (result.out_dir / "metrics.jsonl").read_text().splitlines()]
     assert sum(losses[-10:]) / 10 < 0.8 * sum(losses[:10]) / 10

@@ -4,22 +4,22 @@ A backend turns the points' lattice positions into a *plan* once (shared by ever
 pass with the same kernel shape) and then evaluates the sum with custom autograd. The transpose of a
 submanifold convolution is the same convolution with the mirrored kernel, so both backward passes reuse the
 forward machinery; the weight gradient is summed on the point side, one offset at a time, which is far faster
-on CPU than PyTorch's depthwise ``grad_weight`` (SPARSE-BACKENDS.md §2).
+on CPU than PyTorch's depthwise ``grad_weight`` (`benchmarks/sparse_conv.py`).
 
 - ``dense``: scatter into a zero-padded channels-last grid, ``conv{1,2,3}d(groups=c)``, gather back. Memory
   grows with the grid; the fast path for full and moderately sparse grids.
 - ``gather``: a kernel map from a `LatticeHash`, then one ``index_select`` + ``addcmul_`` per tap. Memory
   grows with the points only.
-- ``native``: the same kernel map and sum in a small C++ extension (`funcdiff.operators.native`), compiled
-  once per environment (on first use, or ahead by `funcdiff.operators.native.build`); memory grows with the
+- ``native``: the same kernel map and sum in a small C++ extension (`funcdiff.operators.kernels.native`), compiled
+  once per environment (on first use, or ahead by `funcdiff.operators.kernels.native.build`); memory grows with the
   points only. Listed only when it compiles.
-- ``triton``: the native kernel's map and sums as Triton kernels (`funcdiff.operators.triton_sparse`) for CUDA,
+- ``triton``: the native kernel's map and sums as Triton kernels (`funcdiff.operators.kernels.triton_sparse`) for CUDA,
   float16/bfloat16/float32/float64 with float32 accumulation (float64 for float64). Listed only when Triton
   imports and a CUDA device is present, or when ``TRITON_INTERPRET=1`` runs it in Triton's CPU interpreter
   (how the tests check it without a GPU).
 
 A ``torchsparse`` adapter (CUDA) is not implemented: the depthwise kernel lives only in the fork used by the
-official code (REFERENCE.md §2, §7), which cannot be installed here.
+official code (docs/reference-differences.md §2, §7), which cannot be installed here.
 
 ``"auto"`` honours the environment variable ``FUNCDIFF_SPARSE_BACKEND``, then prefers ``native`` for float32/64 on
 CPU (built once per environment in 30-60 s on 2 cores; even at 32 px the operator step is then about 1.6x faster),
@@ -43,8 +43,8 @@ import torch.nn.functional as F
 from torch.autograd import Function
 
 from funcdiff._typing import Float, Int, Tensor
-from funcdiff.operators import native
-from funcdiff.operators.lattice import kernel_map, window_offsets
+from funcdiff.operators.kernels import native
+from funcdiff.operators.kernels.lattice import kernel_map, window_offsets
 from funcdiff.points import check_index, check_shape, flat_index
 
 logger = logging.getLogger(__name__)
@@ -150,14 +150,14 @@ def _gather_weight_grad(x: Tensor, grad: Tensor, plan: ConvPlan) -> Tensor:
 
 @functools.cache
 def _triton() -> ModuleType | None:
-    """`funcdiff.operators.triton_sparse` when Triton is installed and can run (CUDA, or its interpreter), else None."""
+    """`funcdiff.operators.kernels.triton_sparse` when Triton is installed and can run (CUDA, or its interpreter), else None."""
     if importlib.util.find_spec("triton") is None:
         return None
     # Triton's own reading of the flag; checked first so that CPU-only machines never pay for importing Triton.
     if not (torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET", "").lower() in ("1", "true", "on")):
         return None
     try:
-        from funcdiff.operators import triton_sparse
+        from funcdiff.operators.kernels import triton_sparse
     except Exception as error:  # noqa: BLE001 - a broken Triton install means: use the other backends
         logger.warning("Triton sparse convolution kernels unavailable (%s)", error)
         return None

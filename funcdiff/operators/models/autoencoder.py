@@ -1,4 +1,4 @@
-"""The diffusion autoencoder: a denoiser conditioned on ``z`` and the encoder that makes ``z`` (MATH.md §9)."""
+"""The diffusion autoencoder: a denoiser conditioned on ``z`` and the encoder that makes ``z`` (docs/math.md §9)."""
 
 from typing import Any, final
 

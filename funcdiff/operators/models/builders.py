@@ -2,10 +2,10 @@
 
 from torch import nn
 
-from funcdiff.operators.backends import BackendName
-from funcdiff.operators.blocks import Layout, SparseBlock
-from funcdiff.operators.config import OperatorConfig
-from funcdiff.operators.unet import GridUNet
+from funcdiff.operators.kernels.backends import BackendName
+from funcdiff.operators.layers.blocks import Layout, SparseBlock
+from funcdiff.operators.models.config import OperatorConfig
+from funcdiff.operators.layers.unet import GridUNet
 from funcdiff.points import Points
 
 

@@ -14,7 +14,7 @@ class SinusoidalEmbedding(nn.Module):
     """``[sin(s t w_i), cos(s t w_i)]`` with ``w_i = 10^(-4 i / (half - 1))`` and ``s = 1000`` (Vaswani et al. 2017).
 
     Continuous time in ``[0, 1]`` is scaled by 1000 first, so the frequencies match a model trained on step
-    indices of a T = 1000 schedule (REFERENCE.md §1, "Timestep handling").
+    indices of a T = 1000 schedule (docs/reference-differences.md §1, "Timestep handling").
     """
 
     def __init__(self, dim: int) -> None:
@@ -40,7 +40,7 @@ def position_features(index: Int[Tensor, "b n d"], shape: tuple[int, ...], count
 
 
 class TimeEmbedding(nn.Module):
-    """Sinusoidal embedding followed by Linear-GELU-Linear (Ho et al. 2020; REFERENCE.md §3)."""
+    """Sinusoidal embedding followed by Linear-GELU-Linear (Ho et al. 2020; docs/reference-differences.md §3)."""
 
     def __init__(self, sinusoidal_dim: int, dim: int) -> None:
         super().__init__()
@@ -57,7 +57,7 @@ class Modulation(nn.Module):
     """Per-example scale and shift ``h (1 + s_t)(1 + s_z) + b_t`` from a time embedding and an optional latent.
 
     Time gives scale and shift through GELU-Linear; the latent gives a scale through Linear-GELU-Linear, as in
-    the official ∞-Diff blocks (REFERENCE.md §2). Either input may be absent (``time_dim`` or ``z_dim`` of 0).
+    the official ∞-Diff blocks (docs/reference-differences.md §2). Either input may be absent (``time_dim`` or ``z_dim`` of 0).
     """
 
     def __init__(self, channels: int, time_dim: int, z_dim: int) -> None:

@@ -1,4 +1,4 @@
-"""Frozen, JSON-safe configurations of the operators and the named presets (REFERENCE.md §6 for the paper's)."""
+"""Frozen, JSON-safe configurations of the operators and the named presets (docs/reference-differences.md §6 for the paper's)."""
 
 from dataclasses import dataclass
 from typing import Any
@@ -7,7 +7,7 @@ from funcdiff.json_config import JsonConfig
 
 @dataclass(frozen=True, kw_only=True)
 class OperatorConfig(JsonConfig):
-    """Architecture of `InftyDiffOperator` and `SparseEncoder` (field names follow REFERENCE.md §2-3).
+    """Architecture of `InftyDiffOperator` and `SparseEncoder` (field names follow docs/reference-differences.md §2-3).
 
     Attributes:
         channels: input = output channels of the field.
@@ -72,7 +72,7 @@ class OperatorConfig(JsonConfig):
 
 @dataclass(frozen=True, kw_only=True)
 class LatentMLPConfig(JsonConfig):
-    """Architecture of `LatentMLP`, the latent denoiser (Preechakul et al. 2022; REFERENCE.md §4)."""
+    """Architecture of `LatentMLP`, the latent denoiser (Preechakul et al. 2022; docs/reference-differences.md §4)."""
 
     z_dim: int
     hidden: int = 2048
@@ -91,7 +91,7 @@ def _unet_size(resolution: int, levels: int) -> int:
 
 
 _PRESETS: dict[str, dict[str, Any]] = {
-    # REFERENCE.md §6: the 256 configs (uno_res 128 at 256 px) and ffhq_128 (uno_res 64, base 64, four levels).
+    # docs/reference-differences.md §6: the 256 configs (uno_res 128 at 256 px) and ffhq_128 (uno_res 64, base 64, four levels).
     "paper-256": dict(width=64, sparse_blocks=3, kernel_size=7, time_dim=256, unet_channels=128, unet_mults=(1, 2, 4, 8, 8)),
     "paper-128": dict(width=64, sparse_blocks=3, kernel_size=7, time_dim=256, unet_channels=64, unet_mults=(1, 2, 4, 8)),
     "cpu-small": dict(

@@ -1,6 +1,6 @@
 """ConvNeXt-like sparse residual blocks (Liu et al. 2022) with modulated LayerNorm, as in the official ∞-Diff.
 
-REFERENCE.md §2 describes the official block; MATH.md §8 the kernel integral inside it.
+docs/reference-differences.md §2 describes the official block; docs/math.md §8 the kernel integral inside it.
 """
 
 import math
@@ -10,11 +10,11 @@ import torch
 from torch import nn
 
 from funcdiff._typing import Float, Int, Tensor
-from funcdiff.operators.backends import BackendName, ConvPlan
-from funcdiff.operators.chunking import pointwise
+from funcdiff.operators.kernels.backends import BackendName, ConvPlan
+from funcdiff.operators.layers.chunking import pointwise
 from funcdiff.operators.compiling import CompileMode, run_part
-from funcdiff.operators.conv import SparseDepthwiseConv
-from funcdiff.operators.layers import Modulation
+from funcdiff.operators.layers.conv import SparseDepthwiseConv
+from funcdiff.operators.layers.modulation import Modulation
 from funcdiff.points import Points
 
 

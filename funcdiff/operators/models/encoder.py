@@ -1,4 +1,4 @@
-"""The semantic encoder of the diffusion autoencoder: sparse blocks, the U-Net's down half, pooled to ``z`` (REFERENCE.md §3)."""
+"""The semantic encoder of the diffusion autoencoder: sparse blocks, the U-Net's down half, pooled to ``z`` (docs/reference-differences.md §3)."""
 
 from typing import Any, final
 
@@ -7,13 +7,13 @@ from jaxtyping import jaxtyped
 from torch import nn
 
 from funcdiff._typing import Float, Tensor
-from funcdiff.operators.backends import BackendName
+from funcdiff.operators.kernels.backends import BackendName
 from funcdiff.operators.base import LatentEncoder
-from funcdiff.operators.blocks import Layout
-from funcdiff.operators.builders import layout_for, sparse_stack, unet_for
-from funcdiff.operators.chunking import pointwise
-from funcdiff.operators.config import OperatorConfig
-from funcdiff.operators.interpolate import knn_to_grid
+from funcdiff.operators.layers.blocks import Layout
+from funcdiff.operators.models.builders import layout_for, sparse_stack, unet_for
+from funcdiff.operators.layers.chunking import pointwise
+from funcdiff.operators.models.config import OperatorConfig
+from funcdiff.operators.layers.interpolate import knn_to_grid
 from funcdiff.points import Points, grid_index
 from funcdiff.registry import register
 
@@ -29,7 +29,7 @@ class SparseEncoder(nn.Module, LatentEncoder):
 
     Args:
         config: an `OperatorConfig` with ``z_dim > 0``.
-        backend: the sparse convolution backend (`funcdiff.operators.backends`).
+        backend: the sparse convolution backend (`funcdiff.operators.kernels.backends`).
     """
 
     def __init__(self, config: OperatorConfig, *, backend: BackendName = "auto") -> None:

@@ -9,8 +9,8 @@ from jaxtyping import jaxtyped
 from torch import nn
 
 from funcdiff._typing import Float, Tensor
-from funcdiff.operators.config import LatentMLPConfig
-from funcdiff.operators.layers import SinusoidalEmbedding
+from funcdiff.operators.models.config import LatentMLPConfig
+from funcdiff.operators.layers.modulation import SinusoidalEmbedding
 
 
 class _Layer(nn.Module):
@@ -31,7 +31,7 @@ class _Layer(nn.Module):
 
 @final
 class LatentMLP(nn.Module):
-    """``eps``-prediction on latents ``z`` (MLPSkipNet; REFERENCE.md §4): every layer after the first also sees ``z``.
+    """``eps``-prediction on latents ``z`` (MLPSkipNet; docs/reference-differences.md §4): every layer after the first also sees ``z``.
 
     Time is continuous in ``[0, 1]``, embedded sinusoidally after scaling by 1000, then Linear-GELU-Linear to ``z_dim``.
 

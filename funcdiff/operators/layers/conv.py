@@ -1,4 +1,4 @@
-"""The sparse depthwise kernel integral of MATH.md §8, on any subset of any grid of dimension 1, 2 or 3."""
+"""The sparse depthwise kernel integral of docs/math.md §8, on any subset of any grid of dimension 1, 2 or 3."""
 
 import math
 from typing import final
@@ -10,9 +10,9 @@ from jaxtyping import jaxtyped
 from torch import nn
 
 from funcdiff._typing import Float, Tensor
-from funcdiff.operators.backends import DEPTHWISE_CONV, BackendName, ConvPlan, make_plan, sparse_sum
-from funcdiff.operators.chunking import empty_in_layout, fill_chunks
-from funcdiff.operators.kernels import resample_kernel, resampled_shape
+from funcdiff.operators.kernels.backends import DEPTHWISE_CONV, BackendName, ConvPlan, make_plan, sparse_sum
+from funcdiff.operators.layers.chunking import empty_in_layout, fill_chunks
+from funcdiff.operators.layers.kernel_resampling import resample_kernel, resampled_shape
 from funcdiff.points import Points
 
 
@@ -23,14 +23,14 @@ class SparseDepthwiseConv(nn.Module):
 
     The kernel is learnt at ``reference_shape`` and resampled (`resample_kernel`) on grids of other shapes, so its
     support keeps its size in domain units; the count normalisation makes the sum a Monte-Carlo estimate of the
-    integral at any density, resolution and at the borders (MATH.md §8).
+    integral at any density, resolution and at the borders (docs/math.md §8).
 
     Args:
         channels: number of channels c (one kernel each).
         kernel_size: taps per axis at the reference resolution (odd).
         ndim: spatial dimension d (1, 2 or 3).
         reference_shape: the grid shape at which the kernel has ``kernel_size`` taps per axis.
-        backend: ``"auto"``, ``"dense"`` or ``"gather"`` (see `funcdiff.operators.backends`).
+        backend: ``"auto"``, ``"dense"`` or ``"gather"`` (see `funcdiff.operators.kernels.backends`).
     """
 
     def __init__(

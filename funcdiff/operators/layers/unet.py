@@ -8,7 +8,7 @@ from torch import nn
 
 from funcdiff._typing import Float, Tensor
 from funcdiff.operators.compiling import CompileMode, run_part
-from funcdiff.operators.layers import Modulation
+from funcdiff.operators.layers.modulation import Modulation
 
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 _TRANSPOSED = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
@@ -78,7 +78,7 @@ class Stage(nn.Module):
 
 
 class GridUNet(nn.Module):
-    """U-Net on a fixed grid of ``shape`` with the official UNO's channel plan (REFERENCE.md §3) and ADM blocks.
+    """U-Net on a fixed grid of ``shape`` with the official UNO's channel plan (docs/reference-differences.md §3) and ADM blocks.
 
     Down level ``i`` runs ``blocks`` residual blocks at ``channels * (1, *mults)[i]`` and then a stride-2 convolution
     to the next width (a stride-1 one after the last level); the middle is block, attention, block at

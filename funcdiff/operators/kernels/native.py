@@ -3,10 +3,10 @@
 The source is ``native_sparse.cpp`` beside this module, built with ``torch.utils.cpp_extension.load_inline``
 (which writes the Python bindings of ``_FUNCTIONS``): it needs only a C++ compiler (no CUDA, nothing beyond pip);
 if compiling fails the ``native`` backend is simply unavailable and the pure-PyTorch code is used. The kernel map
-is an open-addressing lattice hash like `funcdiff.operators.lattice.LatticeHash` (same hash, memory in the number
+is an open-addressing lattice hash like `funcdiff.operators.kernels.lattice.LatticeHash` (same hash, memory in the number
 of points), and the sum reads each neighbour's channel row directly, so nothing is scattered to the grid. The
 weight gradient is accumulated per thread and reduced at the end. The exact k-nearest search of
-`funcdiff.operators.interpolate.nearest_points` probes the same hash in a window that grows until the k-th
+`funcdiff.operators.layers.interpolate.nearest_points` probes the same hash in a window that grows until the k-th
 distance is certain. Threads come from PyTorch's own pool (``at::parallel_for``), so ``torch.set_num_threads``
 applies and no second OpenMP runtime is loaded.
 
@@ -179,7 +179,7 @@ def _compile(spec: BuildSpec, folder: Path, *, timeout: float) -> None:
 def build(*, force: bool = False, timeout: float = BUILD_TIMEOUT) -> NativeBuild:
     """Compile this environment's kernel unless it is already built (or ``force``), and say where it is.
 
-    Announces a compile on the ``funcdiff.operators.native`` logger at WARNING level (shown by default); loading
+    Announces a compile on the ``funcdiff.operators.kernels.native`` logger at WARNING level (shown by default); loading
     a built library says nothing. Folders left by killed builds (torch's ``lock`` among them) are removed while
     holding the lock.
 

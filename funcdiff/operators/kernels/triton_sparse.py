@@ -1,4 +1,4 @@
-"""Triton kernels for the sparse depthwise sum over a kernel map: the ``triton`` backend of `funcdiff.operators.backends`.
+"""Triton kernels for the sparse depthwise sum over a kernel map: the ``triton`` backend of `funcdiff.operators.kernels.backends`.
 
 The plan is the one the ``native`` CPU kernel uses: ``nbr`` ``(m, k)`` int32, the row of every point's neighbour
 at each tap or -1 where it is absent. `sparse_sum` and `weight_grad` have the signatures of the native extension's

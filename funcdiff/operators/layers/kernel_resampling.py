@@ -1,4 +1,4 @@
-"""Resampling a depthwise kernel to another resolution so that its support keeps its size in domain units (MATH.md §8)."""
+"""Resampling a depthwise kernel to another resolution so that its support keeps its size in domain units (docs/math.md §8)."""
 
 import torch.nn.functional as F
 
@@ -10,7 +10,7 @@ _INTERPOLATION = {1: "linear", 2: "bilinear", 3: "trilinear"}
 def resampled_size(kernel_size: int, size: int, reference_size: int) -> int:
     """Odd tap count ``k_N = 2 round((k_ref N / N_ref - 1) / 2) + 1`` for one axis, at least ``min(3, k_ref)``.
 
-    Python's round (half to even) reproduces the reference rule of REFERENCE.md §2: 7 taps become 13 at 2x and 29 at 4x.
+    Python's round (half to even) reproduces the reference rule of docs/reference-differences.md §2: 7 taps become 13 at 2x and 29 at 4x.
     """
     scaled = kernel_size * size / reference_size
     return max(min(3, kernel_size), 2 * round((scaled - 1) / 2) + 1)
@@ -22,7 +22,7 @@ def resampled_shape(kernel_size: int, shape: tuple[int, ...], reference_shape: t
 
 
 def resample_kernel(weight: Float[Tensor, "c *taps"], kernel_shape: tuple[int, ...]) -> Float[Tensor, "c *taps2"]:
-    """Multilinear resampling of the taps to ``kernel_shape`` that keeps every channel's tap mean (MATH.md §8).
+    """Multilinear resampling of the taps to ``kernel_shape`` that keeps every channel's tap mean (docs/math.md §8).
 
     The taps are stretched over the same support (``align_corners=True``: the end taps stay at the ends, and at
     2x - 1 taps the old taps reappear exactly at even positions). Plain resampling changes each channel's tap mean,

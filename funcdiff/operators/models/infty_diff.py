@@ -1,4 +1,4 @@
-"""The ∞-Diff denoiser: sparse blocks, a grid U-Net, sparse blocks (Bond-Taylor & Willcocks 2024; REFERENCE.md §2-3)."""
+"""The ∞-Diff denoiser: sparse blocks, a grid U-Net, sparse blocks (Bond-Taylor & Willcocks 2024; docs/reference-differences.md §2-3)."""
 
 from typing import Any, final
 
@@ -8,14 +8,14 @@ from jaxtyping import jaxtyped
 from torch import nn
 
 from funcdiff._typing import Float, Tensor
-from funcdiff.operators.backends import BackendName
+from funcdiff.operators.kernels.backends import BackendName
 from funcdiff.operators.base import NeuralOperator
-from funcdiff.operators.blocks import Layout
-from funcdiff.operators.builders import layout_for, sparse_stack, unet_for
-from funcdiff.operators.chunking import pointwise
-from funcdiff.operators.config import OperatorConfig
-from funcdiff.operators.interpolate import grid_to_points, knn_to_grid
-from funcdiff.operators.layers import TimeEmbedding, position_features
+from funcdiff.operators.layers.blocks import Layout
+from funcdiff.operators.models.builders import layout_for, sparse_stack, unet_for
+from funcdiff.operators.layers.chunking import pointwise
+from funcdiff.operators.models.config import OperatorConfig
+from funcdiff.operators.layers.interpolate import grid_to_points, knn_to_grid
+from funcdiff.operators.layers.modulation import TimeEmbedding, position_features
 from funcdiff.points import Points, grid_index
 from funcdiff.registry import register
 
@@ -31,7 +31,7 @@ class InftyDiffOperator(nn.Module, NeuralOperator):
 
     Args:
         config: the architecture; ``InftyDiffOperator(config)`` rebuilds the same parameters.
-        backend: the sparse convolution backend (`funcdiff.operators.backends`): a choice of this machine, not of
+        backend: the sparse convolution backend (`funcdiff.operators.kernels.backends`): a choice of this machine, not of
             the architecture, so it is not saved with the config.
     """
 

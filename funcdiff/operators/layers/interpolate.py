@@ -1,4 +1,4 @@
-"""Moving features between points and a fixed grid (MATH.md §8): K-nearest inverse-distance weighting and multilinear reads."""
+"""Moving features between points and a fixed grid (docs/math.md §8): K-nearest inverse-distance weighting and multilinear reads."""
 
 import math
 from typing import Literal
@@ -9,8 +9,8 @@ from beartype import beartype
 from jaxtyping import jaxtyped
 
 from funcdiff._typing import Float, Int, Tensor
-from funcdiff.operators import native
-from funcdiff.operators.lattice import LatticeHash, lattice_keys
+from funcdiff.operators.kernels import native
+from funcdiff.operators.kernels.lattice import LatticeHash, lattice_keys
 from funcdiff.points import Points, grid_index
 
 _QUERY_BUDGET = 1 << 22
@@ -53,7 +53,7 @@ def nearest_points(
 
     Lattice-aware: each node probes a window of lattice cells around it through a lattice hash and widens the
     window only where the k-th nearest point found could lie beyond it, so the cost grows with the number of
-    points plus grid nodes, never their product. ``"auto"`` uses the C++ kernel (`funcdiff.operators.native`)
+    points plus grid nodes, never their product. ``"auto"`` uses the C++ kernel (`funcdiff.operators.kernels.native`)
     on CPU when it is already loaded (never building it just for this), else the vectorised PyTorch search.
     """
     b, n, _ = points.values.shape
