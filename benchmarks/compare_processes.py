@@ -18,7 +18,8 @@ import torch
 from funcdiff.factory import make_dataset
 from funcdiff.metrics import swd_per_level
 from funcdiff.processes import FlowProcess
-from funcdiff.training import load_trained, sample
+from funcdiff.sampling import sample
+from funcdiff.training import load_trained
 
 PATCHES_PER_IMAGE = 64
 

@@ -21,7 +21,7 @@ import torch
 
 from funcdiff.cli import DEMO_CONFIG
 from funcdiff.evaluation import real_sets, sample_resolutions
-from funcdiff.factory import build_run, make_sampler
+from funcdiff.factory import build_run
 from funcdiff.metrics import score_sets
 from funcdiff.training import Trainer
 
@@ -74,8 +74,7 @@ def main() -> None:
         rate = result.step * config.batch_size / (time.perf_counter() - start)
         steps = (args.steps + 1) // 2 if config.process == "flow" and args.sampler in ("auto", "heun") else args.steps
         generator = torch.Generator()
-        sampler = make_sampler(args.sampler, process, reference_shape=tuple(model.reference_shape), generator=generator)
-        (_, samples, seconds), = sample_resolutions(result.ema, process, [resolution], num=args.num, steps=steps, sampler=sampler,
+        (_, samples, seconds), = sample_resolutions(result.ema, process, [resolution], num=args.num, steps=steps, sampler=args.sampler,
                                                     generator=generator, progress=False)
         scores = score_sets(samples, reference)
         print(f"| {name} | {result.step} | {rate:.0f} | {scores.swd[0]:.1f} ({scores.swd[0] / floor.swd[0]:.2f}) | "

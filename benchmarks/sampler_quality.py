@@ -12,7 +12,6 @@ import argparse
 import torch
 
 from funcdiff.evaluation import real_sets, sample_resolutions
-from funcdiff.factory import make_sampler
 from funcdiff.metrics import score_sets
 from funcdiff.training import load_trained
 
@@ -36,8 +35,7 @@ def main() -> None:
         name, evaluations = run.split(":")
         steps = (int(evaluations) + 1) // 2 if name == "heun" else int(evaluations)
         generator = torch.Generator()
-        sampler = make_sampler(name, process, reference_shape=tuple(model.reference_shape), generator=generator)
-        (_, samples, seconds), = sample_resolutions(model, process, [resolution], num=args.num, steps=steps, sampler=sampler,
+        (_, samples, seconds), = sample_resolutions(model, process, [resolution], num=args.num, steps=steps, sampler=name,
                                                     generator=generator, seed=args.seed, progress=False)
         scores = score_sets(samples, reference)
         print(f"| {run} | {', '.join(f'{v:.1f}' for v in scores.swd)} | {scores.fd:.3f} | {seconds:.3f} |", flush=True)

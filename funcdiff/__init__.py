@@ -15,19 +15,25 @@ from funcdiff.processes import (
     DiffusionProcess,
     FlowProcess,
     FunctionalFlowMatching,
-    InpaintingGuidance,
     MollifiedDDPM,
     constant_schedule,
     cosine_schedule,
-    encode_ddim,
     linear_schedule,
+)
+from funcdiff.registry import build, register
+from funcdiff.sampling import (
+    InpaintingGuidance,
+    encode_ddim,
+    karras,
+    sample,
     sample_ddim,
     sample_ddpm,
     sample_dpmpp,
     sample_euler,
     sample_heun,
+    uniform_logsnr,
+    uniform_t,
 )
-from funcdiff.registry import build, register
 
 __version__ = "0.1.0"
 
@@ -56,12 +62,16 @@ __all__ = [
     "constant_schedule",
     "cosine_schedule",
     "encode_ddim",
+    "karras",
     "linear_schedule",
     "operator_preset",
     "register",
+    "sample",
     "sample_ddim",
     "sample_ddpm",
     "sample_dpmpp",
     "sample_euler",
     "sample_heun",
+    "uniform_logsnr",
+    "uniform_t",
 ]

@@ -28,11 +28,12 @@ from funcdiff.domains.io import image_grid, read_png, save_images, side_by_side,
 from funcdiff.domains.sound_pictures import rate_comparison
 from funcdiff.evaluation import bicubic, describe, describe_audio, evaluate, evaluate_audio, read_image_folder, sample_resolutions
 from funcdiff.metrics import psnr
-from funcdiff.factory import TrainConfig, build_run, make_dataset, make_sampler
+from funcdiff.factory import TrainConfig, build_run, make_dataset
 from funcdiff.operators.kernels import native
 from funcdiff.operators.base import NeuralOperator
 from funcdiff.operators.compiling import compile_operator
-from funcdiff.processes.base import DenoisingProcess, DiffusionProcess
+from funcdiff.processes.base import DiffusionProcess
+from funcdiff.sampling import resolve_grid, resolve_sampler
 from funcdiff.tasks.inpainting import DEFAULT_WEIGHT as INPAINT_WEIGHT
 from funcdiff.tasks.inpainting import MASK_KINDS, inpaint, make_mask, read_mask
 from funcdiff.tasks.superres import DEFAULT_WEIGHT, superres
@@ -47,10 +48,12 @@ class SampleOptions:
     Attributes:
         resolutions: sampling grid sides in pixels (any, not only the training one).
         num: samples per resolution.
-        sampler: "ddim", "ddpm" or "dpmpp" (DPM-Solver++ 2M) for a ddpm checkpoint, "euler" or "heun" for a flow; "auto"
-            picks ddim or heun.
+        sampler: a registered sampler: "ddim", "ddpm" or "dpmpp" (DPM-Solver++ 2M) for a ddpm checkpoint, "euler" or
+            "heun" for a flow; "auto" picks ddim or heun.
+        grid: the time grid: "uniform_t" (evenly spaced steps), "uniform_logsnr" (evenly spaced log-SNR) or "karras"
+            (Karras et al. 2022, rho = 7).
         sample_steps: sampler steps.
-        eta: DDIM noise (0 = deterministic).
+        eta: DDIM noise (0 = deterministic, 1 = DDPM's variance).
         seed: seeds the prior noise.
         chunk_points: evaluate the operator this many points at a time (bounds memory at high resolution).
         ema: use the EMA weights.
@@ -61,7 +64,8 @@ class SampleOptions:
 
     resolutions: tuple[int, ...] = (32,)
     num: int = 16
-    sampler: Literal["auto", "ddim", "ddpm", "dpmpp", "euler", "heun"] = "auto"
+    sampler: str = "auto"
+    grid: Literal["uniform_t", "uniform_logsnr", "karras"] = "uniform_t"
     sample_steps: int = 100
     eta: float = 0.0
     seed: int = 0
@@ -312,6 +316,18 @@ RUNNERS = {TrainLatent: run_train_latent, Encode: run_encode, Reconstruct: run_r
 """The commands of `funcdiff.cli_autoencoder`."""
 
 
+def sampling_choice(o: SampleOptions, process: DiffusionProcess) -> dict[str, object]:
+    """The sampler, time grid and options ``o`` names for ``process``, as `funcdiff.sampling.sample` takes them.
+
+    Raises:
+        ValueError: for a sampler that does not fit the process, or an ``eta`` it does not take.
+    """
+    entry = resolve_sampler(o.sampler, process)
+    if o.eta != 0 and "eta" not in entry.options:
+        raise ValueError(f"--eta applies to samplers that take it (ddim); {entry.name!r} does not")
+    return {"sampler": entry.name, "grid": resolve_grid(o.grid), "options": {"eta": o.eta} if "eta" in entry.options else None}
+
+
 def run_train(command: Train, given: set[str] | frozenset[str] = frozenset()) -> int:
     """The ``train`` and ``demo`` commands (``given``: the demo's flags, `given_flags`)."""
     config = demo_config(command.config, given) if isinstance(command, Demo) else command.config
@@ -327,7 +343,7 @@ def run_train(command: Train, given: set[str] | frozenset[str] = frozenset()) ->
     except BaseException:
         trainer.lock.release()
         raise
-    trainer.sampler = make_sampler(config.sampler, process, reference_shape=tuple(model.reference_shape), generator=trainer.sample_generator)
+    trainer.sampler = config.sampler
     result = trainer.run()
     if result.stopped_by is not None:
         if trainer.ctx.is_main:
@@ -370,11 +386,11 @@ def run_sample(command: Sample) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "sample_config.json").write_text(json.dumps(settings, indent=2))
     generator = torch.Generator(device=command.device)
-    sampler = make_sampler(o.sampler, process, reference_shape=tuple(model.reference_shape), generator=generator, eta=o.eta)
     grids = []
     for resolution, samples, seconds in sample_resolutions(model, process, o.resolutions, num=o.num, steps=o.sample_steps,
-                                                           sampler=sampler, generator=generator, seed=o.seed, nested=o.nested,
-                                                           device=command.device, chunk_points=o.chunk_points, cond=cond):
+                                                           **sampling_choice(o, process), generator=generator, seed=o.seed,
+                                                           nested=o.nested, device=command.device, chunk_points=o.chunk_points,
+                                                           cond=cond):
         label = process.domain.label(tuple(samples.shape[2:]))
         path = process.domain.save_samples(samples, out, label)
         grids.append(samples)
@@ -411,12 +427,11 @@ def run_eval(command: Eval) -> int:
         cond = sampling_latents(model, command.checkpoint, config, command.latent, num=o.num, seed=o.seed, device=command.device)
         _check_estimates(o, command.device, command.yes, model, process)
         generator = torch.Generator(device=command.device)
-        sampler = make_sampler(o.sampler, process, reference_shape=reference, generator=generator, eta=o.eta)
-        drawn = list(sample_resolutions(model, process, resolutions, num=o.num, steps=o.sample_steps, sampler=sampler,
+        drawn = list(sample_resolutions(model, process, resolutions, num=o.num, steps=o.sample_steps, **sampling_choice(o, process),
                                         generator=generator, seed=o.seed, nested=o.nested, device=command.device,
                                         chunk_points=o.chunk_points, cond=cond))
         samples, seconds = {r: x for r, x, _ in drawn}, {r: s for r, _, s in drawn}
-        details.update(checkpoint=str(command.checkpoint), sampler=o.sampler, steps=o.sample_steps, ema=o.ema)
+        details.update(checkpoint=str(command.checkpoint), sampler=o.sampler, grid=o.grid, steps=o.sample_steps, ema=o.ema)
     else:
         if command.data is None:
             raise ValueError("--samples needs --data, the real data set to compare with")
@@ -530,12 +545,12 @@ def _check_training_estimate(command: Train, model: NeuralOperator, process: Dif
 def _check_estimates(o: SampleOptions, device: str, yes: bool, model: NeuralOperator, process: DiffusionProcess) -> None:
     """Print the time and memory of each resolution above 4x the training one; refuse huge ones without ``yes``."""
     reference = tuple(model.reference_shape)
-    heun = o.sampler == "heun" or (o.sampler == "auto" and not isinstance(process, DenoisingProcess))
+    calls = resolve_sampler(o.sampler, process).model_calls(o.sample_steps)
     for resolution in o.resolutions:
         shape = process.domain.grid_shape(resolution)
         if math.prod(shape) <= 16 * math.prod(reference):
             continue
-        estimate = estimate_sampling(model, process, shape, batch=o.num, evaluations=o.sample_steps * (2 if heun else 1),
+        estimate = estimate_sampling(model, process, shape, batch=o.num, evaluations=calls,
                                      device=device, chunk_points=o.chunk_points)
         print(f"{resolution:>5} px: estimated {estimate.describe()} for {o.num} sample(s)", flush=True)
         if not yes and (estimate.seconds > 3600 or estimate.peak_bytes > 0.8 * _memory_bytes(device)):

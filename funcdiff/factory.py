@@ -1,12 +1,12 @@
 """The factory: a run's config (command-line flags or JSON) turned into built components.
 
 This is the one place where names in a config become objects: data set names (`make_dataset`), the process
-family and its settings (`build_process`), operator presets (`build_model`) and sampler names (`make_sampler`).
+family and its settings (`build_process`) and operator presets (`build_model`); sampler names live in
+`funcdiff.sampling.SAMPLERS`.
 Everything below it (the trainer, the samplers, `sample`) takes built objects, so a user's own components skip
 this module entirely; checkpoints rebuild components by their registered kinds (`funcdiff.registry`).
 """
 
-import functools
 import inspect
 import math
 from collections.abc import Callable
@@ -27,29 +27,18 @@ from funcdiff.mollifiers.gaussian import GaussianMollifier, IdentityMollifier
 from funcdiff.operators import autoencoder_preset, operator_preset
 from funcdiff.processes.base import DenoisingProcess, DiffusionProcess, FlowProcess
 from funcdiff.processes.flow import FunctionalFlowMatching
-from funcdiff.processes.flow_samplers import sample_euler, sample_heun
 from funcdiff.processes.mollified import MollifiedDDPM
-from funcdiff.processes.samplers import sample_ddim, sample_ddpm, sample_dpmpp
 from funcdiff.processes.schedules import cosine_schedule, linear_schedule
 from funcdiff.registry import lookup, registered_kinds
+from funcdiff.sampling import SAMPLERS
 from funcdiff.training.config import TrainSettings
-from funcdiff.training.sampling import Sampler
 
 ProcessName = Literal["ddpm", "flow"]
 PredictionName = Literal["auto", "mollified_eps", "x0", "velocity", "x1"]
-SamplerName = Literal["ddim", "ddpm", "dpmpp", "euler", "heun"]
 
 _PREDICTIONS: dict[str, tuple[str, ...]] = {"ddpm": ("x0", "mollified_eps"), "flow": ("x1", "velocity")}
 """Each process family's predictions; the first is what ``"auto"`` picks."""
 
-SAMPLERS: dict[str, tuple[type, Any]] = {
-    "ddim": (DenoisingProcess, sample_ddim),
-    "ddpm": (DenoisingProcess, sample_ddpm),
-    "dpmpp": (DenoisingProcess, sample_dpmpp),
-    "euler": (FlowProcess, sample_euler),
-    "heun": (FlowProcess, sample_heun),
-}
-"""Sampler names: the process protocol each needs and its function."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,8 +70,8 @@ class TrainConfig(TrainSettings):
         sigma_min: the noise left at the end of the flow (flow).
         point_scheme: how each step's training points are drawn: "uniform" (without replacement) or "stratified"
             (one per block of cells, so they cover the grid evenly).
-        sampler: "ddim", "ddpm" or "dpmpp" (DPM-Solver++ 2M) (ddpm), "euler" or "heun" (flow), for samples written
-            during training; "auto" picks ddim or heun.
+        sampler: a registered sampler (`funcdiff.sampling.SAMPLERS`): "ddim", "ddpm" or "dpmpp" (DPM-Solver++ 2M)
+            (ddpm), "euler" or "heun" (flow), for samples written during training; "auto" picks ddim or heun.
         autoencoder: train a diffusion autoencoder (docs/math.md §9): the preset's denoiser conditioned on a latent and a
             `SparseEncoder` of the same preset that makes it, jointly.
         z_dim: the autoencoder's latent size.
@@ -103,7 +92,7 @@ class TrainConfig(TrainSettings):
     sigma_pixels: float = 1.0
     sigma_min: float = 0.0
     point_scheme: Literal["uniform", "stratified"] = "uniform"
-    sampler: Literal["auto", "ddim", "ddpm", "dpmpp", "euler", "heun"] = "auto"
+    sampler: str = "auto"
     autoencoder: bool = False
     z_dim: int = 64
 
@@ -121,7 +110,8 @@ class TrainConfig(TrainSettings):
             "sigma_min": 0 <= self.sigma_min < 1,
             "diffusion_steps": self.diffusion_steps >= 2 and (self.process == "flow" or self.sample_steps <= self.diffusion_steps),
             "sample_steps": self.sample_steps >= 1 and (self.process == "flow" or self.sample_steps <= self.diffusion_steps),
-            "sampler": self.sampler == "auto" or SAMPLERS[self.sampler][0] is (DenoisingProcess if self.process == "ddpm" else FlowProcess),
+            "sampler": self.sampler == "auto" or (self.sampler in SAMPLERS and SAMPLERS[self.sampler].protocol is
+                                                   (DenoisingProcess if self.process == "ddpm" else FlowProcess)),
         }
 
 
@@ -250,25 +240,3 @@ def _unwrap(data: Dataset) -> Dataset:
     while isinstance(data, Subset):
         data = data.dataset
     return data
-
-
-def make_sampler(
-    name: str, process: DiffusionProcess, *, reference_shape: tuple[int, ...], generator: torch.Generator | None = None, eta: float = 0.0
-) -> Sampler:
-    """The sampler called ``name`` with its options bound; ``"auto"`` picks DDIM or Heun by the process's protocol."""
-    if name == "auto":
-        name = "ddim" if isinstance(process, DenoisingProcess) else "heun"
-    if name not in SAMPLERS:
-        raise ValueError(f"sampler must be 'auto' or one of {sorted(SAMPLERS)}, got {name!r}")
-    protocol, function = SAMPLERS[name]
-    if not isinstance(process, protocol):
-        fits = [n for n, (p, _) in SAMPLERS.items() if isinstance(process, p)]
-        raise ValueError(f"sampler {name!r} needs a {protocol.__name__}; {type(process).__name__} takes {fits}")
-    if function is sample_ddim:
-        return functools.partial(sample_ddim, reference_shape=reference_shape, generator=generator, eta=eta)
-    if function is sample_ddpm:
-        return functools.partial(sample_ddpm, reference_shape=reference_shape, generator=generator)
-    if function is sample_dpmpp:
-        return functools.partial(sample_dpmpp, reference_shape=reference_shape)
-    return function
-

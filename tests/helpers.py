@@ -42,3 +42,10 @@ def sample_moments(samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     mean = s.mean(0)
     centred = s - mean
     return mean, centred.T @ centred / (s.shape[0] - 1)
+
+
+def grid_of(process, steps):
+    """The time grid of ``steps``: explicit integer steps of a DDPM (a list) or a number of evenly spaced steps."""
+    from funcdiff.sampling import step_grid, uniform_t
+
+    return step_grid(process, steps) if isinstance(steps, (list, tuple)) else uniform_t(process, steps)

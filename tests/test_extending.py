@@ -15,7 +15,9 @@ import torch
 import funcdiff
 from funcdiff import FunctionalFlowMatching, sample_ddpm, sample_heun
 from funcdiff.operators import LatentEncoder
-from funcdiff.training import TrainSettings, Trainer, load_trained, read_checkpoint, sample
+from funcdiff.training import TrainSettings, Trainer, load_trained, read_checkpoint
+from funcdiff.sampling import sample
+from tests.helpers import grid_of
 
 GUIDE = Path(__file__).resolve().parents[1] / "docs" / "extending.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", GUIDE.read_text(), flags=re.S)
@@ -89,8 +91,7 @@ def test_user_components_train_sample_and_reload(user, tmp_path: Path) -> None:
         assert first.shape == (2, 1, resolution, resolution) and bool(first.isfinite().all())
         assert torch.equal(first, again)
     y_T = reloaded.prior(2, (1, 32, 32), (16, 16), generator=torch.Generator().manual_seed(4))
-    ancestral = sample_ddpm(lambda y, t, c: model.forward_dense(y, t, c), reloaded, y_T, 20, reference_shape=(16, 16),
-                            generator=torch.Generator().manual_seed(5))
+    ancestral = sample_ddpm(lambda y, t, c: model.forward_dense(y, t, c), y_T, grid_of(reloaded, 20), process=reloaded, reference_shape=(16, 16), generator=torch.Generator().manual_seed(5))
     assert ancestral.shape == (2, 1, 32, 32) and bool(ancestral.isfinite().all())
 
 

@@ -19,7 +19,8 @@ import torch
 from funcdiff import AudioDomain, GaussianMollifier, MollifiedDDPM, cosine_schedule, operator_preset
 from funcdiff.data import NoteDataset
 from funcdiff.domains import rate_comparison, write_png
-from funcdiff.training import TrainSettings, Trainer, sample
+from funcdiff.sampling import sample
+from funcdiff.training import TrainSettings, Trainer
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,8 @@ import sys
 import torch
 
 from funcdiff.domains import save_images
-from funcdiff.training import load_trained, sample
+from funcdiff.sampling import sample
+from funcdiff.training import load_trained
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,7 +27,7 @@ from funcdiff.data.shapes import ShapeVolumes
 from funcdiff.domains import write_png
 from funcdiff.domains.slices import volume_slices
 from funcdiff.evaluation.run import sample_resolutions
-from funcdiff.factory import TrainConfig, build_model, build_process, make_sampler
+from funcdiff.factory import TrainConfig, build_model, build_process
 from funcdiff.operators import NeuralOperator
 from funcdiff.processes import DiffusionProcess
 from funcdiff.training import Trainer
@@ -64,9 +64,8 @@ def parse(argv: list[str] | None) -> tuple[TrainConfig, argparse.Namespace]:
 def sample_volumes(model: NeuralOperator, process: DiffusionProcess, config: TrainConfig) -> Iterator[tuple[int, Tensor, float]]:
     """``(resolution, samples, seconds per sample)`` at the training resolution and twice it, from one nested noise."""
     generator = torch.Generator(device=config.device)
-    sampler = make_sampler(config.sampler, process, reference_shape=tuple(model.reference_shape), generator=generator)
     return sample_resolutions(model, process, [config.resolution, 2 * config.resolution], num=config.sample_count,
-                              steps=config.sample_steps, sampler=sampler, generator=generator, seed=config.seed,
+                              steps=config.sample_steps, sampler=config.sampler, generator=generator, seed=config.seed,
                               device=config.device, progress=False)
 
 

@@ -8,7 +8,7 @@ import torch
 from beartype import beartype
 from jaxtyping import jaxtyped
 
-from funcdiff._typing import DenseField, PointIndex, Tensor
+from funcdiff._typing import DenseField, Float, PointIndex, Tensor
 from funcdiff.domains.io import save_samples
 from funcdiff.points import Points
 
@@ -66,6 +66,14 @@ class Domain(Protocol):
         check_field(self, x, "x")
         index = self.draw_index(x.shape[0], tuple(x.shape[2:]), n, generator=generator, device=x.device)
         return Points.gather(x, index)
+
+    def coarsen(self, x: DenseField, factor: int) -> Float[Tensor, "b c *coarse"]:
+        """``x`` on a grid ``factor`` times coarser per axis: the mean of each coarse cell's fine cells weighted by their
+        measure, the map that nests white noise across resolutions (docs/math.md §2). Cells of a regular grid have one
+        measure, so this is the box average; a domain with cells of other sizes overrides it."""
+        from funcdiff.domains.grid import box_average  # grid.py builds on this module
+
+        return box_average(x, factor)
 
     def label(self, shape: tuple[int, ...]) -> str:
         """A file-name-safe name of the grid ``shape``: ``32px`` for a square grid, ``32x48px`` otherwise."""

@@ -15,7 +15,7 @@ from funcdiff.evaluation.report import write_report
 from funcdiff.evaluation.study import Study, real_sets, run_study
 from funcdiff.operators.base import NeuralOperator
 from funcdiff.processes.base import DiffusionProcess
-from funcdiff.training.sampling import Sampler, sample
+from funcdiff.sampling import GridFunction, SamplerFunction, sample, uniform_t
 
 
 def sample_resolutions(
@@ -25,7 +25,9 @@ def sample_resolutions(
     *,
     num: int,
     steps: int,
-    sampler: Sampler,
+    sampler: str | SamplerFunction = "auto",
+    grid: GridFunction = uniform_t,
+    options: dict[str, object] | None = None,
     generator: torch.Generator,
     seed: int = 0,
     nested: bool = True,
@@ -41,7 +43,8 @@ def sample_resolutions(
     for resolution in resolutions:
         generator.manual_seed(seed)
         start = time.perf_counter()
-        samples = sample(model, process, resolution, batch=num, steps=steps, sampler=sampler, generator=generator, device=device,
+        samples = sample(model, process, resolution, batch=num, steps=steps, sampler=sampler, grid=grid, options=options,
+                         generator=generator, device=device,
                          chunk_points=chunk_points, nest_resolution=max(resolutions) if nested else None, progress=progress,
                          cond=cond).cpu()
         yield resolution, samples, (time.perf_counter() - start) / num

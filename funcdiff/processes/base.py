@@ -64,10 +64,19 @@ class DiffusionProcess(Protocol):
         generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
+        noise: DenseField | None = None,
     ) -> DenseField:
         """The sampler's starting state at ``shape = (c, *spatial)``: ``T eps`` with the domain's white noise scaled
-        for ``reference_shape`` (docs/math.md §2, §6, §11); a process with another prior overrides this."""
-        return mollified_noise(self.domain, self.mollifier, batch, shape, reference_shape, generator=generator, dtype=dtype, device=device)
+        for ``reference_shape`` (docs/math.md §2, §6, §11); a process with another prior overrides this.
+
+        ``noise``, when given, is the white noise ``eps`` to use (of shape ``(batch, *shape)``), e.g. noise nested
+        across resolutions (`funcdiff.sampling.sample`); a prior that overrides this must build on it the same way.
+        """
+        if noise is None:
+            return mollified_noise(self.domain, self.mollifier, batch, shape, reference_shape, generator=generator, dtype=dtype, device=device)
+        if tuple(noise.shape) != (batch, *shape):
+            raise ValueError(f"noise must have shape {(batch, *shape)}, got {tuple(noise.shape)}")
+        return self.mollifier.mollify(noise.to(dtype=dtype, device=device))
 
 
 @runtime_checkable
@@ -112,6 +121,13 @@ class FlowProcess(DiffusionProcess, Protocol):
     @abstractmethod
     def finalize(self, y_1: DenseField) -> DenseField:
         """The reported sample for the final state ``y_1 = T x1`` (``W y_1``, docs/math.md §1)."""
+
+    def coefficients(self, s: Float[Tensor, " b"]) -> tuple[Float[Tensor, " b"], Float[Tensor, " b"], Float[Tensor, " b"], Float[Tensor, " b"]]:
+        """``(alpha_s, sigma_s, dalpha/ds, dsigma/ds)`` of the path ``y_s = alpha_s T x1 + sigma_s T eps`` in float64
+        (docs/math.md §13): what guidance, callbacks' data estimates and log-SNR time grids need. A flow without an
+        affine Gaussian path leaves this out and samples without them."""
+        raise NotImplementedError(f"{type(self).__name__} does not define coefficients(s) of an affine path y_s = alpha_s T x1 + "
+                                  "sigma_s T eps; guidance and log-SNR time grids need them")
 
 
 def mollified_noise(

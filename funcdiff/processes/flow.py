@@ -66,6 +66,11 @@ class FunctionalFlowMatching(FlowProcess):
         x_s = broadcast(s.double(), x1) * x1 + broadcast(self._noise_scale(s), x1) * noise
         return self.mollifier.mollify(x_s), self.mollifier.mollify(x1 - (1 - self.sigma_min) * noise)
 
+    def coefficients(self, s: Float[Tensor, " b"]) -> tuple[Float[Tensor, " b"], Float[Tensor, " b"], Float[Tensor, " b"], Float[Tensor, " b"]]:
+        """``(s, 1 - (1 - sigma_min) s, 1, -(1 - sigma_min))`` in float64: the path's coefficients (docs/math.md §13)."""
+        s = s.double()
+        return s, self._noise_scale(s), torch.ones_like(s), torch.full_like(s, -(1 - self.sigma_min))
+
     def velocity(self, output: DenseField, y_s: DenseField, s: Float[Tensor, " b"]) -> DenseField:
         """``dy/ds`` at ``(y_s, s)``: the output itself, or from ``xhat1`` (undefined at ``s = 1`` with sigma_min = 0)."""
         if self.prediction == "velocity":

@@ -1,14 +1,17 @@
 """The input checks that every conditional task shares."""
 
 from funcdiff._typing import Float, Tensor
-from funcdiff.processes.base import DenoisingProcess, DiffusionProcess
+from funcdiff.processes.base import DiffusionProcess
+from funcdiff.sampling import SamplerFunction, resolve_sampler
 
 
-def check_task_inputs(process: DiffusionProcess, image: Float[Tensor, "c h w"], *, name: str, num: int, steps: int) -> None:
-    """Raise ``ValueError`` unless ``process`` is a `DenoisingProcess` on a 2-D domain and ``image`` (called ``name``)
-    has its channels and values in its range, and ``num`` and ``steps`` are >= 1."""
-    if not isinstance(process, DenoisingProcess):
-        raise ValueError(f"process must be a DenoisingProcess (guidance corrects T xhat0), got {type(process).__name__}")
+def check_task_inputs(
+    process: DiffusionProcess, image: Float[Tensor, "c h w"], *, name: str, num: int, steps: int, sampler: str | SamplerFunction
+) -> None:
+    """Raise ``ValueError`` unless ``sampler`` runs ``process`` (a name; a function is the caller's choice), the domain is
+    2-D and ``image`` (called ``name``) has its channels and values in its range, and ``num`` and ``steps`` are >= 1."""
+    if isinstance(sampler, str):
+        resolve_sampler(sampler, process)
     domain = process.domain
     low, high = domain.value_range
     if domain.ndim != 2:

@@ -20,9 +20,8 @@ from funcdiff.domains.base import check_field
 from funcdiff.domains.grid import box_average
 from funcdiff.operators.models.autoencoder import DiffusionAutoencoder
 from funcdiff.processes.base import DenoisingProcess, DiffusionProcess
-from funcdiff.processes.samplers import encode_ddim, sample_ddim
+from funcdiff.sampling import encode_ddim, eval_mode, sample, uniform_t
 from funcdiff.tasks.superres import DEFAULT_WEIGHT, DownsamplingGuidance
-from funcdiff.training.sampling import eval_mode
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +114,7 @@ def invert(
     stochastic code of Preechakul et al. 2022), on ``x``'s own grid."""
     _check(model, process)
     with eval_mode(model):
-        return encode_ddim(_dense(model, chunk_points), process, x, steps, cond=z)
+        return encode_ddim(_dense(model, chunk_points), x, uniform_t(process, steps), process=process, cond=z)
 
 
 @jaxtyped(typechecker=beartype)
@@ -189,9 +188,8 @@ def reconstruct(
             y_T = lift_prior(process, invert(model, process, x, z, steps=steps, chunk_points=chunk_points), factor, reference,
                              generator=generator)
         guidance = DownsamplingGuidance(x, factor, process.mollifier, weight) if factor > 1 and weight > 0 else None
-        out = sample_ddim(_dense(model, chunk_points), process, y_T, steps, reference_shape=reference, cond=z, clip=False,
-                          guidance=guidance)
-    return out.clamp(*process.domain.value_range)
+        return sample(model, process, shape, batch=x.shape[0], steps=steps, sampler="ddim", guidance=guidance, options={"clip": False},
+                      start=y_T, chunk_points=chunk_points, cond=z)
 
 
 def slerp(a: Tensor, b: Tensor, w: float) -> Tensor:
@@ -236,5 +234,5 @@ def interpolate(
         weights = torch.linspace(0, 1, count, dtype=torch.float64).tolist()
         zs = torch.stack([torch.lerp(z[0], z[1], w) for w in weights])
         starts = torch.cat([slerp(y_T[:1], y_T[1:], w) for w in weights])
-        out = sample_ddim(_dense(model, chunk_points), process, starts, steps, reference_shape=reference, cond=zs, clip=False)
-    return out.clamp(*process.domain.value_range)
+        return sample(model, process, tuple(starts.shape[2:]), batch=count, steps=steps, sampler="ddim", options={"clip": False},
+                      start=starts, chunk_points=chunk_points, cond=zs)

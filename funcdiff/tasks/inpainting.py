@@ -1,6 +1,5 @@
 """Inpainting from Python: masks, the replacement baseline and `inpaint` by reconstruction guidance (docs/math.md §6, §10)."""
 
-import functools
 import math
 from pathlib import Path
 from typing import final
@@ -17,11 +16,9 @@ from funcdiff.mollifiers.base import Mollifier
 from funcdiff.operators.models.autoencoder import DiffusionAutoencoder
 from funcdiff.operators.base import NeuralOperator
 from funcdiff.points import Points, unflatten_index
-from funcdiff.processes.base import DenoisingProcess, DiffusionProcess
+from funcdiff.processes.base import DiffusionProcess
+from funcdiff.sampling import Guidance, InpaintingGuidance, SamplerFunction, eval_mode, sample
 from funcdiff.tasks._checks import check_task_inputs
-from funcdiff.processes.guidance import Guidance, InpaintingGuidance
-from funcdiff.processes.samplers import sample_ddim
-from funcdiff.training.sampling import eval_mode, sample
 
 MASK_KINDS = ("box", "half", "strokes")
 METHODS = ("guidance", "replace")
@@ -49,8 +46,8 @@ class ReplacementGuidance(Guidance):
         self.target = mollifier.mollify(known).detach()
         self.mask = mask.to(known.dtype)
 
-    def __call__(self, y_t: DenseField, tx0: DenseField, alpha_bar: Tensor) -> DenseField:
-        """The estimate with its known region replaced; ``y_t`` and ``alpha_bar`` are unused."""
+    def __call__(self, y_t: DenseField, tx0: DenseField, signal: Float[Tensor, " b"]) -> DenseField:
+        """The estimate with its known region replaced; ``y_t`` and ``signal`` are unused."""
         return self.mask * self.target + (1 - self.mask) * tx0
 
 
@@ -134,10 +131,12 @@ def inpaint(
     weight: float | int = DEFAULT_WEIGHT,
     steps: int = 50,
     num: int = 1,
+    sampler: str | SamplerFunction = "auto",
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
 ) -> Float[Tensor, "num c rh rw"]:
-    """``num`` samples that keep ``image`` where ``mask`` is 1 and fill the rest (DDIM with ``eta = 0``).
+    """``num`` samples that keep ``image`` where ``mask`` is 1 and fill the rest, by any sampler that runs the process
+    (default: DDIM with ``eta = 0`` for a DDPM, Heun for a flow; docs/math.md §13).
 
     The image (bicubic, antialiased, clipped) and the mask (nearest) are resized to ``resolution``; the hole's values
     are replaced by the mean of the known ones, so that ``T`` mixes none of the truth into the known border.
@@ -145,7 +144,7 @@ def inpaint(
     Args:
         model: an operator (it must already be on ``device``). A `DiffusionAutoencoder` decodes the latent of the
             known pixels alone (its encoder reads any subset of points).
-        process: its `DenoisingProcess`.
+        process: its process.
         image: values in the domain's range (``[-1, 1]``), with the model's channels.
         mask: 1 = known, values in [0, 1], any size (e.g. `make_mask`, `read_mask`).
         resolution: the sampling grid; default the image's own.
@@ -155,8 +154,9 @@ def inpaint(
             checkpoint (box hole: 0.92 unguided, 0.62 / 0.46 / 0.41 / 0.45 / 0.85 / 1.22 at w = 0.1 / 0.2 / 0.3 /
             0.5 / 1 / 3; the right-half hole alike): under x0-prediction the correction reaches ``xhat0`` through
             ``W``, which amplifies it, so weights near 1 overshoot.
-        steps: DDIM steps.
+        steps: sampler steps.
         num: how many samples of the one input.
+        sampler: a registered sampler's name or a sampler function.
         generator: for the prior's noise.
         device: where to sample.
 
@@ -164,11 +164,11 @@ def inpaint(
         The samples, clipped to the domain's range.
 
     Raises:
-        ValueError: for a process that is not a `DenoisingProcess` on a 2-D domain, an image of the wrong channels or
+        ValueError: for a sampler that does not run the process, a domain that is not 2-D, an image of the wrong channels or
             outside the range, a mask outside [0, 1] or with nothing known, an unknown method, or a bad weight,
             step count or number.
     """
-    check_task_inputs(process, image, name="image", num=num, steps=steps)
+    check_task_inputs(process, image, name="image", num=num, steps=steps, sampler=sampler)
     domain = process.domain
     low, high = domain.value_range
     if not bool(torch.isfinite(mask).all()) or mask.min() < 0 or mask.max() > 1:
@@ -184,18 +184,20 @@ def inpaint(
         raise ValueError("mask must mark some of the image as known (1); it is all 0 after resizing")
     fill = (mask * image).sum((2, 3), keepdim=True) / mask.sum()
     known = (mask * image + (1 - mask) * fill).expand(num, *image.shape[1:])
-    return _sample(model, process, known, mask, method=method, weight=weight, steps=steps, generator=generator, device=device)
+    return _sample(model, process, known, mask, method=method, weight=weight, steps=steps, sampler=sampler, generator=generator,
+                   device=device)
 
 
 def _sample(
     model: NeuralOperator,
-    process: DenoisingProcess,
+    process: DiffusionProcess,
     known: DenseField,
     mask: Float[Tensor, "#b 1 h w"],
     *,
     method: str,
     weight: float | int,
     steps: int,
+    sampler: str | SamplerFunction,
     generator: torch.Generator | None,
     device: torch.device | str,
 ) -> DenseField:
@@ -205,8 +207,7 @@ def _sample(
         guidance = ReplacementGuidance(known, mask, process.mollifier)
     elif weight > 0:
         guidance = InpaintingGuidance(known, mask, process.mollifier, float(weight))
-    sampler = functools.partial(sample_ddim, reference_shape=tuple(model.reference_shape), generator=generator, guidance=guidance)
-    return sample(model, process, tuple(known.shape[2:]), batch=known.shape[0], steps=steps, sampler=sampler,
+    return sample(model, process, tuple(known.shape[2:]), batch=known.shape[0], steps=steps, sampler=sampler, guidance=guidance,
                   generator=generator, device=device, cond=_known_latent(model, known, mask))
 
 

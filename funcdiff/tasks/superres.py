@@ -1,6 +1,5 @@
 """Super-resolution from pixels by reconstruction guidance with the box-average operator (docs/math.md §1, §6, §10)."""
 
-import functools
 import math
 from typing import final
 
@@ -13,11 +12,9 @@ from funcdiff.domains.grid import box_average
 from funcdiff.mollifiers.base import Mollifier
 from funcdiff.operators.models.autoencoder import DiffusionAutoencoder
 from funcdiff.operators.base import NeuralOperator
-from funcdiff.processes.base import DenoisingProcess, DiffusionProcess
-from funcdiff.processes.guidance import Guidance
+from funcdiff.processes.base import DiffusionProcess, broadcast
+from funcdiff.sampling import Guidance, SamplerFunction, eval_mode, sample, taken_options
 from funcdiff.tasks._checks import check_task_inputs
-from funcdiff.processes.samplers import sample_ddim
-from funcdiff.training.sampling import eval_mode, sample
 
 DEFAULT_WEIGHT = 1.0
 """The default guidance weight: the one-step projection weight of the derivation in `DownsamplingGuidance`, and the
@@ -39,8 +36,10 @@ class DownsamplingGuidance(Guidance):
     at both resolutions, and ``A T = T_low A`` up to discretisation (docs/math.md §1); the target is thus ``A T x`` for any
     ``x`` that box-averages to ``x_low``. As in docs/math.md §10 the estimate is corrected before the sampler's step:
 
-        T xhat0' = T xhat0 - (w sqrt(abar_t) / 2) grad_{y_t} L
-                 = T xhat0 - w sqrt(abar_t) f^d J^T A^T (A(T xhat0) - T_low x_low),   J = d(T xhat0) / d(y_t)
+        T xhat0' = T xhat0 - (w a_t / 2) grad_{y_t} L
+                 = T xhat0 - w a_t f^d J^T A^T (A(T xhat0) - T_low x_low),   J = d(T xhat0) / d(y_t)
+
+    with ``a_t`` the state's signal coefficient (``sqrt(abar_t)`` for a DDPM; docs/math.md §13)
 
     and ``f^d A^T`` repeats each coarse residual over its block. When ``J = I / sqrt(abar_t)`` (the part of the
     mollified-eps estimate that does not go through the network) this is ``T xhat0 - w U(residual)``, ``U`` the
@@ -68,10 +67,10 @@ class DownsamplingGuidance(Guidance):
         residual = box_average(tx0, self.factor) - self.target
         return self.factor ** (tx0.ndim - 2) * residual.square().sum()
 
-    def __call__(self, y_t: DenseField, tx0: DenseField, alpha_bar: Tensor) -> DenseField:
+    def __call__(self, y_t: DenseField, tx0: DenseField, signal: Float[Tensor, " b"]) -> DenseField:
         """The corrected ``T xhat0``; ``y_t`` must require grad and ``tx0`` be computed from it."""
         (grad,) = torch.autograd.grad(self.loss(tx0), y_t)
-        return tx0 - self.weight * alpha_bar.sqrt() / 2 * grad
+        return tx0 - self.weight / 2 * broadcast(signal, grad) * grad
 
 
 @jaxtyped(typechecker=beartype)
@@ -85,25 +84,28 @@ def superres(
     steps: int = 50,
     num: int = 1,
     clip: bool = False,
+    sampler: str | SamplerFunction = "auto",
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
 ) -> Float[Tensor, "num c R R"]:
-    """``num`` samples at ``scale * r`` px whose box-average to ``r`` px matches ``low`` (DDIM, `DownsamplingGuidance`).
+    """``num`` samples at ``scale * r`` px whose box-average to ``r`` px matches ``low`` (`DownsamplingGuidance`), by
+    any sampler that runs the process (default: DDIM for a DDPM, Heun for a flow; docs/math.md §13).
 
     Args:
         model: an operator trained at any resolution (it must already be on ``device``). A `DiffusionAutoencoder`
             decodes the latent of ``low`` (the paper's route), guided as well unless ``weight`` is 0.
-        process: its `DenoisingProcess`.
+        process: its process.
         low: the low-resolution image, values in [-1, 1], with the model's channels.
         scale: the integer upsampling factor, at least 2.
         weight: the guidance weight ``w`` (0 samples unguided).
-        steps: DDIM steps (``eta = 0``).
+        steps: sampler steps.
         num: how many samples of the one input.
         clip: clip the (corrected) estimate to [-1, 1] at every step. Off by default: under x0-prediction the process
             moves ``xhat0`` by ``W(correction)``, whose high frequencies the Wiener filter amplifies, and clipping that
             saturated the demo's 4x samples (consistency 13.4 dB at w = 0.3 and 7.3 dB at w = 1, against 25.3 dB
             unclipped at w = 1). A mollified-eps process adds the correction to ``T xhat0`` itself, where clipping
-            is safe and keeps an undertrained network's estimate bounded.
+            is safe and keeps an undertrained network's estimate bounded. Only the DDPM samplers clip.
+        sampler: a registered sampler's name or a sampler function.
         generator: for the prior's noise.
         device: where to sample.
 
@@ -111,36 +113,36 @@ def superres(
         The samples, clipped to [-1, 1].
 
     Raises:
-        ValueError: for a process that is not a `DenoisingProcess`, an image of the wrong channels or outside
+        ValueError: for a sampler that does not run the process, an image of the wrong channels or outside
             [-1, 1], a scale that is not an integer >= 2, or a bad weight, step count or number.
     """
-    check_task_inputs(process, low, name="low", num=num, steps=steps)
+    check_task_inputs(process, low, name="low", num=num, steps=steps, sampler=sampler)
     if isinstance(scale, bool) or scale < 2:
         raise ValueError(f"scale must be an integer >= 2, got {scale}")
     batch = low.to(device).unsqueeze(0).expand(num, *low.shape)
-    return _guided(model, process, batch, scale=scale, weight=weight, steps=steps, clip=clip, generator=generator, device=device)
+    return _guided(model, process, batch, scale=scale, weight=weight, steps=steps, clip=clip, sampler=sampler, generator=generator,
+                   device=device)
 
 
 def _guided(
     model: NeuralOperator,
-    process: DenoisingProcess,
+    process: DiffusionProcess,
     low: DenseField,
     *,
     scale: int,
     weight: float | int,
     steps: int,
     clip: bool,
+    sampler: str | SamplerFunction,
     generator: torch.Generator | None,
     device: torch.device | str,
 ) -> Float[Tensor, "b c *fine"]:
     """One guided sample per image of the batch ``low`` at ``scale`` times its resolution."""
-    guidance = DownsamplingGuidance(low, scale, process.mollifier, weight)
-    reference = tuple(model.reference_shape)
-    sampler = functools.partial(sample_ddim, reference_shape=reference, generator=generator, clip=clip,
-                                guidance=guidance if weight > 0 else None)
+    guidance = DownsamplingGuidance(low, scale, process.mollifier, weight) if weight > 0 else None
     resolution = tuple(scale * s for s in low.shape[2:])
     cond = None
     if isinstance(model, DiffusionAutoencoder):  # the paper's route: the latent of the low-resolution input
         with torch.no_grad(), eval_mode(model):
             cond = model.encode(low)
-    return sample(model, process, resolution, batch=low.shape[0], steps=steps, sampler=sampler, generator=generator, device=device, cond=cond)
+    return sample(model, process, resolution, batch=low.shape[0], steps=steps, sampler=sampler, guidance=guidance,
+                  options=taken_options(sampler, process, clip=clip), generator=generator, device=device, cond=cond)

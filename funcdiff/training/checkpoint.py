@@ -30,7 +30,7 @@ from torch import nn
 
 from funcdiff.operators.base import NeuralOperator
 from funcdiff.processes.base import DiffusionProcess
-from funcdiff.registry import build
+from funcdiff.registry import build, check_round_trip
 
 logger = logging.getLogger(__name__)
 
@@ -95,10 +95,14 @@ def save_checkpoint(
     """Write a checkpoint directory recoverably (see the module's text), replacing any previous one.
 
     Raises:
-        ValueError: if a weight of ``model`` or ``ema`` is NaN or Inf (nothing is written).
+        ValueError: if a weight of ``model`` or ``ema`` is NaN or Inf, or the ``"operator"`` or ``"process"`` of
+            ``config`` would not rebuild when loaded (`funcdiff.registry.check_round_trip`); nothing is written.
         CheckpointError: if writing fails, saying whether the disk is full; the previous checkpoint is left intact.
     """
     path = Path(path)
+    for name in ("operator", "process"):
+        if name in config:
+            check_round_trip(config[name], name)
     bad = non_finite_weights(model) + ([] if ema is None else [f"ema.{n}" for n in non_finite_weights(ema)])
     if bad:
         raise ValueError(f"refusing to save non-finite weights to {path}: {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}")

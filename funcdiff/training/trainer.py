@@ -26,6 +26,8 @@ from funcdiff.operators.base import NeuralOperator
 from funcdiff.operators.compiling import compile_operator
 from funcdiff.owner_lock import OwnerLock
 from funcdiff.processes.base import DiffusionProcess
+from funcdiff.registry import check_round_trip
+from funcdiff.sampling import SamplerFunction, resolve_sampler, sample
 from funcdiff.training.checkpoint import (
     candidates, load_weights, non_finite_weights, read_checkpoint, recover_checkpoint, save_checkpoint, set_aside,
 )
@@ -34,7 +36,6 @@ from funcdiff.training.distributed import DistributedContext, init_distributed
 from funcdiff.training.ema import make_ema, update_ema
 from funcdiff.training.metrics import append_metrics, read_metrics, truncate_metrics
 from funcdiff.training.plots import plot_loss_curve
-from funcdiff.training.sampling import Sampler, default_sampler, sample
 from funcdiff.training.stop_signals import StopSignals
 
 logger = logging.getLogger(__name__)
@@ -129,7 +130,8 @@ class Trainer:
         process: the diffusion process (it owns the domain and the mollifier).
         data: the training examples (a data set or a list of tensors), all of one shape ``(c, *spatial)``.
         settings: optimiser, loop, budget and output settings.
-        sampler: how the periodic samples are drawn (default: `default_sampler` of the process).
+        sampler: how the periodic samples are drawn: a registered sampler's name (``"auto"`` picks by the process's
+            protocol, `funcdiff.sampling.resolve_sampler`) or a sampler function of the common signature.
         resume: continue from ``<out_dir>/checkpoint`` (the same components required; settings such as the learning
             rate or the budget may change and take effect); without one, say so and start a new run.
         overwrite: replace a run already in ``out_dir`` (without it, or ``resume``, an existing run is refused).
@@ -145,7 +147,7 @@ class Trainer:
         data: Dataset | Sequence[Tensor],
         settings: TrainSettings,
         *,
-        sampler: Sampler | None = None,
+        sampler: str | SamplerFunction = "auto",
         resume: bool = False,
         overwrite: bool = False,
         progress: bool | None = None,
@@ -155,6 +157,8 @@ class Trainer:
             raise ValueError("resume and overwrite exclude each other")
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module implementing NeuralOperator, got {type(model).__name__}")
+        check_round_trip(model, "operator")  # a component that would not reload is refused now, not at load time
+        check_round_trip(process, "process")
         self.settings = settings
         self.ctx: DistributedContext = init_distributed(settings.device)
         self.out_dir = Path(settings.out_dir)
@@ -165,8 +169,10 @@ class Trainer:
         if self.data_shape[0] != process.domain.channels or len(self.data_shape) - 1 != process.domain.ndim:
             raise ValueError(f"data of shape {self.data_shape} does not fit the domain {process.domain!r}")
         self.reference_shape = tuple(model.reference_shape)
+        if isinstance(sampler, str):
+            resolve_sampler(sampler, process)  # refuse a sampler that does not fit before any work
         self.sampler = sampler
-        # Seeded before each sampling; a sampler that draws noise is bound to it (`funcdiff.factory.make_sampler`).
+        # Seeded before each sampling; the prior and any sampler that draws noise draw from it.
         self.sample_generator = torch.Generator(device=self.ctx.device)
         self.run_config = run_config
         self.model = model.to(self.ctx.device)
@@ -281,7 +287,6 @@ class Trainer:
         s = self.settings
         paths = []
         generator = self.sample_generator
-        sampler = self.sampler or default_sampler(self.process, reference_shape=self.reference_shape, generator=generator)
         factors = (1, 2, 4) if len(self.reference_shape) <= 2 else (1, 2)
         nest = tuple(factors[-1] * r for r in self.reference_shape)
         cond = self._sample_latents()
@@ -289,7 +294,7 @@ class Trainer:
         for factor in factors:
             generator.manual_seed(s.seed)
             shape = tuple(factor * r for r in self.reference_shape)
-            samples = sample(self.ema, self.process, shape, batch=batch, steps=s.sample_steps, sampler=sampler,
+            samples = sample(self.ema, self.process, shape, batch=batch, steps=s.sample_steps, sampler=self.sampler,
                              generator=generator, device=self.ctx.device, nest_resolution=nest, cond=cond)
             domain = self.process.domain
             paths.append(domain.save_samples(samples.cpu(), self.out_dir / "samples", f"step{self.step:07d}_{domain.label(shape)}", individual=False))
@@ -443,7 +448,7 @@ def train(
     data: Dataset | Sequence[Tensor],
     settings: TrainSettings,
     *,
-    sampler: Sampler | None = None,
+    sampler: str | SamplerFunction = "auto",
     resume: bool = False,
     overwrite: bool = False,
     progress: bool | None = None,

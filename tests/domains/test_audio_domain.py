@@ -9,7 +9,7 @@ import torch
 from funcdiff import AudioDomain, GaussianMollifier, MollifiedDDPM, cosine_schedule, operator_preset
 from funcdiff.domains import log_power_spectrogram, read_png, read_wav, spectrogram_picture, waveform_picture
 from funcdiff.registry import build
-from funcdiff.training.sampling import sample
+from funcdiff.sampling.sample import sample
 
 
 def tone(frequency: float, rate: int, seconds: float = 1.0, amplitude: float = 0.5) -> torch.Tensor:

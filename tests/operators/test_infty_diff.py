@@ -1,5 +1,6 @@
 """The ∞-Diff operator (docs/reference-differences.md §2-3): dense/sparse agreement, chunking, any resolution, dropout, gradients."""
 
+import copy
 
 import jaxtyping
 import pytest
@@ -8,8 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from funcdiff.domains.grid import GridDomain
-from funcdiff.operators import InftyDiffOperator, NeuralOperator, available_backends, operator_preset, preset_config
+from funcdiff.mollifiers import GaussianMollifier
+from funcdiff.operators import InftyDiffOperator, NeuralOperator, SparseEncoder, available_backends, operator_preset, preset_config
+from funcdiff.operators.layers.unet import Attention
 from funcdiff.points import Points
+from funcdiff.processes import MollifiedDDPM, cosine_schedule
+from funcdiff.sampling import sample
 
 
 def tiny(z_dim: int = 0, backend: str = "auto") -> InftyDiffOperator:
@@ -150,3 +155,49 @@ def test_bf16_autocast_training_step(backend: str) -> None:
     assert out16.dtype == torch.bfloat16 and bool(torch.isfinite(grad16).all())
     assert float((out16.float() - out32).norm() / out32.norm()) < 0.03
     assert float(torch.nn.functional.cosine_similarity(grad16, grad32, dim=0)) > 0.99
+
+
+@pytest.mark.parametrize("preset", ["tiny", "cpu-small"])
+def test_output_does_not_depend_on_requires_grad(preset: str) -> None:
+    """The model and a copy with frozen weights (the trainer's EMA, a reloaded model) give bit-identical outputs
+    without autograd: dense, chunked, on every point and on a subset. A Linear given a non-contiguous (b, n, c)
+    view took another matmul path (folded or batched, another summation order) when its weight required grad."""
+    torch.manual_seed(0)
+    model = operator_preset(preset, channels=1, resolution=32).eval()
+    frozen = copy.deepcopy(model).requires_grad_(False)
+    x, t = torch.randn(2, 1, 32, 32), torch.tensor([0.3, 0.8])
+    flat = torch.stack([torch.randperm(32 * 32)[:300] for _ in range(2)])
+    subset = Points.gather(x, torch.stack([flat // 32, flat % 32], dim=-1))
+    runs = {
+        "dense": lambda m: m.forward_dense(x, t),
+        "dense in chunks": lambda m: m.forward_dense(x, t, chunk_points=300),
+        "dense at 48 px": lambda m: m.forward_dense(torch.nn.functional.interpolate(x, size=48), t),
+        "all points": lambda m: m(Points.from_dense(x), t),
+        "a subset": lambda m: m(subset, t),
+    }
+    with torch.no_grad():
+        for name, run in runs.items():
+            assert torch.equal(run(model), run(frozen)), name
+
+
+def test_sampling_does_not_depend_on_requires_grad() -> None:
+    """A few sampler steps draw the same picture, bit for bit, from the model and from its frozen copy."""
+    torch.manual_seed(0)
+    model = operator_preset("tiny", channels=1, resolution=32)
+    frozen = copy.deepcopy(model).requires_grad_(False)
+    process = MollifiedDDPM(GridDomain(2, 1), cosine_schedule(100), GaussianMollifier(1 / 32))
+    pictures = [sample(m, process, 32, batch=2, steps=4, generator=torch.Generator().manual_seed(1)) for m in (model, frozen)]
+    assert torch.equal(*pictures)
+
+
+@pytest.mark.parametrize("part", ["attention", "encoder"])
+def test_attention_and_encoder_do_not_depend_on_requires_grad(part: str) -> None:
+    """The same for the U-Net's attention and the encoder's latent head, which read transposed grids."""
+    torch.manual_seed(0)
+    if part == "attention":
+        module, x, method = Attention(64), torch.randn(3, 64, 3), "forward"
+    else:
+        module, x, method = SparseEncoder(preset_config("tiny", channels=1, resolution=(64,), z_dim=8)).eval(), torch.randn(3, 1, 64), "forward_dense"
+    frozen = copy.deepcopy(module).requires_grad_(False)
+    with torch.no_grad():
+        assert torch.equal(getattr(module, method)(x), getattr(frozen, method)(x))

@@ -26,10 +26,12 @@ from funcdiff import (
     sample_euler,
     sample_heun,
 )
-from funcdiff.processes import Schedule, respace, table_schedule
+from funcdiff.processes import FlowProcess, Schedule, respace, table_schedule
+from funcdiff.sampling import SAMPLERS as SAMPLER_TABLE
+from funcdiff.sampling import uniform_t
 from funcdiff.registry import build
 from tests.strategies import assert_on_the_inputs_device, ours_or_checkers
-from tests.helpers import dct_matrix
+from tests.helpers import dct_matrix, grid_of
 
 N = 8
 COND = torch.tensor([7.0])
@@ -69,12 +71,15 @@ class Model:
         return (0.5 + 0.1 * t.view(-1, 1, 1)) * y
 
 
-def run(name: str, model, y: torch.Tensor, *args, **options) -> torch.Tensor:
-    """One of the five samplers with ``cond=COND`` and the options it needs."""
+FUNCTIONS = {"ddpm": sample_ddpm, "ddim": sample_ddim, "encode": encode_ddim, "euler": sample_euler, "heun": sample_heun}
+
+
+def run(name: str, model, y: torch.Tensor, steps: int | list[int] = 4, process=None, **options) -> torch.Tensor:
+    """One of the five samplers over ``steps`` with ``cond=COND`` and the options it needs."""
     if name in ("ddpm", "ddim"):
         options.setdefault("reference_shape", (N,))
-    function = {"ddpm": sample_ddpm, "ddim": sample_ddim, "encode": encode_ddim, "euler": sample_euler, "heun": sample_heun}[name]
-    return function(model, FLOW if name in ("euler", "heun") else DDPM, y, *args, cond=COND, **options)
+    process = process or (FLOW if name in ("euler", "heun") else DDPM)
+    return FUNCTIONS[name](model, y, grid_of(process, steps), process=process, cond=COND, **options)
 
 
 SAMPLERS = ["ddpm", "ddim", "encode", "euler", "heun"]
@@ -93,18 +98,15 @@ def test_progress_bar_only_when_asked(name: str, capsys) -> None:
     assert "\n" not in err
 
 
-@pytest.mark.parametrize("name, calls", [("ddpm", 30), ("ddim", 100), ("encode", 100), ("euler", 100), ("heun", 99)])
-def test_default_step_counts(name: str, calls: int) -> None:
-    """Defaults: DDPM over all T steps, DDIM and encoding over 100 respaced steps, Euler 100 steps, Heun 50 steps
-    (two model calls per step but the last); cond is passed to every call."""
-    model = Model()
-    if name in ("ddim", "encode"):
-        function = sample_ddim if name == "ddim" else encode_ddim
-        options = {"reference_shape": (N,)} if name == "ddim" else {}
-        function(model, ddpm(200), start(), cond=COND, **options)
-    else:
-        run(name, model, start())
-    assert model.calls == calls
+@pytest.mark.parametrize("name", ["ddpm", "ddim", "dpmpp", "euler", "heun"])
+@pytest.mark.parametrize("steps", [1, 7, 30])
+def test_model_calls_are_what_the_sampler_table_says(name: str, steps: int) -> None:
+    """Every registered sampler calls the model as often as its entry in `SAMPLERS` says (Heun: two calls per step
+    but the last), with cond each time; ``uniform_t`` over all 30 steps of a DDPM is every step."""
+    model, entry = Model(), SAMPLER_TABLE[name]
+    process = FLOW if entry.protocol is FlowProcess else DDPM
+    entry.function(model, start(), uniform_t(process, steps), process=process, cond=COND, reference_shape=(N,))
+    assert model.calls == entry.model_calls(steps) == steps * entry.calls_per_step - (entry.calls_per_step - 1)
 
 
 @pytest.mark.parametrize("name", ["ddpm", "ddim", "euler", "heun"])
@@ -133,22 +135,25 @@ def test_a_batch_of_one(name: str) -> None:
 
 
 def test_callbacks_see_every_step() -> None:
-    """DDPM and DDIM call back with the integer step, the new state and T xhat0; flows with s and the new state."""
+    """Every sampler calls back with the noise time reached, the new state and the data estimate it stepped with."""
     seen = []
-    sample_ddim(Model(), ddpm(), start(1), [20, 5], reference_shape=(N,), cond=COND, callback=lambda t, y, tx0: seen.append((t, y.shape)))
-    assert seen == [(20, (1, 1, N)), (5, (1, 1, N))]
+    process = ddpm()
+    sample_ddim(Model(), start(1), grid_of(process, [20, 5]), process=process, reference_shape=(N,), cond=COND,
+                callback=lambda tau, y, tx0: seen.append((tau * process.num_steps, y.shape, tx0.shape)))
+    assert seen == [(5, (1, 1, N), (1, 1, N)), (0, (1, 1, N), (1, 1, N))]
     seen.clear()
-    states = []
-    sample_heun(Model(), flow(), start(), 4, cond=COND, callback=lambda s, y: (seen.append(s), states.append(y)))
-    assert seen == [0.25, 0.5, 0.75, 1.0] and all(state.shape == (2, 1, N) for state in states)
-    torch.testing.assert_close(states[-1], sample_heun(Model(), flow(), start(), 4, cond=COND, denoise=False), rtol=0, atol=0)
+    states, estimates = [], []
+    sample_heun(Model(), start(), grid_of(flow(), 4), process=flow(), cond=COND,
+                callback=lambda tau, y, d: (seen.append(tau), states.append(y), estimates.append(d)))
+    assert seen == [0.75, 0.5, 0.25, 0.0] and all(state.shape == d.shape == (2, 1, N) for state, d in zip(states, estimates))
+    torch.testing.assert_close(states[-1], sample_heun(Model(), start(), grid_of(flow(), 4), process=flow(), cond=COND, denoise=False), rtol=0, atol=0)
 
 
 def test_eta_zero_draws_no_noise_and_guidance_changes_ddpm() -> None:
     """DDIM with eta = 0 leaves the generator untouched; DDPM with guidance differs from DDPM without."""
     gen = torch.Generator().manual_seed(0)
     state = gen.get_state()
-    sample_ddim(Model(), ddpm(), start(), 4, reference_shape=(N,), cond=COND, generator=gen)
+    sample_ddim(Model(), start(), grid_of(ddpm(), 4), process=ddpm(), reference_shape=(N,), cond=COND, generator=gen)
     assert torch.equal(gen.get_state(), state)
     guidance = InpaintingGuidance(torch.ones(2, 1, N), torch.ones(1, 1, N), GaussianMollifier(0.1))
     free = run("ddpm", Model(), start(), 4, generator=torch.Generator().manual_seed(0))
@@ -268,7 +273,7 @@ def test_constructor_messages() -> None:
     ]
     for make, message in cases:
         with pytest.raises((ValueError, TypeError), match=ours_or_checkers(message)):
-            make()  # type: ignore[arg-type]
+            make()
 
 
 def test_x0_estimate_clips_to_the_domains_range_and_filters_with_its_inv_snr() -> None:
@@ -351,7 +356,7 @@ def test_guidance_weight_zero_and_default() -> None:
     known, mask = torch.ones(1, 1, N, dtype=torch.float64), torch.ones(1, 1, N, dtype=torch.float64)
     y = start(1).requires_grad_(True)
     tx0 = 0.5 * y
-    abar = torch.tensor([0.5], dtype=torch.float64).view(1, 1, 1)
+    abar = torch.tensor([0.5], dtype=torch.float64).sqrt()
     torch.testing.assert_close(InpaintingGuidance(known, mask, GaussianMollifier(0.1), 0.0)(y, tx0, abar), tx0)
     default = InpaintingGuidance(known, mask, GaussianMollifier(0.1))(y, 0.5 * y, abar)
     torch.testing.assert_close(default, InpaintingGuidance(known, mask, GaussianMollifier(0.1), 1.0)(y, 0.5 * y, abar))
@@ -372,7 +377,7 @@ def test_tensors_follow_the_inputs_device() -> None:
         return [
             *dense, DDPM.prior(2, (1, N), (4,), generator=gen, dtype=torch.float64, device="cpu"),
             DDPM.loss(point_model, x, points=3, generator=gen), FLOW.loss(point_model, x, points=3, generator=gen),
-            sample_ddim(Model(), DDPM, x, 4, reference_shape=(N,), cond=COND, generator=gen, guidance=guidance),
+            sample_ddim(Model(), x, grid_of(DDPM, 4), process=DDPM, reference_shape=(N,), cond=COND, generator=gen, guidance=guidance),
         ]
 
     assert_on_the_inputs_device(results)
@@ -441,14 +446,14 @@ def test_steps_named_in_errors_and_callbacks_for_every_path() -> None:
     nan = lambda y, t, c: y * math.nan  # noqa: E731
     guidance = InpaintingGuidance(start(1), torch.ones(1, 1, N, dtype=torch.float64), GaussianMollifier(0.1))
     with pytest.raises(FloatingPointError, match=r"at step t=20$"):
-        sample_ddim(nan, ddpm(), start(1), [20, 5], reference_shape=(N,), guidance=guidance)
-    assert sample_ddim(Model(), ddpm(), start(1), [20, 5], reference_shape=(N,), cond=COND, eta=1.0).shape == (1, 1, N)
+        sample_ddim(nan, start(1), grid_of(ddpm(), [20, 5]), process=ddpm(), reference_shape=(N,), guidance=guidance)
+    assert sample_ddim(Model(), start(1), grid_of(ddpm(), [20, 5]), process=ddpm(), reference_shape=(N,), cond=COND, eta=1.0).shape == (1, 1, N)
     nan_at_half = lambda y, s, c: y * (math.nan if float(s[0]) == 0.5 else 0.5)  # noqa: E731
     with pytest.raises(FloatingPointError, match=r"at step 1 \(s=0\.5\)$"):
-        sample_heun(nan_at_half, flow(), start(), 4)
+        sample_heun(nan_at_half, start(), grid_of(flow(), 4), process=flow())
     seen = []
-    sample_euler(Model(), flow(), start(), 2, cond=COND, callback=lambda s, y: seen.append(s))
-    assert seen == [0.5, 1.0]
+    sample_euler(Model(), start(), grid_of(flow(), 2), process=flow(), cond=COND, callback=lambda tau, y, d: seen.append(tau))
+    assert seen == [0.5, 0.0]
 
 
 def test_builder_defaults() -> None:

@@ -12,9 +12,11 @@ from funcdiff import (
     FunctionalFlowMatching, GaussianMollifier, GridDomain, IdentityMollifier, InpaintingGuidance, MollifiedDDPM, cosine_schedule,
     sample_ddim,
 )
-from funcdiff.factory import TrainConfig, make_sampler
-from funcdiff.processes import sample_dpmpp
-from funcdiff.training import sample
+from funcdiff.factory import TrainConfig
+from funcdiff.sampling import resolve_sampler
+from funcdiff.sampling import sample_dpmpp
+from funcdiff.sampling import sample
+from tests.helpers import grid_of
 from tests.processes.test_exact_steps import estimates, make, model, start
 from tests.processes.test_samplers import N, GaussianData, make_process
 from tests.training.test_sampling import ZeroOperator
@@ -41,7 +43,7 @@ def rms_errors(sampler, data: GaussianData, counts: tuple[int, ...], num: int = 
     process = data.process
     y_T = process.prior(num, (1, N), (N,), generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     exact = exact_sample(data, y_T)
-    outputs = (sampler(data, process, y_T, k, reference_shape=(N,), clip=False, denoise=False) for k in counts)
+    outputs = (sampler(data, y_T, grid_of(process, k), process=process, reference_shape=(N,), clip=False, denoise=False) for k in counts)
     return [(out - exact).pow(2).mean().sqrt().item() for out in outputs]
 
 
@@ -108,8 +110,7 @@ def hand_run(prediction: str, steps: list[int], first_order: set[int]) -> list[t
 def test_steps_match_the_closed_form(prediction: str, steps: list[int], first_order: set[int]) -> None:
     """Every state equals docs/math.md §12's update; from 5 steps on, the step into the last positive step is first-order."""
     seen: list[torch.Tensor] = []
-    end = sample_dpmpp(model, make(prediction), start(), steps, reference_shape=(N,), clip=False, denoise=False,
-                       callback=lambda t, y, tx0: seen.append(y))
+    end = sample_dpmpp(model, start(), grid_of(make(prediction), steps), process=make(prediction), reference_shape=(N,), clip=False, denoise=False, callback=lambda t, y, tx0: seen.append(y))
     expected = hand_run(prediction, steps, first_order)
     assert len(seen) == len(expected) == len(steps)
     for got, want in zip(seen, expected):
@@ -125,7 +126,7 @@ def test_first_step_and_short_runs_are_ddim(clip: bool) -> None:
 
     def states(sampler, steps):
         seen: list[torch.Tensor] = []
-        sampler(model, process, y, steps, reference_shape=(N,), clip=clip, denoise=False,
+        sampler(model, y, grid_of(process, steps), process=process, reference_shape=(N,), clip=clip, denoise=False,
                 callback=lambda t, s, tx0: seen.append(s))
         return seen
 
@@ -133,8 +134,8 @@ def test_first_step_and_short_runs_are_ddim(clip: bool) -> None:
     torch.testing.assert_close(first, states(sample_ddim, [40, 25, 10, 1])[0], rtol=1e-12, atol=1e-12)
     for steps in (1, 2, [30, 7]):
         for denoise in (False, True):
-            ours = sample_dpmpp(model, process, y, steps, reference_shape=(N,), clip=clip, denoise=denoise)
-            ddim = sample_ddim(model, process, y, steps, reference_shape=(N,), clip=clip, denoise=denoise)
+            ours = sample_dpmpp(model, y, grid_of(process, steps), process=process, reference_shape=(N,), clip=clip, denoise=denoise)
+            ddim = sample_ddim(model, y, grid_of(process, steps), process=process, reference_shape=(N,), clip=clip, denoise=denoise)
             torch.testing.assert_close(ours, ddim, rtol=1e-12, atol=1e-12)
 
 
@@ -150,23 +151,22 @@ def test_contracts_shared_with_ddim(capsys) -> None:
         return model(y, t, c) * 3
 
     y = start()
-    default = sample_dpmpp(counting, process, y, reference_shape=(N,), cond=cond)
+    default = sample_dpmpp(counting, y, grid_of(process, 20), process=process, reference_shape=(N,), cond=cond)
     assert len(calls) == 20 and all(c is cond for c in calls)
-    torch.testing.assert_close(default, sample_dpmpp(counting, process, y, 20, reference_shape=(N,), clip=True, denoise=True,
-                                                     cond=cond), rtol=0, atol=0)
-    assert sample_dpmpp(lambda y, t, c: 0.5 * y, process, y.float(), 6, reference_shape=(N,)).dtype == torch.float32
-    batch = sample_dpmpp(model, process, y, 6, reference_shape=(N,))
-    torch.testing.assert_close(batch[1:2], sample_dpmpp(model, process, y[1:2], 6, reference_shape=(N,)), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(default, sample_dpmpp(counting, y, grid_of(process, 20), process=process, reference_shape=(N,), clip=True, denoise=True, cond=cond), rtol=0, atol=0)
+    assert sample_dpmpp(lambda y, t, c: 0.5 * y, y.float(), grid_of(process, 6), process=process, reference_shape=(N,)).dtype == torch.float32
+    batch = sample_dpmpp(model, y, grid_of(process, 6), process=process, reference_shape=(N,))
+    torch.testing.assert_close(batch[1:2], sample_dpmpp(model, y[1:2], grid_of(process, 6), process=process, reference_shape=(N,)), rtol=1e-12, atol=1e-12)
     guidance = InpaintingGuidance(torch.zeros_like(y), (torch.arange(N) < 4).double().view(1, 1, N), process.mollifier, 1.0)
-    guided = [f(model, process, y, [40, 20], reference_shape=(N,), guidance=guidance) for f in (sample_dpmpp, sample_ddim)]
+    guided = [f(model, y, grid_of(process, [40, 20]), process=process, reference_shape=(N,), guidance=guidance) for f in (sample_dpmpp, sample_ddim)]
     torch.testing.assert_close(*guided, rtol=1e-12, atol=1e-12)
     capsys.readouterr()
-    sample_dpmpp(model, process, y, 3, reference_shape=(N,))
+    sample_dpmpp(model, y, grid_of(process, 3), process=process, reference_shape=(N,))
     assert capsys.readouterr().err == ""
-    sample_dpmpp(model, process, y, 3, reference_shape=(N,), progress=True)
+    sample_dpmpp(model, y, grid_of(process, 3), process=process, reference_shape=(N,), progress=True)
     assert "sampling: " in capsys.readouterr().err
     with pytest.raises(FloatingPointError, match=r"at step t=20\b"):
-        sample_dpmpp(lambda y, t, c: y * math.nan, process, y, [20, 5], reference_shape=(N,))
+        sample_dpmpp(lambda y, t, c: y * math.nan, y, grid_of(process, [20, 5]), process=process, reference_shape=(N,))
 
 
 def test_other_resolutions_commute_with_box_averaging() -> None:
@@ -175,29 +175,26 @@ def test_other_resolutions_commute_with_box_averaging() -> None:
     process = make("mollified_eps")
     y_16 = torch.randn(3, 1, 2 * N, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     average = lambda y: y.reshape(3, 1, -1, 2).mean(-1)  # noqa: E731
-    run = functools.partial(sample_dpmpp, model, process, timesteps=6, reference_shape=(N,), clip=False, denoise=False)
+    run = lambda y: sample_dpmpp(model, y, grid_of(process, 6), process=process, reference_shape=(N,), clip=False, denoise=False)  # noqa: E731
     fine = run(y_16)
     assert fine.shape == y_16.shape
     torch.testing.assert_close(average(fine), run(average(y_16)), rtol=1e-12, atol=1e-12)
 
 
 def test_named_sampler_runs_through_sample_and_the_command_line(capsys) -> None:
-    """make_sampler("dpmpp") binds the reference shape; `sample` runs it at 24 px for a model trained at 16 (two steps
+    """The name "dpmpp" resolves to `sample_dpmpp`; `sample` runs it at 24 px for a model trained at 16 (two steps
     are DDIM's); configs accept it for ddpm only, and the command line takes --sampler dpmpp."""
     ddpm = MollifiedDDPM(GridDomain(2, 1), cosine_schedule(10), GaussianMollifier(0.05))
-    chosen = make_sampler("dpmpp", ddpm, reference_shape=(16, 16))
-    assert isinstance(chosen, functools.partial) and chosen.func is sample_dpmpp
-    assert chosen.keywords == {"reference_shape": (16, 16)}
+    assert resolve_sampler("dpmpp", ddpm).function is sample_dpmpp
 
     def draw(name: str, steps: int) -> torch.Tensor:
-        return sample(ZeroOperator(), ddpm, 24, batch=2, steps=steps, generator=torch.Generator().manual_seed(0),
-                      sampler=make_sampler(name, ddpm, reference_shape=(16, 16)))
+        return sample(ZeroOperator(), ddpm, 24, batch=2, steps=steps, generator=torch.Generator().manual_seed(0), sampler=name)
 
     out = draw("dpmpp", 6)
     assert out.shape == (2, 1, 24, 24) and bool(out.isfinite().all())
     torch.testing.assert_close(draw("dpmpp", 2), draw("ddim", 2))
     with pytest.raises(ValueError, match="needs a DenoisingProcess"):
-        make_sampler("dpmpp", FunctionalFlowMatching(GridDomain(2, 1), IdentityMollifier()), reference_shape=(16, 16))
+        resolve_sampler("dpmpp", FunctionalFlowMatching(GridDomain(2, 1), IdentityMollifier()))
     assert TrainConfig(sampler="dpmpp").checks()["sampler"]
     with pytest.raises(ValueError, match="sampler='dpmpp'"):
         TrainConfig(process="flow", sampler="dpmpp")
@@ -211,7 +208,7 @@ def test_bad_input_is_refused() -> None:
     """Step counts outside [1, T] and a reference shape of the wrong rank are ValueErrors naming the argument."""
     process, y = make("mollified_eps"), start()
     for steps in (0, -1, 51, [25, 40]):
-        with pytest.raises(ValueError, match="timesteps"):
-            sample_dpmpp(model, process, y, steps, reference_shape=(N,))
+        with pytest.raises(ValueError, match="steps"):
+            sample_dpmpp(model, y, grid_of(process, steps), process=process, reference_shape=(N,))
     with pytest.raises(ValueError, match="reference_shape"):
-        sample_dpmpp(model, process, y, 5, reference_shape=(N, N))
+        sample_dpmpp(model, y, grid_of(process, 5), process=process, reference_shape=(N, N))

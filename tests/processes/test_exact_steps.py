@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from funcdiff import (
-    FunctionalFlowMatching, GaussianMollifier, GridDomain, InpaintingGuidance, MollifiedDDPM, cosine_schedule, encode_ddim,
+    FunctionalFlowMatching, GaussianMollifier, GridDomain, IdentityMollifier, InpaintingGuidance, MollifiedDDPM, cosine_schedule,
+    encode_ddim,
     sample_ddim, sample_ddpm, sample_euler, sample_heun,
 )
-from tests.helpers import dct_matrix, mollifier_matrix
+from tests.helpers import dct_matrix, mollifier_matrix, grid_of
 
 N, REF, SIGMA, STEPS = 8, 4, 0.1, 50  # the sampling grid is twice the reference, so fresh noise has variance 2
 
@@ -62,9 +63,9 @@ def estimates(prediction: str, y: torch.Tensor, t: int) -> tuple[torch.Tensor, t
 def chain(sampler, process: MollifiedDDPM, y: torch.Tensor, **options) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor]:
     """Run ``sampler`` over steps 40 -> 25 -> 1 -> 0 unclipped: ``(state after the step, T xhat0)`` per step, and the end."""
     seen: list[tuple[int, torch.Tensor, torch.Tensor]] = []
-    end = sampler(model, process, y, [40, 25, 1], reference_shape=(REF,), clip=False, denoise=False,
-                  callback=lambda t, y_prev, tx0: seen.append((t, y_prev, tx0)), **options)
-    assert [t for t, _, _ in seen] == [40, 25, 1]
+    end = sampler(model, y, grid_of(process, [40, 25, 1]), process=process, reference_shape=(REF,), clip=False, denoise=False,
+                  callback=lambda tau, y_prev, tx0: seen.append((tau, y_prev, tx0)), **options)
+    assert [tau * STEPS for tau, _, _ in seen] == [25, 1, 0]  # the noise time each step reaches
     return [(y_prev, tx0) for _, y_prev, tx0 in seen], end
 
 
@@ -118,7 +119,7 @@ def test_reported_sample_is_wiener_of_the_estimate_or_the_network_x0(prediction:
     """docs/math.md §6: with denoise, the last step reports W(T xhat0) under mollified-eps and xhat0 itself under x0."""
     process, y = make(prediction), start()
     y_25, _ = first_step(sample_ddim, process, y)
-    reported = sample_ddim(model, process, y, [40, 25], reference_shape=(REF,), clip=False)
+    reported = sample_ddim(model, y, grid_of(process, [40, 25]), process=process, reference_shape=(REF,), clip=False)
     if prediction == "mollified_eps":
         expected = apply(wiener(SIGMA), estimates(prediction, y_25, 25)[0])
     else:
@@ -138,7 +139,7 @@ def test_encode_step_matches_the_closed_form(prediction: str) -> None:
         a_p = float(alpha_bar[prev])
         tx0 = (y - math.sqrt(1 - a_p) * teps) / math.sqrt(a_p)
         y = math.sqrt(a_t) * tx0 + math.sqrt(1 - a_t) * teps
-    torch.testing.assert_close(encode_ddim(model, process, x0, [40, 25]), y, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(encode_ddim(model, x0, grid_of(process, [40, 25]), process=process), y, rtol=1e-10, atol=1e-10)
 
 
 def test_inpainting_guidance_is_the_closed_form_gradient_step() -> None:
@@ -148,10 +149,11 @@ def test_inpainting_guidance_is_the_closed_form_gradient_step() -> None:
     known = torch.randn(3, 1, N, generator=gen, dtype=torch.float64)
     mask = torch.rand(1, 1, N, generator=gen, dtype=torch.float64)
     y = torch.randn(3, 1, N, generator=gen, dtype=torch.float64).requires_grad_(True)
-    alpha_bar = torch.tensor([0.9, 0.5, 0.1], dtype=torch.float64).view(3, 1, 1)
+    alpha_bar = torch.tensor([0.9, 0.5, 0.1], dtype=torch.float64)
     k, c, w = 0.7, 0.2, 1.5
     tx0 = k * y + c
-    corrected = InpaintingGuidance(known, mask, GaussianMollifier(SIGMA), w)(y, tx0, alpha_bar)
+    corrected = InpaintingGuidance(known, mask, GaussianMollifier(SIGMA), w)(y, tx0, alpha_bar.sqrt())
+    alpha_bar = alpha_bar.view(3, 1, 1)
     target = apply(dense(SIGMA), known)
     expected = tx0 + w * alpha_bar.sqrt() * k * mask**2 * (target - tx0)
     torch.testing.assert_close(corrected, expected, rtol=1e-10, atol=1e-10)
@@ -197,5 +199,69 @@ def test_flow_steps_match_the_closed_form(heun: bool, prediction: str, sigma_min
         if heun and k < 2:
             slope = (slope + v(y + h * slope, (k + 1) * h)) / 2
         y = y + h * slope
-    got = (sample_heun if heun else sample_euler)(network, process, y0, 3, denoise=False)
+    got = (sample_heun if heun else sample_euler)(network, y0, grid_of(process, 3), process=process, denoise=False)
     torch.testing.assert_close(got, y, rtol=1e-12, atol=1e-12)
+
+
+def test_guided_clipped_x0_ddim_steps_with_the_clipped_estimate() -> None:
+    """docs/math.md §6, §10: with x0-prediction, guidance and clipping, the state a DDIM step (eta = 0) moves with is
+    T of the clipped, corrected xhat0 = clip(f + W(correction)), not T f + correction; checked on the state itself."""
+    process, y = make("x0"), start()
+    known = torch.linspace(-0.9, 0.9, N, dtype=torch.float64).expand(3, 1, N)
+    mask = (torch.arange(N) < 5).to(torch.float64).view(1, 1, N)
+    guidance = InpaintingGuidance(known, mask, process.mollifier, 0.5)
+    loud = lambda y, t, c: 4 * y + 0.5  # noqa: E731  (an output far outside [-1, 1], so clipping acts)
+    seen: list[torch.Tensor] = []
+    sample_ddim(loud, y, grid_of(process, [40, 25]), process=process, reference_shape=(REF,), clip=True, denoise=False,
+                guidance=guidance, callback=lambda tau, y_prev, tx0: seen.append(y_prev))
+    a_t, a_p = (float(process.schedule.alpha_bar[k]) for k in (40, 25))
+    f = 4 * y + 0.5
+    t_matrix = dense(SIGMA)
+    # -(w sqrt(abar) / 2) grad_y ||m (T x_a - T f(y))||^2 with df/dy = 4 and T symmetric:
+    correction = 0.5 * math.sqrt(a_t) * 4 * apply(t_matrix, mask**2 * (apply(t_matrix, known) - apply(t_matrix, f)))
+    state = apply(t_matrix, (f + apply(wiener(SIGMA), correction)).clamp(-1, 1))
+    teps = (y - math.sqrt(a_t) * state) / math.sqrt(1 - a_t)
+    torch.testing.assert_close(seen[0], math.sqrt(a_p) * state + math.sqrt(1 - a_p) * teps, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("heun", [False, True], ids=["euler", "heun"])
+def test_guided_flow_steps_match_the_closed_form(heun: bool) -> None:
+    """docs/math.md §13: for an x1-predicting flow (T = I) with network k y + c, the data estimate is D = k y + c,
+    inpainting guidance with signal a_s = s gives D' = D + w s k m^2 (x_a - D), and the guided velocity is
+    v' = (D' - (1 - sigma_min) y) / (1 - (1 - sigma_min) s)."""
+    sigma_min, k, c, w = 0.1, 0.6, 0.2, 1.5
+    process = FunctionalFlowMatching(GridDomain(1, 1), IdentityMollifier(), sigma_min=sigma_min, prediction="x1")
+    known = torch.linspace(-0.5, 0.5, N, dtype=torch.float64).expand(3, 1, N)
+    mask = torch.rand(1, 1, N, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    guidance = InpaintingGuidance(known, mask, IdentityMollifier(), w)
+
+    def v(y: torch.Tensor, s: float) -> torch.Tensor:
+        d = k * y + c
+        guided = d + w * s * k * mask**2 * (known - d)
+        return (guided - (1 - sigma_min) * y) / (1 - (1 - sigma_min) * s)
+
+    y0 = start()
+    y, h = y0, 1 / 3
+    for step in range(3):
+        slope = v(y, step * h)
+        if heun and step < 2:
+            slope = (slope + v(y + h * slope, (step + 1) * h)) / 2
+        y = y + h * slope
+    network = lambda y, s, cond: k * y + c  # noqa: E731
+    got = (sample_heun if heun else sample_euler)(network, y0, grid_of(process, 3), process=process, guidance=guidance,
+                                                  denoise=False)
+    torch.testing.assert_close(got, y, rtol=1e-12, atol=1e-12)
+
+
+def test_flow_time_is_at_least_float32() -> None:
+    """A bfloat16 state still gives the model its time in float32 (in bfloat16, s = 0.99 would become 0.98828)."""
+    process = FunctionalFlowMatching(GridDomain(1, 1), IdentityMollifier())
+    times: list[torch.Tensor] = []
+
+    def network(y: torch.Tensor, s: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        times.append(s)
+        return torch.zeros_like(y)
+
+    grid = torch.tensor([1.0, 0.01, 0.0], dtype=torch.float64)
+    sample_euler(network, start().bfloat16(), grid, process=process, denoise=False)
+    assert [t.dtype for t in times] == [torch.float32] * 2 and float(times[1][0]) == pytest.approx(0.99, abs=1e-7)

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from funcdiff import FunctionalFlowMatching, GaussianMollifier, GridDomain, IdentityMollifier, Points, sample_euler, sample_heun
-from tests.helpers import mollifier_matrix
+from tests.helpers import mollifier_matrix, grid_of
 
 N = 6  # a 1-D grid small enough for dense Gaussian algebra
 
@@ -116,7 +116,7 @@ def flow_map_error(sampler, sigma: float | None, steps: int) -> float:
     exact = GaussianFlow(sigma)
     process = flow(sigma)
     starts = torch.cat([torch.zeros(1, N, dtype=torch.float64), torch.eye(N, dtype=torch.float64)]).view(N + 1, 1, N)
-    ends = sampler(exact, process, starts, steps, denoise=False).view(N + 1, N)
+    ends = sampler(exact, starts, grid_of(process, steps), process=process, denoise=False).view(N + 1, N)
     offset, M = ends[0], (ends[1:] - ends[0]).T
     mean_error = (offset - exact.m).abs().max()
     cov_error = (M @ exact.C0 @ M.T - exact.C1).abs().max()
@@ -142,10 +142,10 @@ def test_sampler_reports_the_wiener_filtered_state_and_refuses_bad_steps() -> No
     process = flow(0.08)
     exact = GaussianFlow(0.08)
     y_0 = process.prior(3, (1, N), (N,), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    state = sample_heun(exact, process, y_0, 10, denoise=False)
-    torch.testing.assert_close(sample_heun(exact, process, y_0, 10), process.mollifier.unmollify(state))
+    state = sample_heun(exact, y_0, grid_of(process, 10), process=process, denoise=False)
+    torch.testing.assert_close(sample_heun(exact, y_0, grid_of(process, 10), process=process), process.mollifier.unmollify(state))
     with pytest.raises(ValueError, match="steps"):
-        sample_euler(exact, process, y_0, 0)
+        sample_euler(exact, y_0, grid_of(process, 0), process=process)
     x1_flow = flow(0.08, prediction="x1")
     with pytest.raises(ValueError, match="s = 1"):
         x1_flow.velocity(y_0, y_0, torch.ones(3, dtype=torch.float64))

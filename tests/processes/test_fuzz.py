@@ -25,6 +25,7 @@ from funcdiff import (
     sample_heun,
 )
 from funcdiff.processes import Schedule, respace, table_schedule
+from tests.helpers import grid_of
 from tests.strategies import fields, finite, fuzz, is_count, numbers, outcome, sizes, wrong_types
 
 STEPS = 12
@@ -168,11 +169,11 @@ def run_sampler(name: str, model, y: torch.Tensor, steps, eta):
     flow = FunctionalFlowMatching(GridDomain(1, 2), GaussianMollifier(0.1))
     gen = torch.Generator().manual_seed(0)
     return {
-        "ddpm": lambda: sample_ddpm(model, ddpm, y, steps, reference_shape=(4,), generator=gen),
-        "ddim": lambda: sample_ddim(model, ddpm, y, steps, reference_shape=(4,), eta=eta, generator=gen),
-        "encode": lambda: encode_ddim(model, ddpm, y, steps),
-        "euler": lambda: sample_euler(model, flow, y, steps),
-        "heun": lambda: sample_heun(model, flow, y, steps),
+        "ddpm": lambda: sample_ddpm(model, y, grid_of(ddpm, steps), process=ddpm, reference_shape=(4,), generator=gen),
+        "ddim": lambda: sample_ddim(model, y, grid_of(ddpm, steps), process=ddpm, reference_shape=(4,), eta=eta, generator=gen),
+        "encode": lambda: encode_ddim(model, y, grid_of(ddpm, steps), process=ddpm),
+        "euler": lambda: sample_euler(model, y, grid_of(flow, steps), process=flow),
+        "heun": lambda: sample_heun(model, y, grid_of(flow, steps), process=flow),
     }[name]()
 
 

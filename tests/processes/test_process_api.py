@@ -18,10 +18,11 @@ from funcdiff import (
     cosine_schedule,
     linear_schedule,
     sample_ddim,
+    sample_ddpm,
 )
 from funcdiff.processes import Schedule, respace
 from funcdiff.registry import build
-from tests.helpers import mollifier_matrix
+from tests.helpers import mollifier_matrix, grid_of
 
 
 @pytest.mark.parametrize("make", [cosine_schedule, linear_schedule, constant_schedule])
@@ -107,8 +108,8 @@ def test_inpainting_guidance_pulls_samples_toward_known_values(prediction: str) 
         return 0.5 * y  # any differentiable denoiser
 
     y_T = process.prior(4, (1, 16), (16,), generator=torch.Generator().manual_seed(0))
-    free = sample_ddim(model, process, y_T, 20, reference_shape=(16,))
-    guided = sample_ddim(model, process, y_T, 20, reference_shape=(16,), guidance=InpaintingGuidance(known, mask, process.mollifier, 4.0))
+    free = sample_ddim(model, y_T, grid_of(process, 20), process=process, reference_shape=(16,))
+    guided = sample_ddim(model, y_T, grid_of(process, 20), process=process, reference_shape=(16,), guidance=InpaintingGuidance(known, mask, process.mollifier, 4.0))
     err = lambda x: ((x - known) * mask).abs().mean()  # noqa: E731
     assert (guided - free).abs().max() > 0.1
     assert err(guided) < 0.5 * err(free), (err(guided), err(free))
@@ -142,7 +143,7 @@ def test_bf16_coefficients_are_finite_at_every_step(prediction: str) -> None:
     for value in (tx0, teps, estimate, reported):
         assert value.dtype == torch.bfloat16 and bool(value.float().isfinite().all())
     y_T = process.prior(2, (1, 16), (16,), generator=gen).bfloat16()
-    samples = sample_ddim(lambda y, s, c: (0.5 * y).to(y.dtype), process, y_T, 50, reference_shape=(16,))
+    samples = sample_ddim(lambda y, s, c: (0.5 * y).to(y.dtype), y_T, grid_of(process, 50), process=process, reference_shape=(16,))
     assert samples.dtype == torch.bfloat16 and bool(samples.float().isfinite().all())
 
 
@@ -150,10 +151,13 @@ def test_samplers_require_the_reference_shape() -> None:
     """The noise a sampler adds depends on the training resolution, so it must be given (docs/math.md §2)."""
     process = MollifiedDDPM(GridDomain(1, 1), cosine_schedule(10), GaussianMollifier(0.1))
     y_T = process.prior(2, (1, 32), (16,))
-    with pytest.raises(TypeError, match="reference_shape"):
-        sample_ddim(lambda y, t, c: y, process, y_T, 2)  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="pass reference_shape"):
+        sample_ddpm(lambda y, t, c: y, y_T, grid_of(process, 2), process=process)
+    with pytest.raises(ValueError, match="pass reference_shape"):
+        sample_ddim(lambda y, t, c: y, y_T, grid_of(process, 2), process=process, eta=0.5)
+    sample_ddim(lambda y, t, c: y, y_T, grid_of(process, 2), process=process)  # eta = 0 draws no noise
     with pytest.raises(ValueError, match="reference_shape"):
-        sample_ddim(lambda y, t, c: y, process, y_T, 2, reference_shape=(16, 16))
+        sample_ddim(lambda y, t, c: y, y_T, grid_of(process, 2), process=process, reference_shape=(16, 16))
 
 
 def test_config_round_trip() -> None:
@@ -187,7 +191,7 @@ def test_bad_input_raises_clear_errors() -> None:
     with pytest.raises(ValueError, match="alpha_bar"):
         Schedule(torch.tensor([1.0, 0.5, 0.7], dtype=torch.float64))
     with pytest.raises(ValueError, match="eta"):
-        sample_ddim(lambda y, t, c: y, process, x0, 2, reference_shape=(4, 4), eta=-1.0)
+        sample_ddim(lambda y, t, c: y, x0, grid_of(process, 2), process=process, reference_shape=(4, 4), eta=-1.0)
 
 
 def test_jaxtyping_catches_mismatched_shapes_at_the_boundary() -> None:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from funcdiff import GaussianMollifier, GridDomain, IdentityMollifier, MollifiedDDPM, cosine_schedule, encode_ddim, sample_ddim, sample_ddpm
-from tests.helpers import mollifier_matrix, sample_moments
+from tests.helpers import mollifier_matrix, sample_moments, grid_of
 
 N = 8  # a 1-D grid of 8 cells keeps the exact denoiser a small dense solve
 
@@ -75,7 +75,7 @@ def test_ddpm_reproduces_gaussian_data(mollifier, prediction: str) -> None:
     data = GaussianData(process)
     gen = torch.Generator().manual_seed(0)
     y_T = process.prior(NUM, (1, N), (N,), generator=gen, dtype=torch.float64)
-    samples = sample_ddpm(data, process, y_T, 250, reference_shape=(N,), generator=gen, clip=False, denoise=False)
+    samples = sample_ddpm(data, y_T, grid_of(process, 250), process=process, reference_shape=(N,), generator=gen, clip=False, denoise=False)
     assert_moments(samples, data, tol_mean=0.02, tol_cov=0.02)
 
 
@@ -85,8 +85,8 @@ def test_ddim_reproduces_gaussian_data_and_is_deterministic(mollifier, predictio
     process = make_process(mollifier, prediction)
     data = GaussianData(process)
     y_T = process.prior(NUM, (1, N), (N,), generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    first = sample_ddim(data, process, y_T, 100, reference_shape=(N,), clip=False, denoise=False)
-    assert torch.equal(first, sample_ddim(data, process, y_T, 100, reference_shape=(N,), clip=False, denoise=False))
+    first = sample_ddim(data, y_T, grid_of(process, 100), process=process, reference_shape=(N,), clip=False, denoise=False)
+    assert torch.equal(first, sample_ddim(data, y_T, grid_of(process, 100), process=process, reference_shape=(N,), clip=False, denoise=False))
     assert_moments(first, data, tol_mean=0.02, tol_cov=0.02)
 
 
@@ -95,8 +95,8 @@ def test_ddim_with_eta_one_is_stochastic_and_correct() -> None:
     process = make_process(GaussianMollifier(0.06))
     data = GaussianData(process)
     y_T = process.prior(NUM, (1, N), (N,), generator=torch.Generator().manual_seed(2), dtype=torch.float64)
-    a = sample_ddim(data, process, y_T, 200, reference_shape=(N,), eta=1.0, generator=torch.Generator().manual_seed(3), clip=False, denoise=False)
-    b = sample_ddim(data, process, y_T, 200, reference_shape=(N,), eta=1.0, generator=torch.Generator().manual_seed(4), clip=False, denoise=False)
+    a = sample_ddim(data, y_T, grid_of(process, 200), process=process, reference_shape=(N,), eta=1.0, generator=torch.Generator().manual_seed(3), clip=False, denoise=False)
+    b = sample_ddim(data, y_T, grid_of(process, 200), process=process, reference_shape=(N,), eta=1.0, generator=torch.Generator().manual_seed(4), clip=False, denoise=False)
     assert not torch.equal(a, b)
     assert_moments(a, data, tol_mean=0.02, tol_cov=0.02)
 
@@ -111,8 +111,8 @@ def test_encode_then_decode_returns_the_start(mollifier) -> None:
     target = mollifier.mollify(x0)
     errors = []
     for steps in (10, 50, 250):
-        y_T = encode_ddim(data, process, x0, steps)
-        back = sample_ddim(data, process, y_T, steps, reference_shape=(N,), clip=False, denoise=False)
+        y_T = encode_ddim(data, x0, grid_of(process, steps), process=process)
+        back = sample_ddim(data, y_T, grid_of(process, steps), process=process, reference_shape=(N,), clip=False, denoise=False)
         errors.append((back - target).abs().max().item())
     assert errors[0] > errors[1] > errors[2]
     print("encode-decode max errors at 10/50/250 steps:", errors)
@@ -125,8 +125,8 @@ def test_final_sample_is_wiener_filtered_or_the_x0_estimate() -> None:
         process = make_process(GaussianMollifier(0.06), prediction, steps=100)
         data = GaussianData(process)
         y_T = process.prior(4, (1, N), (N,), generator=torch.Generator().manual_seed(6), dtype=torch.float64)
-        state = sample_ddim(data, process, y_T, 20, reference_shape=(N,), clip=False, denoise=False)
-        final = sample_ddim(data, process, y_T, 20, reference_shape=(N,), clip=False)
+        state = sample_ddim(data, y_T, grid_of(process, 20), process=process, reference_shape=(N,), clip=False, denoise=False)
+        final = sample_ddim(data, y_T, grid_of(process, 20), process=process, reference_shape=(N,), clip=False)
         if prediction == "mollified_eps":
             torch.testing.assert_close(final, process.mollifier.unmollify(state))
         else:
@@ -134,7 +134,7 @@ def test_final_sample_is_wiener_filtered_or_the_x0_estimate() -> None:
 
 
 def test_clipping_keeps_the_estimate_in_range_and_callback_sees_every_step() -> None:
-    """With clip=True, T xhat0 stays in [-1, 1]; the callback runs once per step with decreasing steps."""
+    """With clip=True, T xhat0 stays in [-1, 1]; the callback runs once per step with the decreasing noise times reached."""
     process = make_process(GaussianMollifier(0.06), steps=100)
     seen: list[int] = []
 
@@ -146,5 +146,5 @@ def test_clipping_keeps_the_estimate_in_range_and_callback_sees_every_step() -> 
         assert tx0.abs().max() <= 1
 
     y_T = process.prior(2, (1, N), (N,), generator=torch.Generator().manual_seed(7))
-    sample_ddpm(wild, process, y_T, 10, reference_shape=(N,), generator=torch.Generator().manual_seed(8), callback=record)
-    assert seen == sorted(seen, reverse=True) and len(seen) == 10 and seen[0] == 100
+    sample_ddpm(wild, y_T, grid_of(process, 10), process=process, reference_shape=(N,), generator=torch.Generator().manual_seed(8), callback=record)
+    assert seen == sorted(seen, reverse=True) and len(seen) == 10 and seen[0] == 89 / 100 and seen[-1] == 0

@@ -20,6 +20,7 @@ from funcdiff import (
     sample_euler,
     sample_heun,
 )
+from tests.helpers import grid_of
 
 DDPM = MollifiedDDPM(GridDomain(1, 2), cosine_schedule(20), GaussianMollifier(0.1))
 FLOW = FunctionalFlowMatching(GridDomain(1, 2), GaussianMollifier(0.1))
@@ -29,14 +30,13 @@ X = torch.rand(3, 2, 8) * 2 - 1
 def denoisers():
     """Each sampler as ``run(model, y)`` with the options it needs."""
     return {
-        "ddpm": lambda model, y: sample_ddpm(model, DDPM, y, 4, reference_shape=(8,), generator=torch.Generator().manual_seed(0)),
-        "ddim": lambda model, y: sample_ddim(model, DDPM, y, 4, reference_shape=(8,)),
-        "ddim-eta": lambda model, y: sample_ddim(model, DDPM, y, 4, reference_shape=(8,), eta=1.0),
-        "guided": lambda model, y: sample_ddim(model, DDPM, y, 4, reference_shape=(8,),
-                                               guidance=InpaintingGuidance(X, torch.ones(1, 1, 8), DDPM.mollifier)),
-        "encode": lambda model, y: encode_ddim(model, DDPM, y, 4),
-        "euler": lambda model, y: sample_euler(model, FLOW, y, 4),
-        "heun": lambda model, y: sample_heun(model, FLOW, y, 4),
+        "ddpm": lambda model, y: sample_ddpm(model, y, grid_of(DDPM, 4), process=DDPM, reference_shape=(8,), generator=torch.Generator().manual_seed(0)),
+        "ddim": lambda model, y: sample_ddim(model, y, grid_of(DDPM, 4), process=DDPM, reference_shape=(8,)),
+        "ddim-eta": lambda model, y: sample_ddim(model, y, grid_of(DDPM, 4), process=DDPM, reference_shape=(8,), eta=1.0),
+        "guided": lambda model, y: sample_ddim(model, y, grid_of(DDPM, 4), process=DDPM, reference_shape=(8,), guidance=InpaintingGuidance(X, torch.ones(1, 1, 8), DDPM.mollifier)),
+        "encode": lambda model, y: encode_ddim(model, y, grid_of(DDPM, 4), process=DDPM),
+        "euler": lambda model, y: sample_euler(model, y, grid_of(FLOW, 4), process=FLOW),
+        "heun": lambda model, y: sample_heun(model, y, grid_of(FLOW, 4), process=FLOW),
     }
 
 
@@ -115,16 +115,17 @@ def test_the_step_named_is_the_step_that_failed() -> None:
         return lambda y, t, c: y * (math.nan if abs(float(t[0]) - bad) < 1e-6 else 0.5)
 
     with pytest.raises(FloatingPointError, match=r"at step t=7$"):
-        sample_ddim(nan_at(7 / 20), DDPM, X, [20, 14, 7, 1], reference_shape=(8,))
+        sample_ddim(nan_at(7 / 20), X, grid_of(DDPM, [20, 14, 7, 1]), process=DDPM, reference_shape=(8,))
     with pytest.raises(FloatingPointError, match=r"at step 2 \(s=0\.5\)$"):
-        sample_euler(nan_at(0.5), FLOW, X, 4)
+        sample_euler(nan_at(0.5), X, grid_of(FLOW, 4), process=FLOW)
 
 
-@pytest.mark.parametrize("eta", [-1.0, math.nan, math.inf])
+@pytest.mark.parametrize("eta", [-1.0, math.nan, math.inf, 1.5])
 def test_ddim_refuses_a_bad_eta(eta: float) -> None:
-    """eta must be a finite number >= 0."""
-    with pytest.raises(ValueError, match="eta must be a finite number >= 0"):
-        sample_ddim(lambda y, t, c: y, DDPM, X, 4, reference_shape=(8,), eta=eta)
+    """eta must lie in [0, 1]: above 1 the noise's variance would exceed 1 - abar_prev (and a clamp would drop the
+    direction term silently)."""
+    with pytest.raises(ValueError, match=r"eta must be a number in \[0, 1\]"):
+        sample_ddim(lambda y, t, c: y, X, grid_of(DDPM, 4), process=DDPM, reference_shape=(8,), eta=eta)
 
 
 @pytest.mark.parametrize("weight", [-1.0, math.nan, math.inf])

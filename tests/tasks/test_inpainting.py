@@ -9,6 +9,7 @@ from funcdiff import GaussianMollifier, GridDomain, IdentityMollifier, Mollified
 from funcdiff.operators import operator_preset
 from funcdiff.processes import FunctionalFlowMatching
 from funcdiff.tasks.inpainting import ReplacementGuidance, inpaint, make_mask, read_mask
+from tests.helpers import grid_of
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +87,7 @@ def test_replacement_keeps_the_known_region_in_mollified_space(model) -> None:
     residuals = []
     callback = lambda t, y, tx0: residuals.append(float(((tx0 - guidance.target) * mask).abs().max()))  # noqa: E731
     y_T = p.prior(1, (1, 16, 16), (16, 16), generator=torch.Generator().manual_seed(0))
-    sample_ddim(lambda y, t, c: model.forward_dense(y, t, c), p, y_T, 5, reference_shape=(16, 16), guidance=guidance,
-                callback=callback)
+    sample_ddim(lambda y, t, c: model.forward_dense(y, t, c), y_T, grid_of(p, 5), process=p, reference_shape=(16, 16), guidance=guidance, callback=callback)
     assert len(residuals) == 5 and residuals[0] < 1e-3 and max(residuals[1:]) < 1e-6
 
 
@@ -100,6 +100,18 @@ def test_guidance_brings_the_known_region_closer(model) -> None:
     x, mask, p = image(), make_mask("box", (16, 16)), process()
     errors = {w: known_rmse(inpaint(model, p, x, mask, weight=w, steps=10, num=4, generator=torch.Generator().manual_seed(0)), x, mask)
               for w in (0, 1)}
+    assert errors[1] < 0.6 * errors[0], errors
+
+
+@pytest.mark.parametrize("sampler", ["euler", "heun"])
+def test_guidance_brings_a_flows_known_region_closer(model, sampler: str) -> None:
+    """The same guidance through a flow's samplers (docs/math.md §13): guided samples of a velocity-predicting flow are
+    closer to the image on the known region than unguided ones (its data estimate ``(1 - sigma_min) y + sigma_s v``
+    holds ``y`` itself, so the gradient does not rest on the untrained network). Measured 0.38 against 0.89."""
+    x, mask = image(), make_mask("box", (16, 16))
+    flow = FunctionalFlowMatching(GridDomain(2, 1), GaussianMollifier(0.06), prediction="velocity")
+    errors = {w: known_rmse(inpaint(model, flow, x, mask, weight=w, steps=10, num=4, sampler=sampler,
+                                    generator=torch.Generator().manual_seed(0)), x, mask) for w in (0, 1)}
     assert errors[1] < 0.6 * errors[0], errors
 
 
@@ -117,7 +129,8 @@ def test_refusals(model) -> None:
     x, mask, p = image(), make_mask("box", (16, 16)), process()
     flow = FunctionalFlowMatching(GridDomain(2, 1), GaussianMollifier(0.06))
     cases = [
-        (dict(process=flow), "DenoisingProcess"),
+        (dict(process=flow, sampler="ddim"), "needs a DenoisingProcess"),
+        (dict(sampler="heun"), "needs a FlowProcess"),
         (dict(image=torch.zeros(3, 16, 16)), "channels"),
         (dict(image=2 * x), r"image must hold values in \[-1"),
         (dict(mask=2 * mask), "mask must hold values"),

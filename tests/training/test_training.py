@@ -8,9 +8,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from funcdiff import GridDomain, MollifiedDDPM, cosine_schedule, operator_preset
 from funcdiff.domains import write_png
 from funcdiff.factory import TrainConfig, build_dataset
-from funcdiff.training import TrainSettings, load_trained, read_checkpoint, sample, save_checkpoint
+from funcdiff.mollifiers import Mollifier
+from funcdiff.training import TrainSettings, Trainer, load_trained, read_checkpoint, save_checkpoint
+from funcdiff.sampling import sample
 from funcdiff.training import checkpoint as checkpoint_module
 from funcdiff.training.checkpoint import CheckpointError
 from tests.training.conftest import replace, train_config, trainer_for
@@ -201,3 +204,36 @@ def test_data_cache_and_workers_flags_reach_the_folder_and_the_loader(tiny_confi
     two = trainer_for(replace(base, data_workers=2, out_dir=str(tmp_path / "b")), progress=False).run()
     for a, b in zip(one.model.state_dict().values(), two.model.state_dict().values()):
         assert torch.equal(a, b)
+
+
+class UnregisteredMollifier(Mollifier):
+    """A user's mollifier (the identity) whose kind no module registered."""
+
+    def mollify(self, x):
+        return x
+
+    def unmollify(self, y, inv_snr=0.05):
+        return y
+
+    def to_dict(self):
+        return {"kind": "test-unregistered-mollifier"}
+
+
+def test_a_component_that_would_not_reload_is_refused_before_training(tmp_path) -> None:
+    """A process whose mollifier's kind is not registered used to train and save, failing only at load: the Trainer
+    refuses it when constructed, naming it, and writes nothing."""
+    process = MollifiedDDPM(GridDomain(2, 1), cosine_schedule(10), UnregisteredMollifier())
+    model = operator_preset("tiny", channels=1, resolution=16)
+    settings = TrainSettings(batch_size=2, steps=1, checkpoint_every=0, out_dir=str(tmp_path / "run"))
+    with pytest.raises(ValueError, match="^the process's mollifier: its kind 'test-unregistered-mollifier' is not registered"):
+        Trainer(model, process, [torch.zeros(1, 16, 16)] * 4, settings, progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_save_checkpoint_refuses_a_config_that_would_not_reload(tmp_path) -> None:
+    """A config whose operator or process does not rebuild is refused before anything is written."""
+    with pytest.raises(ValueError, match="^the process: its kind 'test-unregistered-process' is not registered"):
+        save_checkpoint(tmp_path / "checkpoint", config={"process": {"kind": "test-unregistered-process"}}, model=torch.nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="^the operator: .*InftyDiffOperator \\(kind 'infty_diff'\\) cannot be rebuilt"):
+        save_checkpoint(tmp_path / "checkpoint", config={"operator": {"kind": "infty_diff", "size": 3}}, model=torch.nn.Linear(2, 2))
+    assert not any(tmp_path.iterdir())

@@ -10,12 +10,15 @@ from funcdiff._typing import Tensor
 def pointwise(fn: Callable[..., Tensor], *xs: Tensor, chunk: int | None) -> Tensor:
     """``fn`` applied to (b, n, ...) tensors in chunks of at most ``chunk`` points along n (all at once if None).
 
-    Without autograd the chunks are written into one preallocated output, so the peak is the output plus one
-    chunk's temporaries.
+    ``fn`` sees contiguous tensors: an ``nn.Linear`` given a (b, n, c) view that is not (a chunk of several examples,
+    a transposed field) multiplies by another path when its weight requires grad (``torch.matmul`` then folds the
+    batch into one matrix product, else it runs a batched one, summing in another order), so the model and its
+    frozen copy (the EMA, a reloaded model) would differ in the last bits. Without autograd the chunks are written
+    into one preallocated output, so the peak is the output plus one chunk's temporaries.
     """
     if chunk is None:
-        return fn(*xs)
-    return fill_chunks(lambda i, j: fn(*(x[:, i:j] for x in xs)), xs[0].shape[1], chunk, dim=1)
+        return fn(*(x.contiguous() for x in xs))
+    return fill_chunks(lambda i, j: fn(*(x[:, i:j].contiguous() for x in xs)), xs[0].shape[1], chunk, dim=1)
 
 
 def fill_chunks(part: Callable[[int, int], Tensor], n: int, chunk: int, *, dim: int) -> Tensor:

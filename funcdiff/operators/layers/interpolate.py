@@ -119,6 +119,7 @@ def grid_to_points(grid: Float[Tensor, "b c *grid"], coords: Float[Tensor, "b n 
 
     Cell-centre nodes are exactly ``grid_sample``'s ``align_corners=False`` convention once coordinates are mapped
     to ``2 x - 1`` and given in (last axis, ..., first axis) order; a 1-d grid is read as a 2-d grid of height one.
+    The result is contiguous, as per-point layers need it (`funcdiff.operators.layers.chunking.pointwise`).
     """
     ndim = coords.shape[-1]
     if grid.ndim != ndim + 2:
@@ -131,4 +132,4 @@ def grid_to_points(grid: Float[Tensor, "b c *grid"], coords: Float[Tensor, "b n 
         where = torch.cat([where, torch.zeros_like(where)], dim=-1)
     sample = where.view(where.shape[0], where.shape[1], *(1,) * (_SAMPLE_DIMS[ndim] - 1), where.shape[-1])
     out = F.grid_sample(grid, sample, mode="bilinear", padding_mode="border", align_corners=False)
-    return out.reshape(grid.shape[0], grid.shape[1], -1).transpose(1, 2)
+    return out.reshape(grid.shape[0], grid.shape[1], -1).transpose(1, 2).contiguous()

@@ -57,7 +57,7 @@ class Attention(nn.Module):
     def forward(self, x: Float[Tensor, "b c *s"]) -> Float[Tensor, "b c *s"]:
         """Residual attention."""
         b, c = x.shape[:2]
-        tokens = self.norm(x).flatten(2).transpose(1, 2)
+        tokens = self.norm(x).flatten(2).transpose(1, 2).contiguous()  # see `funcdiff.operators.layers.chunking.pointwise`
         q, k, v = self.qkv(tokens).view(b, -1, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
         h = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, -1, c)
         return x + self.out(h).transpose(1, 2).reshape(x.shape)

@@ -47,7 +47,8 @@ class DiffusionAutoencoder(nn.Module, NeuralOperator):
         """The decoder's prediction at ``points`` given ``cond``, or given the latent of ``source`` (exactly one)."""
         if (cond is None) == (source is None):
             raise ValueError("pass exactly one of cond (a latent) and source (the clean data at some points to encode)")
-        return self.decoder(points, t, self.encoder(source) if source is not None else cond)
+        output = self.decoder(points, t, self.encoder(source) if source is not None else cond)
+        return self._checked(output, tuple(points.values.shape), "on points")
 
     @jaxtyped(typechecker=beartype)
     def forward_dense(
@@ -57,7 +58,15 @@ class DiffusionAutoencoder(nn.Module, NeuralOperator):
         """The decoder's prediction on a whole grid given the latent ``cond``."""
         if cond is None:
             raise ValueError("a diffusion autoencoder's decoder needs cond, the latent z (from encode or a latent model)")
-        return self.decoder.forward_dense(x, t, cond, chunk_points=chunk_points)
+        return self._checked(self.decoder.forward_dense(x, t, cond, chunk_points=chunk_points), tuple(x.shape), "on the grid")
+
+    def _checked(self, output: object, expected: tuple[int, ...], where: str) -> Tensor:
+        """The decoder's ``output``; ``ValueError`` naming the decoder unless it is a tensor of the ``expected`` shape
+        (the shape of the data it was given, ``where``)."""
+        if not isinstance(output, Tensor) or tuple(output.shape) != expected:
+            got = f"shape {tuple(output.shape)}" if isinstance(output, Tensor) else f"a {type(output).__name__}"
+            raise ValueError(f"the decoder {type(self.decoder).__name__} returned {got} {where}, expected {expected}")
+        return output
 
     @jaxtyped(typechecker=beartype)
     def encode(self, x: Float[Tensor, "b c *spatial"], *, chunk_points: int | None = None) -> Float[Tensor, "b z"]:

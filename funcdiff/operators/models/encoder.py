@@ -51,7 +51,8 @@ class SparseEncoder(nn.Module, LatentEncoder):
         features = points.with_values(pointwise(self.to_grid, h, chunk=layout.chunk))
         grid = knn_to_grid(features, self.config.unet_shape, k=self.config.knn)
         deep, _ = self.unet.encode(grid, None, None)
-        return self.out(self.to_latent(deep.flatten(2).transpose(1, 2)).mean(dim=1))
+        tokens = deep.flatten(2).transpose(1, 2).contiguous()  # see `funcdiff.operators.layers.chunking.pointwise`
+        return self.out(self.to_latent(tokens).mean(dim=1))
 
     @jaxtyped(typechecker=beartype)
     def forward(self, points: Points) -> Float[Tensor, "b z"]:

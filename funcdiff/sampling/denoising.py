@@ -1,9 +1,9 @@
-"""Samplers of any `DenoisingProcess` as plain functions: ancestral DDPM, DDIM with eta, deterministic DDIM
-encoding (docs/math.md §6) and DPM-Solver++ (2M) (docs/math.md §12). Schedule coefficients are formed in float64 and cast to the
-state's dtype at use."""
+"""Samplers of any `DenoisingProcess` as plain functions of one signature (docs/math.md §14): ancestral DDPM, DDIM with
+eta, deterministic DDIM encoding (docs/math.md §6) and DPM-Solver++ (2M) (docs/math.md §12). Each runs over a time grid
+built outside it (`funcdiff.sampling.grids`), read as integer steps. Schedule coefficients are formed in float64 and
+cast to the state's dtype at use."""
 
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import torch
 from beartype import beartype
@@ -12,10 +12,13 @@ from tqdm.auto import tqdm
 
 from funcdiff._typing import DenseField, Float, Tensor
 from funcdiff.processes.base import DenoisingProcess, DenseModel, broadcast, check_output, check_start, mollified_noise
-from funcdiff.processes.guidance import Guidance
-from funcdiff.processes.schedules import posterior_coefficients, respace
+from funcdiff.processes.schedules import posterior_coefficients
+from funcdiff.sampling.grids import TimeGrid, discrete_steps
+from funcdiff.sampling.guidance import Guidance
 
-Callback = Callable[[int, DenseField, DenseField], None]
+Callback = Callable[[float, DenseField, DenseField], None]
+"""Called after every step as ``callback(tau, y, D)``: the noise time reached, the new state and the data estimate
+``D = T xhat0`` the step used (docs/math.md §14)."""
 
 
 def _denoise(
@@ -31,15 +34,15 @@ def _denoise(
         output = model(y_grad, process.time(t), cond)
         check_output(output, y.shape, f"at step t={int(t[0])}", finite=True)
         tx0, _ = process.predict(output, y_grad, t)
-        correction = (guidance(y_grad, tx0, broadcast(process.alpha_bar(t), y)) - tx0).detach()
+        correction = (guidance(y_grad, tx0, process.alpha_bar(t).sqrt()) - tx0).detach()
     return process.estimate(output.detach(), y, t, clip=clip, correction=correction)
 
 
-def _steps(process: DenoisingProcess, y: DenseField, timesteps: int | Sequence[int]) -> list[tuple[Tensor, Tensor]]:
-    """Pairs ``(t, prev)`` of batched step tensors, from the first step down to ``prev = 0``."""
-    steps = respace(process.num_steps, timesteps)
+def _steps(process: DenoisingProcess, y: DenseField, grid: TimeGrid) -> list[tuple[Tensor, Tensor]]:
+    """Pairs ``(t, prev)`` of batched step tensors of the grid's integer steps, from the first down to ``prev = 0``."""
+    steps = discrete_steps(process, grid)
     full = lambda s: torch.full((y.shape[0],), s, dtype=torch.long, device=y.device)  # noqa: E731
-    return [(full(t), full(p)) for t, p in zip(steps, steps[1:] + [0])]
+    return [(full(t), full(p)) for t, p in zip(steps, steps[1:])]
 
 
 def _mollified_eps(process: DenoisingProcess, tx0: DenseField, y: DenseField, t: Tensor) -> DenseField:
@@ -53,7 +56,7 @@ def _run(
     model: DenseModel,
     process: DenoisingProcess,
     y_T: DenseField,
-    timesteps: int | Sequence[int],
+    grid: TimeGrid,
     *,
     cond: Tensor | None,
     clip: bool,
@@ -65,16 +68,20 @@ def _run(
     """The reverse loop shared by the samplers; ``update(y, tx0, t, prev)`` takes one step."""
     y, x0 = y_T, y_T
     with torch.no_grad():
-        for t, prev in tqdm(_steps(process, y_T, timesteps), desc="sampling", disable=not progress, leave=False):
+        for t, prev in tqdm(_steps(process, y_T, grid), desc="sampling", disable=not progress, leave=False):
             tx0, x0 = _denoise(model, process, y, t, cond, clip, guidance)
             y = update(y, tx0, t, prev)
             if callback is not None:
-                callback(int(t[0]), y, tx0)
+                callback(int(prev[0]) / process.num_steps, y, tx0)
     return x0 if denoise else y
 
 
-def _check_reference(y_T: DenseField, reference_shape: tuple[int, ...]) -> None:
-    """Raise ``ValueError`` unless ``reference_shape`` has one size per spatial axis of ``y_T``."""
+def _check_reference(y_T: DenseField, reference_shape: tuple[int, ...] | None, *, required: bool) -> None:
+    """Raise ``ValueError`` unless ``reference_shape`` (needed when ``required``) has one size per spatial axis of ``y_T``."""
+    if reference_shape is None:
+        if required:
+            raise ValueError("this sampler draws fresh noise, whose variance depends on the training grid: pass reference_shape")
+        return
     if len(reference_shape) != y_T.ndim - 2 or any(r < 1 for r in reference_shape):
         raise ValueError(f"reference_shape must give the training grid's {y_T.ndim - 2} spatial sizes, got {reference_shape}")
 
@@ -82,39 +89,39 @@ def _check_reference(y_T: DenseField, reference_shape: tuple[int, ...]) -> None:
 @jaxtyped(typechecker=beartype)
 def sample_ddpm(
     model: DenseModel,
-    process: DenoisingProcess,
     y_T: DenseField,
-    timesteps: int | Sequence[int] | None = None,
+    grid: TimeGrid,
     *,
-    reference_shape: tuple[int, ...],
-    generator: torch.Generator | None = None,
+    process: DenoisingProcess,
     cond: Tensor | None = None,
-    clip: bool = True,
     guidance: Guidance | None = None,
-    denoise: bool = True,
-    progress: bool = False,
     callback: Callback | None = None,
+    generator: torch.Generator | None = None,
+    reference_shape: tuple[int, ...] | None = None,
+    progress: bool = False,
+    denoise: bool = True,
+    clip: bool = True,
 ) -> DenseField:
     """Ancestral sampling ``y_prev = c1 T xhat0 + c2 y_t + sqrt(betatilde) T z`` (docs/math.md §6).
 
     Args:
         model: callable ``(y_t, t / T, cond) -> output`` on dense fields.
-        process: the diffusion process.
         y_T: the start, usually ``process.prior(...)``.
-        timesteps: all ``T`` steps (None), a number of evenly respaced steps, or a decreasing sequence.
+        grid: noise times from the start to 0 (`funcdiff.sampling.uniform_t` and friends), read as integer steps
+            ``round(tau T)``; ``uniform_t(process, process.num_steps)`` is every step.
+        process: the diffusion process.
+        cond: passed to the model unchanged.
+        guidance: optional correction of ``T xhat0`` (e.g. `InpaintingGuidance`).
+        callback: called as ``callback(tau, y_prev, T xhat0)`` after every step.
+        generator: for the fresh noise.
         reference_shape: the spatial shape the model was trained at, where white noise is N(0, I) (docs/math.md §2);
             required, because the fresh noise's variance depends on it when ``y_T`` is at another resolution.
-        generator: for the fresh noise.
-        cond: passed to the model unchanged.
-        clip: clip the estimate to the domain's value range.
-        guidance: optional correction of ``T xhat0`` (e.g. `InpaintingGuidance`).
-        denoise: return the reported sample ``xhat0`` of the last step; else the final state ``T xhat0``.
         progress: show a progress bar.
-        callback: called as ``callback(t, y_prev, T xhat0)`` after every step.
+        denoise: return the reported sample ``xhat0`` of the last step; else the final state ``T xhat0``.
+        clip: clip the estimate to the domain's value range.
     """
     check_start(process.domain, y_T, "y_T")
-    _check_reference(y_T, reference_shape)
-    timesteps = process.num_steps if timesteps is None else timesteps
+    _check_reference(y_T, reference_shape, required=True)
 
     def update(y: DenseField, tx0: DenseField, t: Tensor, prev: Tensor) -> DenseField:
         c1, c2, var = posterior_coefficients(process.alpha_bar(t), process.alpha_bar(prev))
@@ -125,36 +132,38 @@ def sample_ddpm(
                             generator=generator, dtype=y.dtype, device=y.device)
         return mean + broadcast(var.sqrt(), y) * z
 
-    return _run(update, model, process, y_T, timesteps, cond=cond, clip=clip, guidance=guidance, denoise=denoise,
+    return _run(update, model, process, y_T, grid, cond=cond, clip=clip, guidance=guidance, denoise=denoise,
                 progress=progress, callback=callback)
 
 
 @jaxtyped(typechecker=beartype)
 def sample_ddim(
     model: DenseModel,
-    process: DenoisingProcess,
     y_T: DenseField,
-    timesteps: int | Sequence[int] = 100,
+    grid: TimeGrid,
     *,
-    reference_shape: tuple[int, ...],
-    eta: float = 0.0,
-    generator: torch.Generator | None = None,
+    process: DenoisingProcess,
     cond: Tensor | None = None,
-    clip: bool = True,
     guidance: Guidance | None = None,
-    denoise: bool = True,
-    progress: bool = False,
     callback: Callback | None = None,
+    generator: torch.Generator | None = None,
+    reference_shape: tuple[int, ...] | None = None,
+    progress: bool = False,
+    denoise: bool = True,
+    clip: bool = True,
+    eta: float = 0.0,
 ) -> DenseField:
-    """DDIM (Song et al. 2021) in mollified space over respaced steps; ``eta = 0`` is deterministic (docs/math.md §6).
+    """DDIM (Song et al. 2021) in mollified space over the grid's steps; ``eta = 0`` is deterministic (docs/math.md §6).
 
     ``y_prev = sqrt(abar_prev) T xhat0 + sqrt(1 - abar_prev - s^2) T epshat + s T z`` with
-    ``s = eta sqrt((1 - abar_prev) / (1 - abar_t)) sqrt(1 - abar_t / abar_prev)``. Arguments as in `sample_ddpm`.
+    ``s = eta sqrt((1 - abar_prev) / (1 - abar_t)) sqrt(1 - abar_t / abar_prev)``; ``eta = 1`` is DDPM's variance,
+    and above it ``s^2`` would exceed ``1 - abar_prev``. ``reference_shape`` is needed only with ``eta > 0``.
+    Arguments as in `sample_ddpm`.
     """
     check_start(process.domain, y_T, "y_T")
-    _check_reference(y_T, reference_shape)
-    if not 0 <= eta < math.inf:
-        raise ValueError(f"eta must be a finite number >= 0, got {eta}")
+    if not 0 <= eta <= 1:
+        raise ValueError(f"eta must be a number in [0, 1], got {eta}")
+    _check_reference(y_T, reference_shape, required=eta > 0)
 
     def update(y: DenseField, tx0: DenseField, t: Tensor, prev: Tensor) -> DenseField:
         a_t, a_p = process.alpha_bar(t), process.alpha_bar(prev)
@@ -167,7 +176,7 @@ def sample_ddim(
                             generator=generator, dtype=y.dtype, device=y.device)
         return y_prev + broadcast(s, y) * z
 
-    return _run(update, model, process, y_T, timesteps, cond=cond, clip=clip, guidance=guidance, denoise=denoise,
+    return _run(update, model, process, y_T, grid, cond=cond, clip=clip, guidance=guidance, denoise=denoise,
                 progress=progress, callback=callback)
 
 
@@ -179,17 +188,18 @@ def _log_snr(alpha_bar: Float[Tensor, " b"]) -> Float[Tensor, " b"]:
 @jaxtyped(typechecker=beartype)
 def sample_dpmpp(
     model: DenseModel,
-    process: DenoisingProcess,
     y_T: DenseField,
-    timesteps: int | Sequence[int] = 20,
+    grid: TimeGrid,
     *,
-    reference_shape: tuple[int, ...],
+    process: DenoisingProcess,
     cond: Tensor | None = None,
-    clip: bool = True,
     guidance: Guidance | None = None,
-    denoise: bool = True,
-    progress: bool = False,
     callback: Callback | None = None,
+    generator: torch.Generator | None = None,
+    reference_shape: tuple[int, ...] | None = None,
+    progress: bool = False,
+    denoise: bool = True,
+    clip: bool = True,
 ) -> DenseField:
     """DPM-Solver++ (2M) (Lu et al. 2022, Alg. 2) in mollified space with the data prediction ``D = T xhat0`` (docs/math.md §12).
 
@@ -200,58 +210,58 @@ def sample_dpmpp(
     Choices, measured with the exact Gaussian denoiser of ``tests/processes/test_dpm_solver.py`` (RMS distance from
     the exact flow, cosine schedule, 1000 steps):
 
-    * The steps are uniform in ``t`` (`respace`, as DDIM's), not in ``lambda``: rounded to integer steps, a grid
-      uniform in ``lambda`` crowds both ends of the cosine schedule (``t`` near ``T`` and 1), and its error was
-      1.3-2.4x larger at 15-80 steps and not monotone in the count. An explicit sequence of steps is taken as given.
+    * Use it on `uniform_t` grids (as DDIM): rounded to integer steps, a grid uniform in ``lambda``
+      (`uniform_logsnr`) crowds both ends of the cosine schedule (``t`` near ``T`` and 1), and its error was
+      1.3-2.4x larger at 15-80 steps and not monotone in the count. Any grid is taken as given.
     * First-order (DDIM, ``eta = 0``) steps: the first (no ``D_s'`` yet); the last, to ``prev = 0`` where
       ``lambda = inf`` and the update gives ``D`` (DDIM's final step); and, from 5 steps on, the one into the last
       positive step (the reference implementation's ``lower_order_final``, there below 15 steps only). On the
       uniform grid that step's ``h`` is several times the previous one; going first-order there cut the error
       2-7x at 10-500 steps, while at 3-4 steps it made it 1.2-5x larger (mixed at 5).
 
-    ``reference_shape`` is only checked: the sampler draws no noise. Arguments as in `sample_ddpm`.
+    The sampler draws no noise: ``generator`` is unused and ``reference_shape`` only checked. Arguments as in `sample_ddpm`.
 
     Raises:
-        ValueError: for steps outside ``[1, T]`` or a ``reference_shape`` that does not fit ``y_T``.
+        ValueError: for a grid that is not strictly decreasing from at most 1 to 0.
     """
     check_start(process.domain, y_T, "y_T")
-    _check_reference(y_T, reference_shape)
-    steps = respace(process.num_steps, timesteps)
-    lower_order_final = len(steps) >= 5
+    _check_reference(y_T, reference_shape, required=False)
+    steps = discrete_steps(process, grid)
+    lower_order_final = len(steps) >= 6  # five positive steps or more
     history: list[tuple[Tensor, DenseField]] = []  # (h', D_s') of the previous step: the multistep state of this call
 
     def update(y: DenseField, tx0: DenseField, t: Tensor, prev: Tensor) -> DenseField:
         a_s, a_t = process.alpha_bar(t), process.alpha_bar(prev)
         h = _log_snr(a_t) - _log_snr(a_s)
         d = tx0
-        if history and int(prev[0]) != 0 and not (lower_order_final and int(prev[0]) == steps[-1]):
+        if history and int(prev[0]) != 0 and not (lower_order_final and int(prev[0]) == steps[-2]):
             h_prev, d_prev = history[0]
             half_inv_r = broadcast(h / (2 * h_prev), y)  # 1 / (2r)
             d = (1 + half_inv_r) * tx0 - half_inv_r * d_prev
         history[:] = [(h, tx0)]
         return broadcast(((1 - a_t) / (1 - a_s)).sqrt(), y) * y - broadcast(a_t.sqrt() * torch.expm1(-h), y) * d
 
-    return _run(update, model, process, y_T, steps, cond=cond, clip=clip, guidance=guidance, denoise=denoise,
+    return _run(update, model, process, y_T, grid, cond=cond, clip=clip, guidance=guidance, denoise=denoise,
                 progress=progress, callback=callback)
 
 
 @jaxtyped(typechecker=beartype)
 def encode_ddim(
     model: DenseModel,
-    process: DenoisingProcess,
     x0: DenseField,
-    timesteps: int | Sequence[int] = 100,
+    grid: TimeGrid,
     *,
+    process: DenoisingProcess,
     cond: Tensor | None = None,
     progress: bool = False,
 ) -> DenseField:
     """Deterministic DDIM encoding (inversion): run the ``eta = 0`` map forwards from ``T x0`` to ``y_T`` (docs/math.md §6).
 
     Each step from ``prev`` to ``t`` uses the model's ``T epshat`` at step ``t`` evaluated at ``y_prev``, so
-    ``sample_ddim(..., clip=False, denoise=False)`` over the same steps returns ``T x0`` up to discretisation error.
+    ``sample_ddim(..., clip=False, denoise=False)`` over the same grid returns ``T x0`` up to discretisation error.
     """
     check_start(process.domain, x0, "x0")
-    pairs = _steps(process, x0, timesteps)[::-1]
+    pairs = _steps(process, x0, grid)[::-1]
     y = process.mollifier.mollify(x0)
     with torch.no_grad():
         for t, prev in tqdm(pairs, desc="encoding", disable=not progress, leave=False):
