@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from funcdiff.cli import DEMO_CONFIG
+from funcdiff.commands.train import DEMO_CONFIG
 from funcdiff.evaluation import real_sets, sample_resolutions
 from funcdiff.factory import build_run
 from funcdiff.metrics import score_sets

@@ -2,6 +2,6 @@
 
 import sys
 
-from funcdiff.cli import main
+from funcdiff.commands import main
 
 sys.exit(main())

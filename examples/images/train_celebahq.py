@@ -16,7 +16,7 @@ import sys
 import torch
 import tyro
 
-from funcdiff.cli import Train, run_train
+from funcdiff.commands.train import Train, run
 from funcdiff.factory import TrainConfig
 
 PAPER = TrainConfig(
@@ -30,7 +30,7 @@ PAPER = TrainConfig(
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the flags (the same as ``funcdiff train``'s, with the paper's defaults) and train."""
-    return run_train(tyro.cli(Train, args=argv, default=Train(config=PAPER), description=__doc__))
+    return run(tyro.cli(Train, args=argv, default=Train(config=PAPER), description=__doc__))
 
 
 if __name__ == "__main__":

@@ -5,11 +5,11 @@ from typing import Any, final
 
 import torch
 
-from funcdiff._typing import DenseField, PointIndex
+from funcdiff._typing import DenseField, Float, PointIndex, Tensor
 from funcdiff.domains.base import Domain, SubsampleScheme
 from funcdiff.domains.grid import GridDomain
 from funcdiff.domains.io import write_png, write_wav
-from funcdiff.domains.sound_pictures import spectrogram_picture, waveform_picture
+from funcdiff.domains.sound_pictures import rate_comparison, spectrogram_picture, waveform_picture
 from funcdiff.registry import component_dict, register
 
 
@@ -77,6 +77,12 @@ class AudioDomain(Domain):
                     device: torch.device | str | None = None) -> DenseField:
         """White noise with per-sample variance ``N / N_ref`` (docs/math.md §2)."""
         return self.grid.white_noise(batch, shape, reference_shape, generator=generator, dtype=dtype, device=device)
+
+    def comparison(self, batches: list[Float[Tensor, "_b _c _n"]]) -> tuple[Float[Tensor, "3 _h _w"], str] | None:
+        """Spectrograms of the same seeds at each sample rate on one frequency axis (`rate_comparison`)."""
+        if len(batches) < 2:
+            return None
+        return rate_comparison(batches, [self.sample_rate(b.shape[-1]) for b in batches]), "rates.png"
 
     def save_samples(self, samples: DenseField, directory: str | Path, prefix: str, *, individual: bool = True) -> Path:
         """Write ``<prefix>.png`` (spectrograms), ``<prefix>_waveforms.png`` and, with ``individual``, one WAV per clip

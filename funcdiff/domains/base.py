@@ -9,7 +9,7 @@ from beartype import beartype
 from jaxtyping import jaxtyped
 
 from funcdiff._typing import DenseField, Float, PointIndex, Tensor
-from funcdiff.domains.io import save_samples
+from funcdiff.domains.io import save_samples, side_by_side
 from funcdiff.points import Points
 
 SubsampleScheme = Literal["uniform", "stratified"]
@@ -78,6 +78,13 @@ class Domain(Protocol):
     def label(self, shape: tuple[int, ...]) -> str:
         """A file-name-safe name of the grid ``shape``: ``32px`` for a square grid, ``32x48px`` otherwise."""
         return f"{shape[0]}px" if len(set(shape)) == 1 else "x".join(map(str, shape)) + "px"
+
+    def comparison(self, batches: list[Float[Tensor, "_b _c *_spatial"]]) -> tuple[Float[Tensor, "_c _h _w"], str] | None:
+        """A picture comparing batches of samples at several resolutions (the same seeds), and its file name; None
+        where this domain has no such picture. The default: one row per resolution for grey or RGB images."""
+        if len(batches) < 2 or batches[0].ndim != 4 or batches[0].shape[1] not in (1, 3):
+            return None
+        return side_by_side(batches), "resolutions.png"
 
     def save_samples(self, samples: DenseField, directory: str | Path, prefix: str, *, individual: bool = True) -> Path:
         """Write samples of this domain under ``directory`` named by ``prefix``; returns the main file's path.

@@ -6,6 +6,7 @@ and models receive ``t / T``; a `FlowProcess` runs continuous time ``s`` up from
 receive ``s``. Either way a model sees one float time in ``[0, 1]`` per example.
 """
 
+import types
 from abc import abstractmethod
 from typing import Any, Protocol, runtime_checkable
 
@@ -162,17 +163,22 @@ def subsampled_mse(
     index = domain.draw_index(state.shape[0], tuple(state.shape[2:]), points, generator=generator, device=state.device)
     output = model(Points.gather(state, index), time, cond)
     expected = Points.gather(target, index).values
-    check_output(output, expected.shape, "in the loss")
+    check_output(output, expected.shape, "in the loss", model=model)
     return (output - expected).square().mean()
 
 
-def check_output(output: object, expected: tuple[int, ...], where: str, *, finite: bool = False) -> None:
+def check_output(output: object, expected: tuple[int, ...], where: str, *, finite: bool = False, model: object = None) -> None:
     """Raise ``TypeError`` unless a model's ``output`` is a tensor, ``ValueError`` unless it has the ``expected``
-    shape, and with ``finite`` ``FloatingPointError`` if it holds NaN or Inf; ``where`` says which call it was."""
+    shape, and with ``finite`` ``FloatingPointError`` if it holds NaN or Inf; ``where`` says which call it was and
+    ``model`` (unwrapped from `functools.partial` and DDP) which component made it."""
+    while hasattr(model, "func") or hasattr(model, "module"):
+        model = getattr(model, "func", None) or getattr(model, "module")
+    plain = model is None or isinstance(model, (types.FunctionType, types.MethodType))
+    name = "the model" if plain else f"the operator {type(model).__name__}"
     if not isinstance(output, Tensor):
-        raise TypeError(f"the model must return a tensor {where}, got {type(output).__name__}")
+        raise TypeError(f"{name} must return a tensor {where}, got {type(output).__name__}")
     if output.shape != expected:
-        raise ValueError(f"the model returned shape {tuple(output.shape)} {where}, expected {tuple(expected)}")
+        raise ValueError(f"{name} returned shape {tuple(output.shape)} {where}, expected {tuple(expected)}")
     if finite and not bool(output.isfinite().all()):
         raise FloatingPointError(f"the model produced NaN or Inf {where}")
 

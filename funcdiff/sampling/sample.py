@@ -11,7 +11,7 @@ from torch import nn
 
 from funcdiff._typing import DenseField, Float, Tensor
 from funcdiff.operators.base import NeuralOperator
-from funcdiff.processes.base import DiffusionProcess
+from funcdiff.processes.base import DiffusionProcess, check_output
 from funcdiff.sampling.grids import uniform_t
 from funcdiff.sampling.guidance import Guidance
 from funcdiff.sampling.samplers import GridFunction, SamplerFunction, resolve_sampler
@@ -115,8 +115,10 @@ def sample(
     else:
         y_start = nested_prior(process, batch, shape, domain.grid_shape(nest_resolution), reference, generator=generator, device=device)
 
-    def dense(y: DenseField, t: Tensor, c: Tensor | None) -> DenseField:
-        return model.forward_dense(y, t, c, chunk_points=chunk_points)
+    def dense(y: DenseField, t: Tensor, c: Tensor | None) -> Tensor:
+        output = model.forward_dense(y, t, c, chunk_points=chunk_points)
+        check_output(output, tuple(y.shape), "on the grid", model=model)
+        return output
 
     with eval_mode(model):
         out = function(dense, y_start, grid(process, steps), process=process, cond=cond, guidance=guidance, generator=generator,

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from funcdiff._typing import DenseField, Float, Tensor
 from funcdiff.domains.base import check_field
 from funcdiff.domains.grid import box_average
-from funcdiff.operators.models.autoencoder import DiffusionAutoencoder
+from funcdiff.conditioning import EncodedConditioning
 from funcdiff.processes.base import DenoisingProcess, DiffusionProcess
 from funcdiff.sampling import encode_ddim, eval_mode, sample, uniform_t
 from funcdiff.tasks.superres import DEFAULT_WEIGHT, DownsamplingGuidance
@@ -27,10 +27,11 @@ logger = logging.getLogger(__name__)
 
 
 def _check(model: object, process: DiffusionProcess) -> None:
-    """Raise ``TypeError`` unless ``model`` is a `DiffusionAutoencoder`, ``ValueError`` unless ``process`` is a
-    `DenoisingProcess` (inversion runs DDIM backwards)."""
-    if not isinstance(model, DiffusionAutoencoder):
-        raise TypeError(f"this needs a DiffusionAutoencoder (a checkpoint trained with --autoencoder), got {type(model).__name__}")
+    """Raise ``TypeError`` unless ``model`` encodes its condition (`EncodedConditioning`, e.g. a diffusion autoencoder),
+    ``ValueError`` unless ``process`` is a `DenoisingProcess` (inversion runs DDIM backwards)."""
+    if not isinstance(model, EncodedConditioning):
+        raise TypeError(f"this needs a DiffusionAutoencoder or another EncodedConditioning operator (a checkpoint trained with "
+                        f"--autoencoder), got {type(model).__name__}")
     if not isinstance(process, DenoisingProcess):
         raise ValueError(f"DDIM inversion needs a DenoisingProcess, got {type(process).__name__}")
 
@@ -38,7 +39,7 @@ def _check(model: object, process: DiffusionProcess) -> None:
 @torch.no_grad()
 @jaxtyped(typechecker=beartype)
 def extract_latents(
-    model: DiffusionAutoencoder,
+    model: EncodedConditioning,
     data: Dataset | Sequence[Tensor],
     *,
     flip: bool = False,
@@ -63,7 +64,7 @@ def extract_latents(
 
 
 def cached_latents(
-    model: DiffusionAutoencoder,
+    model: EncodedConditioning,
     data: Dataset | Sequence[Tensor],
     path: str | Path,
     provenance: dict[str, str | int | float | bool | None],
@@ -95,14 +96,14 @@ def _finer_grid(process: DiffusionProcess, own: tuple[int, ...], resolution: int
     return shape, factors.pop()
 
 
-def _dense(model: DiffusionAutoencoder, chunk_points: int | None) -> functools.partial:
+def _dense(model: EncodedConditioning, chunk_points: int | None) -> functools.partial:
     """The decoder as the samplers call it."""
     return functools.partial(model.forward_dense, chunk_points=chunk_points)
 
 
 @jaxtyped(typechecker=beartype)
 def invert(
-    model: DiffusionAutoencoder,
+    model: EncodedConditioning,
     process: DiffusionProcess,
     x: DenseField,
     z: Float[Tensor, "b z"],
@@ -156,7 +157,7 @@ def _repeat(x: Tensor, *, factor: int) -> Tensor:
 @torch.no_grad()
 @jaxtyped(typechecker=beartype)
 def reconstruct(
-    model: DiffusionAutoencoder,
+    model: EncodedConditioning,
     process: DiffusionProcess,
     x: DenseField,
     *,
@@ -207,7 +208,7 @@ def slerp(a: Tensor, b: Tensor, w: float) -> Tensor:
 @torch.no_grad()
 @jaxtyped(typechecker=beartype)
 def interpolate(
-    model: DiffusionAutoencoder,
+    model: EncodedConditioning,
     process: DiffusionProcess,
     a: Float[Tensor, "c *spatial"],
     b: Float[Tensor, "c2 *spatial2"],

@@ -13,7 +13,7 @@ from PIL import Image
 
 from funcdiff._typing import DenseField, Float, Tensor
 from funcdiff.mollifiers.base import Mollifier
-from funcdiff.operators.models.autoencoder import DiffusionAutoencoder
+from funcdiff.conditioning import EncodedConditioning
 from funcdiff.operators.base import NeuralOperator
 from funcdiff.points import Points, unflatten_index
 from funcdiff.processes.base import DiffusionProcess
@@ -142,7 +142,7 @@ def inpaint(
     are replaced by the mean of the known ones, so that ``T`` mixes none of the truth into the known border.
 
     Args:
-        model: an operator (it must already be on ``device``). A `DiffusionAutoencoder` decodes the latent of the
+        model: an operator (it must already be on ``device``). An `EncodedConditioning` operator (a diffusion autoencoder) decodes the latent of the
             known pixels alone (its encoder reads any subset of points).
         process: its process.
         image: values in the domain's range (``[-1, 1]``), with the model's channels.
@@ -213,13 +213,13 @@ def _sample(
 
 @torch.no_grad()
 def _known_latent(model: NeuralOperator, known: DenseField, mask: Tensor) -> Tensor | None:
-    """For a `DiffusionAutoencoder`, the latent of the known pixels only (its encoder reads any subset of points);
-    None for other operators."""
-    if not isinstance(model, DiffusionAutoencoder):
+    """For an `EncodedConditioning` operator, the latent of the known pixels only (`encode_points`); None for other
+    operators."""
+    if not isinstance(model, EncodedConditioning):
         return None
     flat = (mask[0, 0] > 0.5).flatten().nonzero()[:, 0]
     if flat.numel() == 0:
         raise ValueError("an autoencoder encodes the known pixels (mask > 0.5), and this mask marks none of them as known")
     index = unflatten_index(flat.expand(known.shape[0], -1), tuple(known.shape[2:]))
     with eval_mode(model):
-        return model.encoder(Points.gather(known, index))
+        return model.encode_points(Points.gather(known, index))

@@ -10,7 +10,7 @@ from jaxtyping import jaxtyped
 from funcdiff._typing import DenseField, Float, Tensor
 from funcdiff.domains.grid import box_average
 from funcdiff.mollifiers.base import Mollifier
-from funcdiff.operators.models.autoencoder import DiffusionAutoencoder
+from funcdiff.conditioning import EncodedConditioning
 from funcdiff.operators.base import NeuralOperator
 from funcdiff.processes.base import DiffusionProcess, broadcast
 from funcdiff.sampling import Guidance, SamplerFunction, eval_mode, sample, taken_options
@@ -92,7 +92,7 @@ def superres(
     any sampler that runs the process (default: DDIM for a DDPM, Heun for a flow; docs/math.md §13).
 
     Args:
-        model: an operator trained at any resolution (it must already be on ``device``). A `DiffusionAutoencoder`
+        model: an operator trained at any resolution (it must already be on ``device``). An `EncodedConditioning` operator (a diffusion autoencoder)
             decodes the latent of ``low`` (the paper's route), guided as well unless ``weight`` is 0.
         process: its process.
         low: the low-resolution image, values in [-1, 1], with the model's channels.
@@ -119,6 +119,8 @@ def superres(
     check_task_inputs(process, low, name="low", num=num, steps=steps, sampler=sampler)
     if isinstance(scale, bool) or scale < 2:
         raise ValueError(f"scale must be an integer >= 2, got {scale}")
+    if not 0 <= weight < math.inf:
+        raise ValueError(f"weight must be a finite number >= 0, got {weight}")
     batch = low.to(device).unsqueeze(0).expand(num, *low.shape)
     return _guided(model, process, batch, scale=scale, weight=weight, steps=steps, clip=clip, sampler=sampler, generator=generator,
                    device=device)
@@ -141,7 +143,7 @@ def _guided(
     guidance = DownsamplingGuidance(low, scale, process.mollifier, weight) if weight > 0 else None
     resolution = tuple(scale * s for s in low.shape[2:])
     cond = None
-    if isinstance(model, DiffusionAutoencoder):  # the paper's route: the latent of the low-resolution input
+    if isinstance(model, EncodedConditioning):  # the paper's route: the latent of the low-resolution input
         with torch.no_grad(), eval_mode(model):
             cond = model.encode(low)
     return sample(model, process, resolution, batch=low.shape[0], steps=steps, sampler=sampler, guidance=guidance,

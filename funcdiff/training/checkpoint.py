@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from safetensors import SafetensorError
@@ -282,7 +282,27 @@ def recover_checkpoint(path: str | Path) -> Path | None:
     return path
 
 
-def load_trained(path: str | Path, *, ema: bool = True, device: str = "cpu") -> tuple[NeuralOperator, DiffusionProcess, dict[str, Any]]:
+class TrainedRun(NamedTuple):
+    """A trained run as `load_trained` gives it: the operator, its process and the checkpoint's config."""
+
+    model: NeuralOperator
+    process: DiffusionProcess
+    config: dict[str, Any]
+
+    @property
+    def data(self) -> str | None:
+        """The name (or folder) of the data set the run trained on, if its config records it (a run file's data slot
+        gives its kind or folder)."""
+        data = self.config.get("run", {}).get("data")
+        return data.get("kind") or data.get("folder") if isinstance(data, dict) else data
+
+    @property
+    def step(self) -> int:
+        """The training step the checkpoint was saved at."""
+        return int(self.config.get("step", 0))
+
+
+def load_trained(path: str | Path, *, ema: bool = True, device: str = "cpu") -> TrainedRun:
     """A checkpoint's operator (EMA weights by default, in eval mode), its process and its config, ready to sample.
 
     Both are rebuilt from their registered kinds (`funcdiff.registry.build`): a user's own components load once the
@@ -291,4 +311,4 @@ def load_trained(path: str | Path, *, ema: bool = True, device: str = "cpu") -> 
     checkpoint = read_checkpoint(path, with_state=False)
     model = build(checkpoint.config["operator"])
     load_weights(model, path, ema=ema)
-    return model.to(device).eval(), build(checkpoint.config["process"]), checkpoint.config
+    return TrainedRun(model.to(device).eval(), build(checkpoint.config["process"]), checkpoint.config)

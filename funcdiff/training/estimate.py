@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from funcdiff.operators.models.autoencoder import DiffusionAutoencoder
+from funcdiff.conditioning import EncodedConditioning
 from funcdiff.operators.base import NeuralOperator
 from funcdiff.processes.base import DiffusionProcess
 from funcdiff.training.trainer import loss_model
@@ -117,7 +117,7 @@ def _dense_evaluation(model: NeuralOperator, process: DiffusionProcess, shape: t
     x = torch.zeros(1, process.domain.channels, *shape, device=device)
     t = torch.full((1,), 0.5, device=device)
     with torch.no_grad():  # a diffusion autoencoder's decoder needs a latent: that of the probe
-        cond = model.encode(x, chunk_points=chunk_points) if isinstance(model, DiffusionAutoencoder) else None
+        cond = model.encode(x, chunk_points=chunk_points) if isinstance(model, EncodedConditioning) else None
     return torch.no_grad()(lambda: model.forward_dense(x, t, cond, chunk_points=chunk_points))
 
 

@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from funcdiff.data import infinite_loader
-from funcdiff.operators.models.autoencoder import DiffusionAutoencoder
+from funcdiff.conditioning import EncodedConditioning
 from funcdiff.operators.base import NeuralOperator
 from funcdiff.operators.compiling import compile_operator
 from funcdiff.owner_lock import OwnerLock
@@ -70,11 +70,12 @@ def step_seed(seed: int, rank: int, step: int) -> int:
 
 def loss_model(net: nn.Module, process: DiffusionProcess, x0: Tensor, *, points: int | float, generator: torch.Generator | None
                ) -> nn.Module | functools.partial:
-    """What the training loss calls: the network, or for a `DiffusionAutoencoder` (or a DDP wrapper of one) the network
-    given the clean ``x0`` at an independent draw of the domain's points to encode (docs/math.md §9)."""
-    if not isinstance(getattr(net, "module", net), DiffusionAutoencoder):
+    """What the training loss calls: the network, or for an `EncodedConditioning` operator (or a DDP wrapper of one)
+    its conditional call given the clean ``x0`` at an independent draw of the domain's points (docs/math.md §9)."""
+    module = getattr(net, "module", net)
+    if not isinstance(module, EncodedConditioning):
         return net
-    return functools.partial(net, source=process.domain.subsample(x0, points, generator=generator))
+    return functools.partial(net, **module.training_inputs(process.domain.subsample(x0, points, generator=generator)))
 
 
 def _autocast(settings: TrainSettings, device: str) -> contextlib.AbstractContextManager:
@@ -180,8 +181,8 @@ class Trainer:
         if settings.compile and not compile_operator(self.model):  # the training model only: the EMA samples at many shapes
             logger.warning("compile: %s has no compilable parts; it runs eagerly", type(model).__name__)
         # Gradient norms clipped together: a diffusion autoencoder's decoder and encoder separately (as the paper does).
-        parts = (self.model.decoder, self.model.encoder) if isinstance(self.model, DiffusionAutoencoder) else (self.model,)
-        self.clip_groups = [list(part.parameters()) for part in parts]
+        conditioned = isinstance(self.model, EncodedConditioning)
+        self.clip_groups = self.model.parameter_groups() if conditioned else [list(self.model.parameters())]
         opt = torch.optim.AdamW if settings.optimizer == "adamw" else torch.optim.Adam
         self.optimizer = opt(self.model.parameters(), lr=settings.lr, betas=settings.adam_betas, weight_decay=settings.weight_decay)
         self.step = self.saved_step = self.skipped_steps = 0
@@ -302,9 +303,9 @@ class Trainer:
 
     @torch.no_grad()
     def _sample_latents(self) -> Tensor | None:
-        """For a `DiffusionAutoencoder`, the EMA encoder's latents of the first ``sample_count`` training examples (whose
-        decodings the samples then are; the examples are written beside them once), else None."""
-        if not isinstance(self.ema, DiffusionAutoencoder):
+        """For an `EncodedConditioning` operator, the EMA encoder's latents of the first ``sample_count`` training
+        examples (whose decodings the samples then are; the examples are written beside them once), else None."""
+        if not isinstance(self.ema, EncodedConditioning):
             return None
         examples = torch.stack([self.dataset[i] for i in range(min(self.settings.sample_count, len(self.dataset)))])
         folder, domain = self.out_dir / "samples", self.process.domain

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from funcdiff.cli import main
+from funcdiff.commands import main
 from funcdiff.factory import TrainConfig
 from tests.training.conftest import train_config
 

@@ -198,7 +198,7 @@ def test_named_sampler_runs_through_sample_and_the_command_line(capsys) -> None:
     assert TrainConfig(sampler="dpmpp").checks()["sampler"]
     with pytest.raises(ValueError, match="sampler='dpmpp'"):
         TrainConfig(process="flow", sampler="dpmpp")
-    from funcdiff.cli import main
+    from funcdiff.commands import main
 
     assert main(["sample", "--checkpoint", "nowhere", "--sampler", "dpmpp", "--dry-run"]) == 0
     assert json.loads(capsys.readouterr().out)["sampler"] == "dpmpp"

@@ -159,9 +159,9 @@ def test_interpolation_ends_reconstruct_the_two_inputs() -> None:
 
 
 def test_tasks_refuse_a_plain_operator() -> None:
-    """Reconstruction needs an autoencoder and says so."""
+    """Reconstruction needs an operator that encodes its condition (a diffusion autoencoder) and says so."""
     plain = InftyDiffOperator(preset_config("tiny", channels=1, resolution=8))
-    with pytest.raises(TypeError, match="DiffusionAutoencoder"):
+    with pytest.raises(TypeError, match="EncodedConditioning"):
         reconstruct(plain, eps_process(), pictures(1, 8))
 
 

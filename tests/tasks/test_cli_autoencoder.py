@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from funcdiff.cli import main
+from funcdiff.commands import main
 from funcdiff.domains import read_png, write_png
 from funcdiff.training.latent import read_latent_config
 from tests.training.test_cli_and_examples import TINY

@@ -36,48 +36,68 @@ def consistency_rmse(model: torch.nn.Module, low: torch.Tensor, scale: int, weig
     return float((box_average(out, scale) - low).square().mean().sqrt())
 
 
+def block_mean(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """``A``: the mean over each ``factor x factor`` block (pooling, not the code's `box_average`)."""
+    return torch.nn.functional.avg_pool2d(x, factor)
+
+
+def block_repeat(r: torch.Tensor, factor: int) -> torch.Tensor:
+    """``f^d A^T``: each coarse value repeated over its block."""
+    return r.repeat_interleave(factor, -2).repeat_interleave(factor, -1)
+
+
 def test_guidance_closed_form() -> None:
-    """With ``T xhat0 = y_t / sqrt(abar_t)`` the correction is ``-w`` times the residual repeated over its blocks, so
-    ``w = 1`` makes ``A(T xhat0') = T_low x_low`` exactly, and a zero residual gives no correction."""
+    """The docstring's ``T xhat0' = T xhat0 - w a_t f^d J^T A^T (A(T xhat0) - T_low x_low)``, with ``T_low x_low``
+    mollified here by the mollifier itself: for ``T xhat0 = y_t / a_t`` (``J = I / a_t``) the correction is ``-w``
+    times the residual repeated over its blocks, so ``w = 1`` makes ``A(T xhat0') = T_low x_low`` exactly, and a zero
+    residual gives no correction."""
     torch.manual_seed(1)
-    low, mollifier = torch.rand(2, 1, 4, 4, dtype=torch.float64) * 2 - 1, GaussianMollifier(0.1)
-    alpha_bar = torch.full((2, 1, 1, 1), 0.3, dtype=torch.float64)
+    low, mollifier, factor = torch.rand(2, 1, 4, 4, dtype=torch.float64) * 2 - 1, GaussianMollifier(0.1), 2
+    target = mollifier.mollify(low)  # T_low x_low: sigma is in domain units, so the same T on the coarse grid
+    signal = torch.full((2,), 0.3, dtype=torch.float64).sqrt()  # a_t = sqrt(abar_t)
+    a = signal.view(2, 1, 1, 1)
     for weight in (0.5, 1.0):
-        guidance = DownsamplingGuidance(low, 2, mollifier, weight)
+        guidance = DownsamplingGuidance(low, factor, mollifier, weight)
         y = torch.randn(2, 1, 8, 8, dtype=torch.float64, requires_grad=True)
-        tx0 = y / alpha_bar.sqrt()
-        residual = box_average(tx0, 2) - guidance.target
-        expected = tx0 - weight * residual.repeat_interleave(2, -2).repeat_interleave(2, -1)
-        corrected = guidance(y, tx0, alpha_bar)
+        tx0 = y / a
+        residual = block_mean(tx0, factor) - target
+        expected = tx0 - weight * a / a * block_repeat(residual, factor)  # w a_t J^T (f^d A^T) residual, J^T = I / a_t
+        corrected = guidance(y, tx0, signal)
         torch.testing.assert_close(corrected, expected)
-    torch.testing.assert_close(box_average(corrected, 2), guidance.target)
-    y = (alpha_bar.sqrt() * guidance.target.repeat_interleave(2, -2).repeat_interleave(2, -1)).requires_grad_(True)
-    tx0 = y / alpha_bar.sqrt()
-    torch.testing.assert_close(guidance(y, tx0, alpha_bar), tx0, atol=1e-12, rtol=0)
+    torch.testing.assert_close(block_mean(corrected, factor), target)
+    y = (a * block_repeat(target, factor)).requires_grad_(True)
+    tx0 = y / a
+    torch.testing.assert_close(guidance(y, tx0, signal), tx0, atol=1e-12, rtol=0)
 
 
 def test_guidance_matches_finite_differences() -> None:
-    """The correction equals ``-(w sqrt(abar) / 2)`` times a central-difference gradient of the loss through a
-    nonlinear estimate (float64, step 1e-6, agreement to 1e-6)."""
+    """The correction equals ``-(w a_t / 2)`` times a central-difference gradient of the docstring's loss
+    ``f^d || A(T xhat0) - T_low x_low ||^2`` (written here, with ``T_low x_low`` mollified here) through a nonlinear
+    estimate (float64, step 1e-6, agreement to 1e-6)."""
     torch.manual_seed(2)
-    guidance = DownsamplingGuidance(torch.rand(1, 1, 3, 3, dtype=torch.float64) * 2 - 1, 3, GaussianMollifier(0.1), 2.0)
+    low, mollifier, factor = torch.rand(1, 1, 3, 3, dtype=torch.float64) * 2 - 1, GaussianMollifier(0.1), 3
+    guidance = DownsamplingGuidance(low, factor, mollifier, 2.0)
+    target = mollifier.mollify(low)
     mix = torch.randn(81, 81, dtype=torch.float64) / 9
-    alpha_bar = torch.tensor(0.6, dtype=torch.float64)
+    signal = torch.tensor([0.6], dtype=torch.float64).sqrt()
 
     def estimate(y: torch.Tensor) -> torch.Tensor:
         return torch.tanh(mix @ y.reshape(81)).reshape(1, 1, 9, 9)
 
+    def loss(tx0: torch.Tensor) -> torch.Tensor:
+        return factor**2 * (block_mean(tx0, factor) - target).square().sum()
+
     y = torch.randn(1, 1, 9, 9, dtype=torch.float64, requires_grad=True)
     tx0 = estimate(y)
-    correction = (guidance(y, tx0, alpha_bar) - tx0).detach()
+    correction = (guidance(y, tx0, signal) - tx0).detach()
     grad = torch.zeros(81, dtype=torch.float64)
     with torch.no_grad():
         for i in range(81):
             step = torch.zeros(81, dtype=torch.float64)
             step[i] = 1e-6
-            up, down = (guidance.loss(estimate(y + s.reshape(y.shape))) for s in (step, -step))
+            up, down = (loss(estimate(y + s.reshape(y.shape))) for s in (step, -step))
             grad[i] = (up - down) / 2e-6
-    torch.testing.assert_close(correction, -(2.0 * alpha_bar.sqrt() / 2) * grad.reshape(y.shape), atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(correction, -(2.0 * signal / 2) * grad.reshape(y.shape), atol=1e-6, rtol=1e-6)
 
 
 def test_guided_samples_box_average_back_to_the_input(model: torch.nn.Module) -> None:
@@ -102,11 +122,12 @@ def test_shapes(model: torch.nn.Module, scale: int) -> None:
 
 
 def test_refusals(model: torch.nn.Module) -> None:
-    """Clear ValueErrors for the process, the image's channels and range, the scale, the weight and the counts."""
+    """Clear ValueErrors for a sampler that does not run the process, the image's channels and range, the scale, the
+    weight and the counts."""
     low = image(8)
     flow = FunctionalFlowMatching(GridDomain(2, 1), GaussianMollifier(0.06))
     cases = [
-        (dict(process=flow), "DenoisingProcess"),
+        (dict(process=flow, sampler="ddim"), "DenoisingProcess"),
         (dict(low=image(8).expand(3, 8, 8)), "channels"),
         (dict(low=2 * low), r"\[-1, 1\]"),
         (dict(scale=1), "scale"),

@@ -45,7 +45,7 @@ def test_dry_run_prints_the_resolved_config(tmp_path: Path) -> None:
 
 def test_every_flag_says_what_it_does(capsys) -> None:
     """Each training setting is a flag whose help shows its description (from the config's docstring) and default."""
-    from funcdiff.cli import main
+    from funcdiff.commands import main
     from funcdiff.factory import TrainConfig
 
     with pytest.raises(SystemExit):
@@ -60,7 +60,7 @@ def test_every_flag_says_what_it_does(capsys) -> None:
 
 def test_bad_flags_are_refused(capsys) -> None:
     """A value the config refuses is an error that names the setting, and nothing runs."""
-    from funcdiff.cli import main
+    from funcdiff.commands import main
 
     with pytest.raises(SystemExit):
         main(["train", "--process", "flow", "--prediction", "x0", "--dry-run"])
@@ -153,7 +153,7 @@ def test_resuming_with_another_number_of_processes_continues_the_data_stream(tin
 
 def test_build_kernel_command_reports_the_build(monkeypatch, capsys, tmp_path: Path) -> None:
     """``funcdiff build-kernel`` passes its flags to the native build and says what happened, or why not (exit 1)."""
-    from funcdiff.cli import main
+    from funcdiff.commands import main
     from funcdiff.operators.kernels import native
 
     calls = []

@@ -131,7 +131,7 @@ def test_training_with_compile_matches_eager(tiny_config) -> None:
 @compiled_run
 def test_sample_command_with_compile(tiny_config, tmp_path) -> None:
     """``funcdiff sample --compile`` writes the same samples as without, at two resolutions."""
-    from funcdiff.cli import main  # noqa: PLC0415 - the CLI only where it is used
+    from funcdiff.commands import main  # noqa: PLC0415 - the CLI only where it is used
 
     result = train_config(replace(tiny_config, steps=2))
     outputs = {}

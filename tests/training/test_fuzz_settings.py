@@ -60,7 +60,7 @@ TOKENS = st.sampled_from(["0", "1", "-5", "1.5", "0.25", "1e3", "nan", "inf", "N
 @given(flags=st.lists(st.tuples(st.sampled_from(FLAGS), TOKENS), min_size=1, max_size=3))
 def test_any_command_line_is_accepted_or_refused_with_a_usage_error(flags: list, capsys) -> None:
     """``funcdiff train --dry-run`` with random flags either prints the config or exits with tyro's usage error (2)."""
-    from funcdiff.cli import main
+    from funcdiff.commands import main
 
     argv = ["train", "--dry-run", *[token for pair in flags for token in pair]]
     try:
@@ -76,7 +76,7 @@ def test_any_command_line_is_accepted_or_refused_with_a_usage_error(flags: list,
                                          ("--points", "0"), ("--lr", "nan"), ("--batch-size", "0")])
 def test_sampling_and_loop_settings_fail_before_training(flag: str, value: str, capsys) -> None:
     """Settings that used to fail only after the whole training are usage errors at once."""
-    from funcdiff.cli import main
+    from funcdiff.commands import main
 
     with pytest.raises(SystemExit) as exit_:
         main(["train", flag, value])

@@ -7,6 +7,7 @@ from jaxtyping import jaxtyped
 from torch import nn
 
 from funcdiff._typing import Float, Tensor
+from funcdiff.conditioning import EncodedConditioning
 from funcdiff.operators.base import LatentEncoder, NeuralOperator
 from funcdiff.points import Points
 from funcdiff.registry import component_dict, register
@@ -14,7 +15,7 @@ from funcdiff.registry import component_dict, register
 
 @register("diffusion_autoencoder")
 @final
-class DiffusionAutoencoder(nn.Module, NeuralOperator):
+class DiffusionAutoencoder(nn.Module, NeuralOperator, EncodedConditioning):
     """A conditional `NeuralOperator` (the decoder) together with the `LatentEncoder` that gives its condition.
 
     As a `NeuralOperator` it is the decoder: ``forward(points, t, cond)`` with ``cond = z``. Training passes the clean
@@ -72,6 +73,19 @@ class DiffusionAutoencoder(nn.Module, NeuralOperator):
     def encode(self, x: Float[Tensor, "b c *spatial"], *, chunk_points: int | None = None) -> Float[Tensor, "b z"]:
         """The latents of whole fields on any grid."""
         return self.encoder.forward_dense(x, chunk_points=chunk_points)
+
+    @jaxtyped(typechecker=beartype)
+    def encode_points(self, points: Points) -> Float[Tensor, "b z"]:
+        """The latents of the data seen at ``points`` only (the encoder reads any subset of any grid)."""
+        return self.encoder(points)
+
+    def training_inputs(self, source: Points) -> dict[str, Any]:
+        """``{"source": source}``: `forward` encodes the clean data and decodes in one call."""
+        return {"source": source}
+
+    def parameter_groups(self) -> list[list[nn.Parameter]]:
+        """The decoder's and the encoder's parameters, clipped separately as the paper does."""
+        return [list(self.decoder.parameters()), list(self.encoder.parameters())]
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-safe configuration that rebuilds both networks (`funcdiff.registry.build`)."""

@@ -1,0 +1,175 @@
+"""The ``train`` and ``demo`` commands."""
+
+import dataclasses
+import json
+import math
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import tyro
+
+from funcdiff.commands import latent, sample
+from funcdiff.commands.common import SampleOptions, Verbosity, memory_bytes
+from funcdiff.commands.latent import TrainLatent
+from funcdiff.commands.sample import Sample
+from funcdiff.factory import TrainConfig, build_run
+from funcdiff.operators.base import NeuralOperator
+from funcdiff.processes.base import DiffusionProcess
+from funcdiff.run_file import build_from_run_file, read_run_file
+from funcdiff.training import Trainer, TrainSettings
+from funcdiff.training.estimate import Estimate, estimate_training_step
+
+
+@dataclass(frozen=True, kw_only=True)
+class Train(Verbosity):
+    """Train an operator; every setting is a flag.
+
+    Attributes:
+        config: the run's components and settings, as flags.
+        run_file: instead of the flags, a run file (JSON or TOML) naming every component by its registered kind with
+            its arguments (`funcdiff.run_file`; a user's kinds load with ``--plugin``).
+        resume: continue from <out-dir>/checkpoint (recovering it if a save was interrupted); the learning rate,
+            budget, logging and sampling settings may change and take effect.
+        overwrite: replace a run already in <out-dir> (without this or --resume, an existing run is refused).
+        dry_run: print the resolved config and exit.
+        yes: train even where the estimate (printed above 128 x 128 points) exceeds a day or 80 % of the memory.
+    """
+
+    config: Annotated[TrainConfig, tyro.conf.OmitArgPrefixes] = TrainConfig()
+    run_file: Annotated[Path | None, tyro.conf.arg(name="config")] = None
+    resume: bool = False
+    overwrite: bool = False
+    dry_run: bool = False
+    yes: bool = False
+
+
+DEMO_CONFIG = TrainConfig(data="icons", resolution=32, preset="cpu-small", points=0.25, batch_size=16, lr=5e-4, steps=None,
+                          time_budget=240.0, checkpoint_every=500, sample_count=16, sample_steps=50, out_dir="runs/demo")
+"""The demo: cpu-small on icons at 32 px with 25 % of the points, four minutes of training."""
+
+AUDIO_DEMO_CONFIG = dataclasses.replace(DEMO_CONFIG, data="notes", resolution=4000, preset="audio-small", time_budget=480.0,
+                                        sample_count=8, out_dir="runs/demo-notes")
+"""The audio demo: audio-small on recorded notes at 4 kHz with 25 % of the samples, eight minutes of training."""
+
+DEMOS = {
+    "icons": DEMO_CONFIG,
+    "notes": AUDIO_DEMO_CONFIG,
+    "digits": dataclasses.replace(AUDIO_DEMO_CONFIG, data="digits", out_dir="runs/demo-digits"),
+    "shapes": dataclasses.replace(DEMO_CONFIG, data="shapes", resolution=16, preset="tiny", lr=1e-3, ema_warmup=True,
+                                  time_budget=180.0, sample_count=8, out_dir="runs/demo-shapes"),
+}
+"""Each built-in data set's demo; ``funcdiff demo --data NAME`` starts from it, and flags the user gives change it."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Demo(Train):
+    """Train on a built-in data set for a few minutes on a CPU, then sample at 1x, 2x and 4x its resolution.
+
+    ``--data icons`` (the default): cpu-small at 32 px for four minutes; ``notes`` or ``digits``: audio-small at 4 kHz
+    for eight minutes, sampled at 4, 8 and 16 kHz; ``shapes``: volumes, tiny at 16^3 for three minutes, sampled at
+    16^3 and 32^3. Any other flag changes that demo's setting; with ``--autoencoder`` a latent model is trained after
+    the autoencoder (``train-latent``'s defaults) and the samples decode its latents.
+
+    Attributes:
+        config: the run's components and settings (the demo's defaults).
+        resolutions: sampling resolutions (seed, sampler, steps and count come from the run's settings); default 1x,
+            2x and 4x the training resolution (1x and 2x for volumes).
+        latent_steps: with ``--autoencoder``, the latent model's training steps.
+    """
+
+    config: Annotated[TrainConfig, tyro.conf.OmitArgPrefixes] = DEMO_CONFIG
+    resolutions: tuple[int, ...] = ()
+    latent_steps: int = TrainLatent.steps
+
+
+def demo_config(config: TrainConfig, given: set[str]) -> TrainConfig:
+    """The demo of ``config.data`` with the settings named in ``given`` (the flags on the command line) taken from
+    ``config``."""
+    base = DEMOS.get(config.data, DEMO_CONFIG)
+    return dataclasses.replace(base, **{f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name in given})
+
+
+def given_flags(argv: list[str]) -> set[str]:
+    """The names of the settings set by ``--flag value``, ``--flag=value`` or ``--no-flag`` in ``argv``, as field names."""
+    names = {arg[2:].split("=")[0].replace("-", "_") for arg in argv if arg.startswith("--")}
+    return names | {name.removeprefix("no_") for name in names}
+
+
+def _from_run_file(command: Train, given: set[str] | frozenset[str]) -> tuple[dict, tuple]:
+    """The run file's contents and its built ``(model, process, data, settings)``; ``ValueError`` for flags of the run
+    beside it, or for the demo."""
+    if isinstance(command, Demo):
+        raise ValueError("demo takes no --config: use funcdiff train --config")
+    flags = sorted("--" + name.replace("_", "-") for name in given & {f.name for f in dataclasses.fields(TrainConfig)})
+    if flags:
+        raise ValueError(f"--config names the whole run; give its settings in the file, not as {', '.join(flags)}")
+    spec = read_run_file(command.run_file)
+    return spec, () if command.dry_run else build_from_run_file(spec)
+
+
+def run(command: Train, given: set[str] | frozenset[str] = frozenset()) -> int:
+    """The ``train`` and ``demo`` commands (``given``: the flags on the command line, `given_flags`)."""
+    if command.run_file is not None:
+        run_config, built = _from_run_file(command, given)
+        sampler = "auto"
+    else:
+        config = demo_config(command.config, given) if isinstance(command, Demo) else command.config
+        run_config, sampler = config.to_dict(), config.sampler
+        built = () if command.dry_run else (*build_run(config), config.settings())
+    if command.dry_run:
+        print(json.dumps(run_config, indent=2))
+        return 0
+    start = time.perf_counter()
+    model, process, data, settings = built
+    trainer = Trainer(model, process, data, settings, resume=command.resume, overwrite=command.overwrite, run_config=run_config)
+    try:  # after the trainer's checks (directory, lock, device), on one process only
+        if trainer.ctx.is_main:
+            check_training_estimate(command.yes, settings, trainer.model, process, trainer.data_shape, trainer.ctx.device)
+    except BaseException:
+        trainer.lock.release()
+        raise
+    trainer.sampler = sampler
+    result = trainer.run()
+    if result.stopped_by is not None:
+        if trainer.ctx.is_main:
+            print(f"{result.stopped_by}: stopped at step {result.step}; checkpoint: {result.out_dir / 'checkpoint'}", file=sys.stderr)
+        return 128 + int(getattr(signal, result.stopped_by))
+    if not isinstance(command, Demo):  # the demo samples once, after training, at the resolutions asked for
+        trainer.write_final_samples()
+    loss = f"{result.loss:.4f}" if math.isfinite(result.loss) else "n/a (no step in this run)"
+    print(f"trained {result.step} steps in {time.perf_counter() - start:.0f} s; final loss {loss}")
+    print(f"checkpoint: {result.out_dir / 'checkpoint'}")
+    if isinstance(command, Demo):
+        if config.autoencoder:  # sampling an autoencoder draws its latents from a latent model: train one first
+            latent.run(TrainLatent(checkpoint=result.out_dir / "checkpoint", steps=command.latent_steps, seed=config.seed,
+                                         device=config.device))
+        factors = (1, 2, 4) if len(trainer.data_shape) <= 3 else (1, 2)
+        options = SampleOptions(resolutions=command.resolutions or tuple(f * config.resolution for f in factors), num=config.sample_count, sampler=config.sampler,
+                                sample_steps=config.sample_steps, seed=config.seed, compile=config.compile)
+        code = sample.run(Sample(checkpoint=result.out_dir / "checkpoint", out_dir=result.out_dir / "samples",
+                                 device=config.device, sampling=options))
+        if len(trainer.data_shape) <= 3:  # eval scores images and clips, not volumes
+            print(f"judge them: funcdiff eval --checkpoint {result.out_dir / 'checkpoint'} --resolution-study")
+        return code
+    print(f"samples:    {result.out_dir / 'samples'}")
+    return 0
+
+
+def check_training_estimate(yes: bool, c: TrainSettings, model: NeuralOperator, process: DiffusionProcess,
+                            data_shape: tuple[int, ...], device: str) -> None:
+    """Print the time and memory of a training step above 128 x 128 points; refuse over a day or 80 % of memory unless
+    ``yes``."""
+    if math.prod(data_shape[1:]) <= 128 * 128:
+        return
+    step = estimate_training_step(model, process, data_shape, batch=c.batch_size, points=c.points, device=device)
+    total = step.seconds * c.steps if c.steps is not None else c.time_budget
+    total = min(total, c.time_budget) if c.time_budget is not None else total
+    run = Estimate(total, step.peak_bytes)
+    print(f"training at {'x'.join(map(str, data_shape[1:]))}: {step.seconds:.2f} s per step, {run.describe()} in all", flush=True)
+    if not yes and (total > 24 * 3600 or step.peak_bytes > 0.8 * memory_bytes(device)):
+        raise ValueError(f"this run would take {run.describe()}; pass --yes to go ahead (a smaller --batch-size or "
+                         "--points makes it cheaper)")
