@@ -21,14 +21,18 @@ class OwnerLock:
     def try_acquire(self) -> str | None:
         """Take the lock and return None, or return who holds it (``pid N on HOST``) without waiting."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        file = self.path.open("a+")
-        try:
-            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            file.seek(0)
-            owner = file.read().strip() or "another process"
-            file.close()
-            return owner
+        while True:
+            file = self.path.open("a+")
+            try:
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                file.seek(0)
+                owner = file.read().strip() or "another process"
+                file.close()
+                return owner
+            if self._is_current(file):
+                break
+            file.close()  # the holder removed the file after we opened it: lock the new one
         file.seek(0)
         file.truncate()
         file.write(f"pid {os.getpid()} on {socket.gethostname()}")
@@ -36,10 +40,18 @@ class OwnerLock:
         self._file = file
         return None
 
+    def _is_current(self, file: TextIO) -> bool:
+        """Whether the open ``file`` is still the one at ``path`` (a releasing holder removes it)."""
+        try:
+            return os.stat(self.path).st_ino == os.fstat(file.fileno()).st_ino
+        except FileNotFoundError:
+            return False
+
     def release(self) -> None:
-        """Give the lock up (idempotent)."""
+        """Give the lock up and remove its file, nothing left behind (idempotent). The file goes while still locked,
+        and `try_acquire` locks only the file that is at ``path``, so no two holders can ever coexist."""
         if self._file is not None:
-            self._file.truncate(0)
+            self.path.unlink(missing_ok=True)
             fcntl.flock(self._file, fcntl.LOCK_UN)
             self._file.close()
             self._file = None

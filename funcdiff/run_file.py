@@ -16,10 +16,10 @@ module. Relative paths are relative to the working directory.
 
 import dataclasses
 import json
-import tomllib
 from pathlib import Path
 from typing import Any
 
+import tomllib
 import torch
 from beartype.roar import BeartypeCallHintViolation
 from torch import nn
@@ -56,7 +56,8 @@ def read_run_file(path: str | Path) -> dict[str, Any]:
     except ValueError as error:  # json.JSONDecodeError and tomllib.TOMLDecodeError
         raise ValueError(f"run file {str(path)!r} is not valid {language}: {error}") from error
     if not isinstance(config, dict):
-        raise ValueError(f"run file {str(path)!r} must hold an object with the keys {list(SLOTS)}, got a {type(config).__name__}")
+        raise ValueError(  # noqa: TRY004
+            f"run file {str(path)!r} must hold an object with the keys {list(SLOTS)}, got a {type(config).__name__}")
     return config
 
 
@@ -76,15 +77,17 @@ def build_from_run_file(config: dict[str, Any]) -> tuple[nn.Module, DiffusionPro
         raise ValueError(f"a run file has the keys {list(SLOTS)}: {' and '.join(problems)}")
     for slot in SLOTS:
         if not isinstance(config[slot], dict):
-            raise ValueError(f"the {slot} slot must be an object (a table), got {config[slot]!r}")
+            raise ValueError(f"the {slot} slot must be an object (a table), got {config[slot]!r}")  # noqa: TRY004
     settings = _settings(config["settings"])
     process = _component("process", config["process"], (DiffusionProcess,), "a DiffusionProcess")
     data = _dataset(config["data"])
+    if len(data) == 0:
+        raise ValueError(f"the data slot: {type(data).__name__} has no examples")
     shape, domain = tuple(data[0].shape), process.domain
     if shape[0] != domain.channels or len(shape) - 1 != domain.ndim:
-        raise ValueError(f"the data slot's examples have shape {shape}: {shape[0]} channel(s) on a {len(shape) - 1}-D grid, but the "
-                         f"process's domain has {domain.channels} channel(s) on a {domain.ndim}-D grid: set the domain's "
-                         f"'channels' and 'ndim' to fit the data")
+        raise ValueError(f"the data slot's examples have shape {shape}: {shape[0]} channel(s) on a {len(shape) - 1}-D grid, "
+                         f"but the process's domain has {domain.channels} channel(s) on a {domain.ndim}-D grid: set the "
+                         "domain's 'channels' and 'ndim' to fit the data")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings.seed)
         operator = _operator(config["operator"], shape)
@@ -129,12 +132,14 @@ def _dataset(spec: dict[str, Any]) -> Dataset:
     if "folder" not in spec:
         return _component("data", spec, (Dataset,), "a torch.utils.data.Dataset")
     if "kind" in spec:
-        raise ValueError(f"the data slot names a 'kind' ({spec['kind']!r}) and a 'folder' ({spec['folder']!r}): write one of them")
+        raise ValueError(f"the data slot names a 'kind' ({spec['kind']!r}) and a 'folder' ({spec['folder']!r}): "
+                         "write one of them")
     options = {key: tuple(value) if isinstance(value, list) else value for key, value in spec.items() if key != "folder"}
     try:
         return make_dataset(Path(spec["folder"]), **options)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"the data slot: folder {spec['folder']!r} cannot be read with {options}: {error}") from error
+        reason = " ".join(str(error).split())
+        raise ValueError(f"the data slot: folder {spec['folder']!r} cannot be read with {options}: {reason}") from error
 
 
 def _operator(spec: dict[str, Any], shape: tuple[int, ...]) -> nn.Module:
@@ -142,8 +147,8 @@ def _operator(spec: dict[str, Any], shape: tuple[int, ...]) -> nn.Module:
     if "preset" not in spec:
         return _component("operator", spec, (NeuralOperator, nn.Module), "a NeuralOperator (an nn.Module)")
     if set(spec) != {"preset"}:
-        raise ValueError(f"the operator slot: a 'preset' takes no other keys, got {sorted(set(spec) - {'preset'})}; to change its "
-                         "settings write the operator's to_dict() (its 'kind' and arguments) instead")
+        raise ValueError(f"the operator slot: a 'preset' takes no other keys, got {sorted(set(spec) - {'preset'})}; to change "
+                         "its settings write the operator's to_dict() (its 'kind' and arguments) instead")
     try:
         return operator_preset(spec["preset"], channels=shape[0], resolution=shape[1:])
     except ValueError as error:

@@ -45,7 +45,7 @@ def smooth_functions(count: int, size: int, seed: int) -> list[torch.Tensor]:
 
 def test_the_guide_has_all_four_components(user) -> None:
     """Each protocol has a worked example (an encoder too), and every block ran (the fixture executed them)."""
-    assert len(BLOCKS) == 7
+    assert len(BLOCKS) == 8
     assert isinstance(user.BoxMollifier(0.1), funcdiff.Mollifier)
     assert isinstance(user.StripDomain(2, 1), funcdiff.Domain)
     assert isinstance(user.VelocityDDPM(user.StripDomain(2, 1), user.BoxMollifier(0.1)), funcdiff.DenoisingProcess)

@@ -157,7 +157,8 @@ def test_a_kind_in_the_wrong_slot_is_refused(tmp_path) -> None:
     mollifier in the data slot are refused naming the slot, the kind and what it built."""
     config = quick(run_file_template(), tmp_path)
     operator = operator_preset("tiny", channels=1, resolution=16).to_dict()
-    refused({**config, "process": operator}, r"^the process slot: kind 'infty_diff' built InftyDiffOperator, which is not a DiffusionProcess$")
+    refused({**config, "process": operator},
+            r"^the process slot: kind 'infty_diff' built InftyDiffOperator, which is not a DiffusionProcess$")
     refused({**config, "operator": {"kind": "icons", "resolution": 16, "limit": 2}},
             r"^the operator slot: kind 'icons' built IconDataset, which is not a NeuralOperator \(an nn.Module\)$")
     refused({**config, "data": {"kind": "gaussian", "sigma": 0.1}},
@@ -186,7 +187,8 @@ def test_a_component_that_refuses_its_arguments_or_an_unknown_kind_is_a_one_line
             r"^the data slot: tests\.test_run_file\.Typed \(kind 'test-run-file-typed'\) cannot be built .*'resolution'")
     refused({**config, "process": {**config["process"], "mollifier": {"kind": "box", "width": 0.1}}},
             r"^the process slot: .*unknown component kind 'box'")
-    refused({**config, "operator": {"kind": "not-registered-anywhere"}}, r"^the operator slot: unknown component kind 'not-registered-anywhere'")
+    refused({**config, "operator": {"kind": "not-registered-anywhere"}},
+            r"^the operator slot: unknown component kind 'not-registered-anywhere'")
     refused({**config, "operator": {"preset": "huge"}}, r"^the operator slot: preset 'huge': name must be one of")
     refused({**config, "process": {"domain": config["process"]["domain"]}}, r"^the process slot needs a 'kind'")
 
@@ -194,19 +196,25 @@ def test_a_component_that_refuses_its_arguments_or_an_unknown_kind_is_a_one_line
 def test_unknown_keys_and_missing_slots_are_refused(tmp_path) -> None:
     """The top level has exactly the four slots; settings are `TrainSettings` fields, whose values it checks."""
     config = quick(run_file_template(), tmp_path)
-    refused({**config, "model": {}}, r"^a run file has the keys \['data', 'process', 'operator', 'settings'\]: unknown \['model'\]$")
+    refused({**config, "model": {}},
+            r"^a run file has the keys \['data', 'process', 'operator', 'settings'\]: unknown \['model'\]$")
     refused({k: v for k, v in config.items() if k != "settings"}, r": missing \['settings'\]$")
-    refused({**config, "settings": {**config["settings"], "stepz": 3}}, r"^the settings slot: unknown field\(s\) \['stepz'\]; allowed: \['points', .*'steps'")
+    refused({**config, "settings": {**config["settings"], "stepz": 3}},
+            r"^the settings slot: unknown field\(s\) \['stepz'\]; allowed: \['points', .*'steps'")
     refused({**config, "settings": {"steps": 0}}, r"^the settings slot: invalid training settings: steps=0$")
     refused({**config, "settings": {"steps": "ten"}}, r"^the settings slot: .*steps.*'ten'")
-    refused({**config, "operator": {"preset": "tiny", "width": 8}}, r"^the operator slot: a 'preset' takes no other keys, got \['width'\]")
-    refused({**config, "data": {"kind": "icons", "folder": "x", "resolution": 16}}, r"^the data slot names a 'kind' \('icons'\) and a 'folder'")
-    refused({**config, "data": {"folder": str(tmp_path / "none"), "resolution": 16}}, r"^the data slot: folder '.*none' cannot be read")
+    refused({**config, "operator": {"preset": "tiny", "width": 8}},
+            r"^the operator slot: a 'preset' takes no other keys, got \['width'\]")
+    refused({**config, "data": {"kind": "icons", "folder": "x", "resolution": 16}},
+            r"^the data slot names a 'kind' \('icons'\) and a 'folder'")
+    refused({**config, "data": {"folder": str(tmp_path / "none"), "resolution": 16}},
+            r"^the data slot: folder '.*none' cannot be read")
     refused({**config, "data": ["icons"]}, r"^the data slot must be an object \(a table\), got \['icons'\]$")
 
 
 def test_data_that_do_not_fit_the_domain_are_refused(tmp_path) -> None:
-    """Three-channel data under a one-channel domain, and 2-D data under a 1-D domain, are refused saying both."""
+    """Three-channel data under a one-channel domain, and 2-D data under a 1-D domain, are refused saying both; so is
+    an empty data set."""
     plugin = tmp_path / "waves_plugin.py"
     plugin.write_text(WAVES_PLUGIN.format(channels=3))
     load_plugins([str(plugin)])
@@ -216,6 +224,8 @@ def test_data_that_do_not_fit_the_domain_are_refused(tmp_path) -> None:
             r"1 channel\(s\) on a 2-D grid: set the domain's 'channels' and 'ndim' to fit the data$")
     config["process"]["domain"].update(ndim=1, channels=3)
     refused({**config, "data": {"kind": "test-run-file-waves", "resolution": 16}}, r"3 channel\(s\) on a 1-D grid")
+    refused({**config, "data": {"kind": "test-run-file-waves", "resolution": 16, "count": 0}},
+            r"^the data slot: Waves has no examples$")
 
 
 def test_read_run_file_refuses_what_is_not_a_run_file(tmp_path) -> None:
@@ -226,7 +236,7 @@ def test_read_run_file_refuses_what_is_not_a_run_file(tmp_path) -> None:
     (tmp_path / "run.yaml").write_text("data: {}")
     for name, pattern in [("run.yaml", r"must end in \.json or \.toml"), ("gone.json", r"cannot be read: No such file"),
                           ("bad.json", r"is not valid JSON: Expecting value: line 1"), ("bad.toml", r"is not valid TOML: "),
-                          ("list.json", r"must hold an object with the keys \['data', 'process', 'operator', 'settings'\], got a list")]:
+                          ("list.json", r"must hold an object with the keys \[.*\], got a list")]:
         with pytest.raises(ValueError, match=pattern) as raised:
             read_run_file(tmp_path / name)
         assert "\n" not in str(raised.value) and name in str(raised.value)
@@ -235,7 +245,7 @@ def test_read_run_file_refuses_what_is_not_a_run_file(tmp_path) -> None:
 def guide_section_files() -> dict[str, str]:
     """The files that the guide's section "Your module on the command line" shows, by the name in their block's title."""
     section = GUIDE.read_text().split("## Your module on the command line", 1)[1]
-    return dict(re.findall(r'```\w+ title="([^"]+)"\n(.*?)```', section, flags=re.S))
+    return dict(re.findall(r'```\w+ title="([^"]+)"\n(.*?)```', section, flags=re.DOTALL))
 
 
 def test_the_guides_plugin_and_run_file_train(tmp_path, monkeypatch) -> None:

@@ -14,7 +14,9 @@ from typing import Annotated, Union
 import tyro
 
 from funcdiff.commands import build_kernel, encode, evaluate, inpaint, interpolate, latent, reconstruct, sample, superres, train
+from funcdiff.commands.common import CommonOptions, check_device
 from funcdiff.plugins import load_plugins, plugin_args
+from funcdiff.training.config import SettingsError, deferred_checks
 
 
 COMMANDS = {
@@ -48,10 +50,23 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"funcdiff: error: {error}", file=sys.stderr)
         return 1
-    command = tyro.cli(Command, args=argv, prog="funcdiff", description=__doc__)
+    with deferred_checks():  # refusals of values come below, as one line in the flags' names, not in tyro's box
+        command = tyro.cli(Command, args=argv, prog="funcdiff", description=__doc__)
+    try:
+        if isinstance(command, train.Train):
+            command.config.validate()
+    except SettingsError as error:
+        flags = ", ".join(f"--{name.replace('_', '-')} {value!r}" for name, value in error.invalid.items())
+        print(f"funcdiff: error: invalid value: {flags} (see funcdiff {argv[0] if argv else ''} --help)", file=sys.stderr)
+        raise SystemExit(2) from None
+    except (TypeError, ValueError) as error:
+        print(f"funcdiff: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     logging.basicConfig(level=logging.INFO if command.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     run = next(run for options, run in COMMANDS.values() if type(command) is options)
     try:
+        if isinstance(command, CommonOptions):
+            check_device(command.device)
         return run(command, train.given_flags(argv)) if isinstance(command, train.Train) else run(command)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

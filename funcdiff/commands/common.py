@@ -38,6 +38,18 @@ class CommonOptions(Verbosity):
     device: str = "cpu"
 
 
+def check_device(device: str) -> None:
+    """Raise ``ValueError`` unless ``device`` names a device this machine's torch can use."""
+    try:
+        kind = torch.device(device).type
+    except RuntimeError as error:
+        raise ValueError(f"--device {device!r} is not a device name (cpu, cuda, cuda:1, mps, ...): {error}") from error
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: this torch build has no CUDA or sees no GPU; use --device cpu")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {device}: MPS is not available here; use --device cpu")
+
+
 @dataclass(frozen=True, kw_only=True)
 class SampleOptions:
     """How to sample a trained operator.
@@ -80,8 +92,14 @@ def sampling_choice(o: SampleOptions, process: DiffusionProcess) -> dict[str, ob
     """The sampler, time grid and options ``o`` names for ``process``, as `funcdiff.sampling.sample` takes them.
 
     Raises:
-        ValueError: for a sampler that does not fit the process, or an ``eta`` it does not take.
+        ValueError: for a sampler that does not fit the process, an ``eta`` it does not take or outside [0, 1], or a
+            count below 1.
     """
+    for flag, value in (("--num", o.num), ("--sample-steps", o.sample_steps), *(("--resolutions", r) for r in o.resolutions)):
+        if value < 1:
+            raise ValueError(f"{flag} must be >= 1, got {value}")
+    if not 0 <= o.eta <= 1:
+        raise ValueError(f"--eta must be a number in [0, 1], got {o.eta}")
     entry = resolve_sampler(o.sampler, process)
     if o.eta != 0 and "eta" not in entry.options:
         raise ValueError(f"--eta applies to samplers that take it (ddim); {entry.name!r} does not")

@@ -51,6 +51,7 @@ def run(command: Sample) -> int:
     if o.compile:
         compile_operator(model)
     cond = sampling_latents(model, command.checkpoint, config, command.latent, num=o.num, seed=o.seed, device=command.device)
+    choice = sampling_choice(o, process)  # every check before anything is written
     check_sampling_estimates(o, command.device, command.yes, model, process)
     out = Path(command.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -58,7 +59,7 @@ def run(command: Sample) -> int:
     generator = torch.Generator(device=command.device)
     grids = []
     for resolution, samples, seconds in sample_resolutions(model, process, o.resolutions, num=o.num, steps=o.sample_steps,
-                                                           **sampling_choice(o, process), generator=generator, seed=o.seed,
+                                                           **choice, generator=generator, seed=o.seed,
                                                            nested=o.nested, device=command.device, chunk_points=o.chunk_points,
                                                            cond=cond):
         label = process.domain.label(tuple(samples.shape[2:]))

@@ -21,6 +21,7 @@ from funcdiff.operators.base import NeuralOperator
 from funcdiff.processes.base import DiffusionProcess
 from funcdiff.run_file import build_from_run_file, read_run_file
 from funcdiff.training import Trainer, TrainSettings
+from funcdiff.training.checkpoint import newest_complete
 from funcdiff.training.estimate import Estimate, estimate_training_step
 
 
@@ -93,6 +94,18 @@ def demo_config(config: TrainConfig, given: set[str]) -> TrainConfig:
     return dataclasses.replace(base, **{f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name in given})
 
 
+def resumed_config(config: TrainConfig, given: set[str] | frozenset[str]) -> TrainConfig:
+    """The config a resumed run continues with: its checkpoint's, with only the settings named in ``given`` (the
+    flags on the command line) taken from ``config``; ``config`` itself where there is no checkpoint to resume."""
+    best, _ = newest_complete(Path(config.out_dir) / "checkpoint")
+    stored = None if best is None else best.config.get("run")
+    if not isinstance(stored, dict) or not isinstance(stored.get("data"), str):  # none, or a run file's
+        return config
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    return dataclasses.replace(TrainConfig.from_dict({k: v for k, v in stored.items() if k in names}),
+                               **{name: getattr(config, name) for name in given & names})
+
+
 def given_flags(argv: list[str]) -> set[str]:
     """The names of the settings set by ``--flag value``, ``--flag=value`` or ``--no-flag`` in ``argv``, as field names."""
     names = {arg[2:].split("=")[0].replace("-", "_") for arg in argv if arg.startswith("--")}
@@ -118,6 +131,7 @@ def run(command: Train, given: set[str] | frozenset[str] = frozenset()) -> int:
         sampler = "auto"
     else:
         config = demo_config(command.config, given) if isinstance(command, Demo) else command.config
+        config = resumed_config(config, given) if command.resume else config
         run_config, sampler = config.to_dict(), config.sampler
         built = () if command.dry_run else (*build_run(config), config.settings())
     if command.dry_run:
@@ -130,7 +144,7 @@ def run(command: Train, given: set[str] | frozenset[str] = frozenset()) -> int:
         if trainer.ctx.is_main:
             check_training_estimate(command.yes, settings, trainer.model, process, trainer.data_shape, trainer.ctx.device)
     except BaseException:
-        trainer.lock.release()
+        trainer.release()
         raise
     trainer.sampler = sampler
     result = trainer.run()

@@ -34,6 +34,8 @@ ROLLOFF = 0.94
 """The resampler's cut-off as a share of the lower Nyquist frequency (the rest is its transition band)."""
 BETA = 9.0
 """The Kaiser window's shape: about 90 dB of stop-band attenuation."""
+BLOCK = 8192
+"""Output samples `resample` computes at once: it gathers a ``(BLOCK, taps)`` block of its input."""
 
 Result = TypeVar("Result")
 
@@ -150,6 +152,17 @@ def input_frames(length: int, source_rate: int, target_rate: int) -> int:
     return math.ceil(length * source_rate / target_rate) + math.ceil(_half_width(source_rate, target_rate)) + 1
 
 
+def resample_bytes(length: int, source_rate: int, target_rate: int) -> int:
+    """The bytes of `resample`'s largest arrays for ``length`` outputs from an input no longer than `input_frames`:
+    the zero-padded input (as long as the outputs span, however short the input), the weights (one row of taps per
+    phase) and one gathered block, all float64."""
+    if source_rate == target_rate:
+        return 8 * length
+    up = target_rate // math.gcd(source_rate, target_rate)
+    taps = 2 * math.ceil(_half_width(source_rate, target_rate)) + 1
+    return 8 * (math.ceil(length * source_rate / target_rate) + 3 * taps + (min(up, length) + min(BLOCK, length)) * taps)
+
+
 def _half_width(source_rate: int, target_rate: int) -> float:
     """The resampler's half-width in input samples."""
     return ZEROS / (ROLLOFF * min(1.0, target_rate / source_rate))
@@ -191,7 +204,7 @@ def resample(
     weights = scale * np.sinc(scale * offset) * window * (np.abs(offset) <= half)
     padded = np.pad(np.asarray(x, dtype=np.float64), (len(taps), max(0, int(base[-1]) + 2 * len(taps) - len(x))))
     out = np.empty(n)
-    for start in range(0, n, 8192):  # bounds the gathered (rows, taps) block to ~8192 x taps values
-        rows = slice(start, start + 8192)
+    for start in range(0, n, BLOCK):  # bounds the gathered (rows, taps) block to BLOCK x taps values
+        rows = slice(start, start + BLOCK)
         out[rows] = np.einsum("ij,ij->i", padded[base[rows, None] + taps + len(taps)], weights[which[rows]])
     return out

@@ -21,6 +21,7 @@ from funcdiff._typing import Float, Tensor
 from funcdiff.data.array_cache import cached_array, digest, files_key
 from funcdiff.data.icons import default_cache_dir
 from funcdiff.data.split import Split, split_indices
+from funcdiff.domains.io import SIXTEEN_BIT, sixteen_bit_levels
 from funcdiff.registry import register
 
 logger = logging.getLogger(__name__)
@@ -31,9 +32,6 @@ UNREADABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 CACHE_FORMAT = 1
 """Part of every cache key: bump it when decoding changes, so that older caches are decoded again."""
-
-SIXTEEN_BIT = frozenset({"I;16", "I;16B", "I;16L", "I"})
-"""Pillow's modes of 16-bit grey images ("I" from older versions), read with all their levels."""
 
 LEVELS = 65535
 """Decoded images are 16-bit levels: an 8-bit source's level ``k`` is ``257 k``, so both kinds keep every value."""
@@ -223,7 +221,7 @@ class ImageFolder(Dataset):
         channels = self.shape[0]
         with Image.open(path) as image:
             if image.mode in SIXTEEN_BIT:
-                grey = np.clip(np.asarray(image).astype(np.float32) / LEVELS, 0, 1)
+                grey = sixteen_bit_levels(image) / LEVELS
                 plane = np.clip(np.asarray(self._resized(Image.fromarray(grey))), 0, 1)  # bicubic overshoots
                 return np.rint(plane * LEVELS).astype(np.uint16)[None].repeat(channels, axis=0)
             resized = np.asarray(self._resized(_eight_bit(image, channels)))

@@ -1,7 +1,10 @@
 """Reading and writing examples: PNG images (d = 2) and WAV audio (d = 1), values in ``[-1, 1]``; picture grids."""
 
 import math
+import warnings
 import wave
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +17,15 @@ from safetensors.torch import save_file
 
 from funcdiff._typing import DenseField, Float, Tensor
 from funcdiff.domains.slices import volume_slices
+
+MAX_PIXELS = 2**26
+"""The most pixels (width x height, 8192 x 8192) an image file read here may claim, checked from its header before
+decoding. It sits below Pillow's own decompression-bomb limit (a warning above ``Image.MAX_IMAGE_PIXELS``, 89.5 M
+pixels by default, an error above twice that), so it is the one that applies; Pillow's, where lower, is refused
+the same way. An RGB image at the limit is 768 MiB as float32."""
+
+SIXTEEN_BIT = frozenset({"I;16", "I;16B", "I;16L", "I"})
+"""Pillow's modes of 16-bit grey images ("I" from older versions), read with all their levels."""
 
 
 @jaxtyped(typechecker=beartype)
@@ -29,15 +41,52 @@ def write_png(x: Float[Tensor, "c h w"], path: str | Path) -> Path:
     return path
 
 
+@contextmanager
+def open_image(path: str | Path) -> Iterator[Image.Image]:
+    """An image file opened by Pillow (header read, pixels not yet decoded), refused if it claims over `MAX_PIXELS`.
+
+    Raises:
+        ValueError: naming the file and its claimed size, if it is over `MAX_PIXELS` or Pillow's bomb limit.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ValueError(f"{path}: {str(error).rstrip('.')}; images of at most {MAX_PIXELS} pixels are read") from None
+    with image:
+        width, height = image.size
+        if width * height > MAX_PIXELS:
+            raise ValueError(f"{path}: the image claims {width} x {height} pixels; images of at most {MAX_PIXELS} pixels are read")
+        yield image
+
+
+def sixteen_bit_levels(image: Image.Image) -> Float[np.ndarray, "h w"]:
+    """A 16-bit grey image's (`SIXTEEN_BIT`) levels as float32 in ``[0, 65535]`` (mode "I" clipped to 16 bits)."""
+    return np.clip(np.asarray(image).astype(np.float32), 0, 65535)
+
+
+def read_levels(path: str | Path, *, channels: int) -> tuple[Float[np.ndarray, "c h w"], int]:
+    """An image file's levels as float32 ``(channels, h, w)`` and their full scale: 65535 for 16-bit grey (every level
+    kept), else 255 (Pillow's conversion to grey or RGB; Pillow reads 16-bit colour PNGs at 8 bits)."""
+    with open_image(path) as image:
+        if image.mode in SIXTEEN_BIT:
+            return sixteen_bit_levels(image)[None].repeat(channels, axis=0), 65535
+        array = np.asarray(image.convert("L" if channels == 1 else "RGB"), dtype=np.float32)
+    return (array[None] if channels == 1 else array.transpose(2, 0, 1)), 255
+
+
 @jaxtyped(typechecker=beartype)
 def read_png(path: str | Path, *, channels: int = 3) -> Float[Tensor, "c h w"]:
-    """Read an image file as a float tensor in ``[-1, 1]`` with 1 (grey) or 3 (RGB) channels."""
+    """Read an image file as a float tensor in ``[-1, 1]`` with 1 (grey) or 3 (RGB) channels (see `read_levels`).
+
+    Raises:
+        ValueError: if ``channels`` is not 1 or 3, or the file claims more than `MAX_PIXELS`.
+    """
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}")
-    with Image.open(path) as image:
-        array = np.asarray(image.convert("L" if channels == 1 else "RGB"), dtype=np.float32)
-    array = array[None] if channels == 1 else array.transpose(2, 0, 1)
-    return torch.from_numpy(array.copy()) / 127.5 - 1
+    levels, scale = read_levels(path, channels=channels)
+    return torch.from_numpy(levels) / (scale / 2) - 1
 
 
 @jaxtyped(typechecker=beartype)

@@ -4,14 +4,13 @@ import math
 from pathlib import Path
 from typing import final
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from beartype import beartype
 from jaxtyping import jaxtyped
-from PIL import Image
 
 from funcdiff._typing import DenseField, Float, Tensor
+from funcdiff.domains.io import read_levels
 from funcdiff.mollifiers.base import Mollifier
 from funcdiff.conditioning import EncodedConditioning
 from funcdiff.operators.base import NeuralOperator
@@ -104,9 +103,14 @@ def make_mask(kind: str, shape: tuple[int, int], *, generator: torch.Generator |
 
 @jaxtyped(typechecker=beartype)
 def read_mask(path: str | Path, shape: tuple[int, int]) -> Float[Tensor, "1 1 h w"]:
-    """A mask from an image file (white = known), made binary at half grey and resized nearest to ``shape``."""
-    grey = torch.from_numpy(np.asarray(Image.open(path).convert("L"), dtype=np.float32) / 255)
-    mask = (grey >= 0.5).to(torch.float32)[None, None]
+    """A mask from an image file (white = known), made binary at half grey (of 8 or 16 bits) and resized nearest to
+    ``shape``.
+
+    Raises:
+        ValueError: if the file claims more pixels than `funcdiff.domains.io.MAX_PIXELS`.
+    """
+    levels, scale = read_levels(path, channels=1)
+    mask = torch.from_numpy(levels >= scale / 2).to(torch.float32)[None]
     return F.interpolate(mask, size=shape, mode="nearest-exact")
 
 

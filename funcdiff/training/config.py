@@ -4,14 +4,38 @@ What is trained (model, process, data) is passed to the `Trainer` as built objec
 describes both halves for the command line.
 """
 
+import contextlib
+import contextvars
 import dataclasses
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 
 from funcdiff.json_config import JsonConfig
+
+
+class SettingsError(ValueError):
+    """Settings with invalid values; ``invalid`` maps each field's name to its value."""
+
+    def __init__(self, invalid: dict[str, object]) -> None:
+        super().__init__(f"invalid training settings: {', '.join(f'{n}={v!r}' for n, v in invalid.items())}")
+        self.invalid = invalid
+
+
+_DEFERRED: contextvars.ContextVar[bool] = contextvars.ContextVar("funcdiff_deferred_checks", default=False)
+
+
+@contextlib.contextmanager
+def deferred_checks() -> Iterator[None]:
+    """Settings built in the block skip their checks (the command line parses first, then calls `validate`)."""
+    token = _DEFERRED.set(True)
+    try:
+        yield
+    finally:
+        _DEFERRED.reset(token)
 
 
 def _is_device(name: str) -> bool:
@@ -86,12 +110,17 @@ class TrainSettings(JsonConfig):
     out_dir: str = "runs/train"
 
     def __post_init__(self) -> None:
+        if not _DEFERRED.get():
+            self.validate()
+
+    def validate(self) -> None:
+        """Raise `SettingsError` naming every field whose value is invalid (`TypeError` for a wrong type)."""
         wrong = self.type_errors()
         if wrong:
             raise TypeError(f"invalid training settings: {', '.join(wrong)}")
-        bad = [name for name, ok in self.checks().items() if not ok]
+        bad = {name: getattr(self, name) for name, ok in self.checks().items() if not ok}
         if bad:
-            raise ValueError(f"invalid training settings: {', '.join(f'{n}={getattr(self, n)!r}' for n in bad)}")
+            raise SettingsError(bad)
         if self.steps is None and self.time_budget is None:
             raise ValueError("set steps or time_budget (or both): a run needs a way to stop")
 

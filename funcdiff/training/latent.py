@@ -1,7 +1,7 @@
 """The latent diffusion model of the diffusion autoencoder (docs/math.md §9): a DDPM on normalised latents, sampled by DDIM.
 
-Unlike the official code (docs/reference-differences.md §4, §8 items 1 and 9) the latents are centred on their true mean, the EMA
-starts as a copy of the network, and sampling runs in eval mode (no dropout).
+Unlike the official code (docs/reference-differences.md §4, §8 items 1 and 9) the latents are centred on their true mean and
+sampling runs in eval mode (no dropout); the EMA starts as a copy of the network, as the official latent model's does.
 """
 
 import json
@@ -169,7 +169,7 @@ def train_latent(
 def sample_latents(model: LatentModel, num: int, *, steps: int = 50, generator: torch.Generator | None = None) -> Float[Tensor, "num z"]:
     """``num`` latents by deterministic DDIM (``eta = 0``) over ``steps`` respaced steps, denormalised.
 
-    docs/math.md §6 with ``T = I``: ``x0 = (z_t - sqrt(abar_t) eps) / sqrt(abar_t)`` (no clipping, as in the reference),
+    docs/math.md §6 with ``T = I``: ``x0 = (z_t - sqrt(1 - abar_t) eps) / sqrt(abar_t)`` (no clipping, as in the reference),
     ``z_prev = sqrt(abar_prev) x0 + sqrt(1 - abar_prev) eps``; the last step lands on ``x0``. The network runs in
     eval mode (dropout off); only the starting noise draws from ``generator``.
     """

@@ -189,14 +189,32 @@ class Trainer:
         self.noise = torch.Generator(device=self.ctx.device)  # reseeded every step (`step_seed`)
         self.examples = 0  # entries of the data stream consumed, all ranks together
         self.lock = OwnerLock(self.out_dir / ".lock")
+        self._made_out_dir = not self.out_dir.exists()
+        self._replacing = False  # an --overwrite run replaces the old run's files once its first step has completed
         owner = self.lock.try_acquire() if self.ctx.is_main else None
         if owner is not None:
             raise RuntimeError(f"{self.out_dir} is in use by another run ({owner}); wait for it or choose another --out-dir")
         try:
             self._take_over_directory(resume, overwrite)
         except BaseException:
-            self.lock.release()
+            self.release()
             raise
+
+    def release(self) -> None:
+        """Give up the output directory: its lock, and the directory itself if this run made it and left it empty."""
+        self.lock.release()
+        if self._made_out_dir and self.ctx.is_main and self.out_dir.is_dir() and not any(self.out_dir.iterdir()):
+            self.out_dir.rmdir()
+
+    def _start_writing(self) -> None:
+        """After this invocation's first completed step: remove the run an --overwrite replaces (not before, so a
+        refused or failed run destroys nothing), and write config.json."""
+        if self._replacing:
+            path = self.out_dir / "checkpoint"
+            for leftover in [*candidates(path), *(self.out_dir / name for name in RUN_FILES), set_aside(path)]:
+                shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink(missing_ok=True)
+            self._replacing = False
+        (self.out_dir / "config.json").write_text(json.dumps(self.checkpoint_config, indent=2, sort_keys=True))
 
     def _take_over_directory(self, resume: bool, overwrite: bool) -> None:
         """Resume from, replace or refuse a run already in ``out_dir``; recover a checkpoint an interrupted save left."""
@@ -206,9 +224,7 @@ class Trainer:
             if existing and not (resume or overwrite):
                 raise FileExistsError(f"{self.out_dir} already holds a run; pass --resume to continue it, --overwrite to replace it, "
                                       "or choose another --out-dir")
-            if overwrite:
-                for leftover in [*candidates(path), *(self.out_dir / name for name in RUN_FILES), set_aside(path)]:
-                    shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink(missing_ok=True)
+            self._replacing = overwrite and existing
             found = recover_checkpoint(path) if resume else None
             if resume and found is None:
                 logger.warning("no checkpoint in %s to resume from: starting a new run", self.out_dir)
@@ -335,14 +351,12 @@ class Trainer:
         try:
             return self._run()
         finally:
-            self.lock.release()
+            self.release()
 
     def _run(self) -> TrainResult:
         """`run` while holding the directory's lock."""
         c, ctx = self.settings, self.ctx
-        if ctx.is_main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            (self.out_dir / "config.json").write_text(json.dumps(self.checkpoint_config, indent=2, sort_keys=True))
+        first_step = self.step + 1  # the run's files are written from its end on, never before a step completed
         net = DistributedDataParallel(self.model) if ctx.world_size > 1 else self.model
         loader = infinite_loader(self.dataset, c.batch_size, seed=c.seed, start_example=self.examples, rank=ctx.rank,
                                  world_size=ctx.world_size, num_workers=c.data_workers,
@@ -386,6 +400,8 @@ class Trainer:
                         updating, loss_value = False, value
                         window.losses.append(value)
                     self.step += 1  # the step is complete: only now may it be saved
+                    if self.step == first_step and ctx.is_main:
+                        self._start_writing()
                     self.examples += c.batch_size * ctx.world_size
                     window.steps += 1
                     bar.update(1)

@@ -58,7 +58,7 @@ def test_describe_picks_the_unit() -> None:
 
 def test_huge_sampling_needs_yes(tmp_path, monkeypatch, capsys) -> None:
     """Above an hour the sample command refuses without --yes and names it; small resolutions are not probed."""
-    from funcdiff import cli
+    from funcdiff.commands import common
 
     calls = []
 
@@ -66,13 +66,13 @@ def test_huge_sampling_needs_yes(tmp_path, monkeypatch, capsys) -> None:
         calls.append(shape)
         return Estimate(5 * 3600.0, 1e9)
 
-    monkeypatch.setattr(cli, "estimate_sampling", fake)
+    monkeypatch.setattr(common, "estimate_sampling", fake)
     process = MollifiedDDPM(GridDomain(2, 1), cosine_schedule(10), IdentityMollifier())
-    options = cli.SampleOptions(resolutions=(16, 32, 4096), num=1)
+    options = common.SampleOptions(resolutions=(16, 32, 4096), num=1)
     with pytest.raises(ValueError, match="4096 px would take about 5.0 h.*--yes"):
-        cli._check_estimates(options, "cpu", False, Linear(), process)
+        common.check_sampling_estimates(options, "cpu", False, Linear(), process)
     assert calls == [(4096, 4096)] and "estimated about 5.0 h" in capsys.readouterr().out
-    cli._check_estimates(options, "cpu", True, Linear(), process)
+    common.check_sampling_estimates(options, "cpu", True, Linear(), process)
     assert math.prod(calls[-1]) == 4096**2
 
 
@@ -94,13 +94,14 @@ def test_a_training_step_estimate_leaves_the_run_untouched() -> None:
 
 def test_huge_training_needs_yes(monkeypatch, capsys) -> None:
     """Above 128 x 128 points the train command prints the estimate; over a day it refuses without --yes."""
-    from funcdiff import cli
+    from funcdiff.commands import train
+    from funcdiff.training import TrainSettings
 
-    monkeypatch.setattr(cli, "estimate_training_step", lambda *a, **k: Estimate(10.0, 1e9))
+    monkeypatch.setattr(train, "estimate_training_step", lambda *a, **k: Estimate(10.0, 1e9))
     process = MollifiedDDPM(GridDomain(2, 1), cosine_schedule(10), IdentityMollifier())
-    command = cli.Train(config=cli.TrainConfig(steps=100_000))
+    settings = TrainSettings(steps=100_000)
     with pytest.raises(ValueError, match="about 11.6 d|about 277.8 h"):
-        cli._check_training_estimate(command, Linear(), process, (1, 256, 256), "cpu")
+        train.check_training_estimate(False, settings, Linear(), process, (1, 256, 256), "cpu")
     assert "10.00 s per step" in capsys.readouterr().out
-    cli._check_training_estimate(cli.Train(config=command.config, yes=True), Linear(), process, (1, 256, 256), "cpu")
-    cli._check_training_estimate(command, Linear(), process, (1, 128, 128), "cpu")  # small grids are not measured
+    train.check_training_estimate(True, settings, Linear(), process, (1, 256, 256), "cpu")
+    train.check_training_estimate(False, settings, Linear(), process, (1, 128, 128), "cpu")  # small grids are not measured
