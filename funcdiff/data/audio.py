@@ -153,14 +153,17 @@ def input_frames(length: int, source_rate: int, target_rate: int) -> int:
 
 
 def resample_bytes(length: int, source_rate: int, target_rate: int) -> int:
-    """The bytes of `resample`'s largest arrays for ``length`` outputs from an input no longer than `input_frames`:
-    the zero-padded input (as long as the outputs span, however short the input), the weights (one row of taps per
-    phase) and one gathered block, all float64."""
+    """About the most memory `resample` takes for ``length`` outputs from an input no longer than `input_frames`,
+    as measured (a bound): its zero-padded input (as long as the outputs span, however short the input), five
+    arrays of ``length``, and the larger of its weights (one row of taps per phase) while computing them (9 tables'
+    worth of temporaries) and the weights with one gathered block and the block's weights, all of 8-byte values."""
     if source_rate == target_rate:
         return 8 * length
     up = target_rate // math.gcd(source_rate, target_rate)
     taps = 2 * math.ceil(_half_width(source_rate, target_rate)) + 1
-    return 8 * (math.ceil(length * source_rate / target_rate) + 3 * taps + (min(up, length) + min(BLOCK, length)) * taps)
+    table, block = min(up, length) * taps, min(BLOCK, length) * taps
+    padded = math.ceil(length * source_rate / target_rate) + 3 * taps
+    return 8 * (padded + 5 * length + max(9 * table, table + 2 * block))
 
 
 def _half_width(source_rate: int, target_rate: int) -> float:

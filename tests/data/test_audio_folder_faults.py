@@ -4,6 +4,7 @@ folder left with nothing is refused, and header values that would make decoding 
 import logging
 import re
 import struct
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 import soundfile
 
 from funcdiff.data import AudioFolder
+from funcdiff.data.audio import resample
 
 
 def tone(rate: int, seconds: float) -> np.ndarray:
@@ -92,10 +94,23 @@ def test_a_file_with_too_many_channels_is_skipped(tmp_path: Path, guarded: set[s
 
 
 def test_a_file_whose_decoding_would_exceed_the_byte_limit_is_skipped(tmp_path: Path, guarded: set[str]) -> None:
-    """A 1 MHz file is fine for 1 s clips at 16 kHz, but 300 s clips would resample it through a 2.4 GB buffer:
-    refused, with the bytes it would take."""
+    """A 1 MHz file is fine for 1 s clips at 16 kHz, but 300 s clips would resample it through a 2.4 GB buffer (and
+    more): refused, with the bytes it would take."""
     soundfile.write(tmp_path / "fast.wav", tone(1_000_000, 0.01), 1_000_000)
     assert AudioFolder(tmp_path, resolution=16000).paths == [tmp_path / "fast.wav"]
     guarded.add("fast.wav")
     with pytest.raises(ValueError, match=r"1 that would take more than 2147483648 bytes to decode \(e.g. fast.wav: \d{10} bytes\)"):
         AudioFolder(tmp_path, resolution=16000, duration=300.0)
+
+
+@pytest.mark.parametrize(("source", "target", "length"), [(44101, 16000, 4000), (50000, 1000, 500), (22050, 44100, 3000), (8000, 8000, 100)])
+def test_resample_bytes_bounds_what_resample_allocates(source: int, target: int, length: int) -> None:
+    """The estimate behind the decoding limit is an upper bound of resample's traced peak, and not a loose one."""
+    from funcdiff.data.audio import resample_bytes
+
+    x = np.random.default_rng(0).standard_normal(length * source // target)
+    tracemalloc.start()
+    resample(x, source, target, length=length)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak / 3 <= resample_bytes(length, source, target) and peak <= resample_bytes(length, source, target)

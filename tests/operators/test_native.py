@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -175,3 +176,42 @@ def test_real_build_survives_a_killed_build(tmp_path: Path) -> None:
     out, err = third.communicate(timeout=120)
     assert third.returncode == 0 and out.startswith("False") and err == ""
     assert not any(tmp_path.glob("*/build-*"))
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_killed_build_leaves_no_compiler_running(tmp_path: Path) -> None:
+    """``kill -9`` of the process that started a compile takes the compile child's whole group with it (a ``sleep``
+    stands in for the compiler the child starts)."""
+    grandchild = "import subprocess; subprocess.run(['sleep', '60'])"
+    parent = textwrap.dedent(f"""
+        import os, subprocess, sys
+        from funcdiff.operators.kernels import native
+        child = subprocess.Popen([sys.executable, "-c", native.GUARD + {grandchild!r}, "", str(os.getpid())],
+                                 start_new_session=True)
+        print(child.pid, flush=True)
+        child.wait()
+    """)
+    holder = subprocess.Popen([sys.executable, "-c", parent], stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2])
+    group = int(holder.stdout.readline())
+    members = lambda: [p for p in Path("/proc").iterdir() if p.name.isdigit() and _pgid(p) == group]  # noqa: E731
+    deadline = time.monotonic() + 20
+    while len(members()) < 2 and time.monotonic() < deadline:  # the child and its sleep
+        time.sleep(0.05)
+    assert len(members()) >= 2
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    holder.stdout.close()
+    deadline = time.monotonic() + 10
+    while members() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not members()
+
+
+def _pgid(proc: Path) -> int | None:
+    """The process group of a /proc entry, or None if it is gone (or a zombie's group is unreadable)."""
+    try:
+        fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] == "Z" else int(fields[2])

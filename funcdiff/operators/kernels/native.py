@@ -52,7 +52,18 @@ BUILD_TIMEOUT = 600.0
 takes 30-60 s on 2 cores)."""
 
 # The child's whole program: torch's JIT build (and import, which checks the library) in a folder of its own.
-_COMPILE = "import json, sys; from torch.utils.cpp_extension import load_inline; load_inline(**json.loads(sys.argv[1]))"
+GUARD = """
+import ctypes, os, signal, sys
+signal.signal(signal.SIGTERM, lambda *_: os.killpg(0, signal.SIGKILL))
+if sys.platform.startswith("linux"):
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: the parent's death, even by kill -9, sends SIGTERM
+if os.getppid() != int(sys.argv[2]):  # the parent died before that was set
+    os.killpg(0, signal.SIGKILL)
+"""
+"""The start of the compile child: it leads its own process group (compiler and linker included) and kills the
+whole group when its parent dies, so no compiler outlives a killed build."""
+
+_COMPILE = GUARD + "import json; from torch.utils.cpp_extension import load_inline; load_inline(**json.loads(sys.argv[1]))"
 
 
 class NativeBuildError(RuntimeError):
@@ -156,7 +167,7 @@ def _compile(spec: BuildSpec, folder: Path, *, timeout: float) -> None:
         "name": spec.name, "cpp_sources": _SOURCE_FILE.read_text(), "functions": _FUNCTIONS,
         "extra_cflags": list(spec.flags), "build_directory": str(folder), "verbose": True,
     }
-    command = [sys.executable, "-c", _COMPILE, json.dumps(arguments)]
+    command = [sys.executable, "-c", _COMPILE, json.dumps(arguments), str(os.getpid())]
     child = subprocess.Popen(
         command, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )
