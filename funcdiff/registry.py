@@ -11,8 +11,9 @@ registered is an error that says so.
 import json
 import os
 import sys
+from collections import deque
 from collections.abc import Callable
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar, get_type_hints
 
 import torch
 
@@ -95,6 +96,45 @@ def lookup(kind: str) -> Callable[..., Any]:
             f"loading; registered kinds: {registered_kinds()}"
         )
     return _KINDS[kind]
+
+
+def components(config: Any, where: str) -> list[tuple[str, str, Callable[..., Any]]]:
+    """Every component that a JSON-read ``config`` names, as `build` would build them, without building any: ``(where
+    it sits, kind, registered class or builder)``, outermost first; ``where`` names ``config`` (``"process"``), nested
+    ones extend it (``"process.mollifier"``, ``"operator.mults[1]"``).
+
+    Raises:
+        TypeError: if a ``kind`` is not a string.
+        ValueError: if a kind is not registered (`lookup`).
+    """
+    found, queue = [], deque([(config, where)])
+    while queue:
+        value, at = queue.popleft()
+        if isinstance(value, dict):
+            if "kind" in value:
+                kind = value["kind"]
+                if not isinstance(kind, str):
+                    raise TypeError(f"{at} has a kind that is not a string: {kind!r}")
+                try:
+                    found.append((at, kind, lookup(kind)))
+                except ValueError as error:
+                    raise ValueError(f"{at}: {error}") from None
+            queue.extend((v, f"{at}.{k}") for k, v in value.items() if k != "kind")
+        elif isinstance(value, list):
+            queue.extend((v, f"{at}[{i}]") for i, v in enumerate(value))
+    return found
+
+
+def made_class(maker: Callable[..., Any]) -> type | None:
+    """The class whose objects a registered kind makes: the class itself, or a builder function's annotated return
+    class (None where it has no such annotation)."""
+    if isinstance(maker, type):
+        return maker
+    try:
+        made = get_type_hints(maker).get("return")
+    except (NameError, TypeError):  # an annotation that names what its module cannot resolve
+        return None
+    return made if isinstance(made, type) else None
 
 
 def build(config: dict[str, Any]) -> Any:

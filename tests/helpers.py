@@ -45,7 +45,10 @@ def sample_moments(samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def grid_of(process, steps):
-    """The time grid of ``steps``: explicit integer steps of a DDPM (a list) or a number of evenly spaced steps."""
+    """The time grid of ``steps``: explicit integer steps of a DDPM (a list), a number of evenly spaced steps, or
+    (None) every step of a DDPM."""
     from funcdiff.sampling import step_grid, uniform_t
 
+    if steps is None:
+        return uniform_t(process, getattr(process, "num_steps", None))
     return step_grid(process, steps) if isinstance(steps, (list, tuple)) else uniform_t(process, steps)

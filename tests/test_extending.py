@@ -16,6 +16,7 @@ import funcdiff
 from funcdiff import FunctionalFlowMatching, sample_ddpm, sample_heun
 from funcdiff.operators import LatentEncoder
 from funcdiff.training import TrainSettings, Trainer, load_trained, read_checkpoint
+from funcdiff.training.checkpoint import CHECKSUM, config_checksum
 from funcdiff.sampling import sample
 from tests.helpers import grid_of
 
@@ -120,7 +121,7 @@ def test_loading_an_unregistered_kind_says_what_to_import(user, tmp_path: Path) 
     path = tmp_path / "r" / "checkpoint" / "config.json"
     config = json.loads(path.read_text())
     config["process"]["mollifier"]["kind"] = "not-registered-anywhere"
-    path.write_text(json.dumps(config))
+    path.write_text(json.dumps({**config, CHECKSUM: config_checksum(config)}))  # re-signed: the checksum would catch it first
     with pytest.raises(ValueError, match="import the module that registers it"):
         load_trained(tmp_path / "r" / "checkpoint")
     assert read_checkpoint(tmp_path / "r" / "checkpoint").config["operator"]["kind"] == "two-kernel"

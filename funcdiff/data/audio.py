@@ -153,17 +153,17 @@ def input_frames(length: int, source_rate: int, target_rate: int) -> int:
 
 
 def resample_bytes(length: int, source_rate: int, target_rate: int) -> int:
-    """About the most memory `resample` takes for ``length`` outputs from an input no longer than `input_frames`,
-    as measured (a bound): its zero-padded input (as long as the outputs span, however short the input), five
-    arrays of ``length``, and the larger of its weights (one row of taps per phase) while computing them (9 tables'
-    worth of temporaries) and the weights with one gathered block and the block's weights, all of 8-byte values."""
+    """An upper bound, measured, of the memory `resample` takes for ``length`` outputs from at most `input_frames`
+    samples: its zero-padded input (as long as the outputs span, however short the input), eight arrays of ``length``,
+    ten tables of weights (one row of taps per phase: the table and the temporaries computing it), two gathered blocks
+    of input and weights, all of 8-byte values, and 64 KiB of small arrays."""
     if source_rate == target_rate:
-        return 8 * length
+        return 8 * length + 2**16
     up = target_rate // math.gcd(source_rate, target_rate)
     taps = 2 * math.ceil(_half_width(source_rate, target_rate)) + 1
     table, block = min(up, length) * taps, min(BLOCK, length) * taps
     padded = math.ceil(length * source_rate / target_rate) + 3 * taps
-    return 8 * (padded + 5 * length + max(9 * table, table + 2 * block))
+    return 8 * (padded + 8 * length + 10 * table + 2 * block) + 2**16
 
 
 def _half_width(source_rate: int, target_rate: int) -> float:

@@ -23,12 +23,14 @@ EXTENSIONS = frozenset({".wav", ".flac", ".ogg"})
 TEST_FRACTION = 0.1
 """The share of files held out, by a fixed hash (seed 0) of each relative path."""
 MAX_RATE = 1_000_000
-"""The highest sample rate a file may claim, in Hz (recording hardware stops well below; 2 GHz headers are attacks)."""
+"""The highest sample rate a file may claim, in Hz: above ultrasound recorders (500 kHz); a header claiming 2 GHz made
+the resampler ask for 16 GB."""
 MAX_CHANNELS = 64
-"""The most channels a file may claim (multichannel recordings stay far below; libsndfile allows 1024)."""
+"""The most channels a file may claim: microphone arrays and ambisonics stay within it (libsndfile allows 1024)."""
 MAX_DECODED_BYTES = 2**31
-"""The most memory one clip may take to decode: its frames read as float64 (all channels) plus what `resample`
-takes to bring them to the training rate (`resample_bytes`), from the header's values, checked before any read."""
+"""The most memory (2 GiB) one clip may take to decode, from the header's values, checked before any read: its frames
+read as float64 (all channels) plus what `resample` takes to bring them to the training rate (`resample_bytes`). A
+second of a 1 MHz, 64-channel file at 16 kHz takes about 1 GiB; a mono second at up to 192 kHz, under 0.25 GiB."""
 
 
 @register("audio-folder")
@@ -121,7 +123,8 @@ def _problem(path: Path, length: int, rate: int) -> tuple[str, str] | None:
         return f"with a channel count outside [1, {MAX_CHANNELS}]", f"{info.channels} channels"
     if info.frames < 1:
         return "with no audio frames", f"{info.frames} frames"
-    size = 8 * min(info.frames, input_frames(length, info.samplerate, rate)) * info.channels + resample_bytes(length, info.samplerate, rate)
+    read = 8 * min(info.frames, input_frames(length, info.samplerate, rate)) * info.channels  # float64, every channel
+    size = read + resample_bytes(length, info.samplerate, rate)
     if size > MAX_DECODED_BYTES:
         return f"that would take more than {MAX_DECODED_BYTES} bytes to decode", f"{size} bytes"
     return None
@@ -132,4 +135,5 @@ def _summary(problems: dict[Path, tuple[str, str]], root: Path) -> str:
     kinds: dict[str, list[tuple[Path, str]]] = {}
     for path, (kind, value) in problems.items():
         kinds.setdefault(kind, []).append((path, value))
-    return ", ".join(f"{len(files)} {kind} (e.g. {files[0][0].relative_to(root).as_posix()}: {files[0][1]})" for kind, files in kinds.items())
+    return ", ".join(f"{len(files)} {kind} (e.g. {files[0][0].relative_to(root).as_posix()}: {files[0][1]})"
+                     for kind, files in kinds.items())

@@ -12,7 +12,6 @@ import torch
 from beartype import beartype
 from jaxtyping import jaxtyped
 from PIL import Image
-
 from safetensors.torch import save_file
 
 from funcdiff._typing import DenseField, Float, Tensor
@@ -57,7 +56,8 @@ def open_image(path: str | Path) -> Iterator[Image.Image]:
     with image:
         width, height = image.size
         if width * height > MAX_PIXELS:
-            raise ValueError(f"{path}: the image claims {width} x {height} pixels; images of at most {MAX_PIXELS} pixels are read")
+            raise ValueError(f"{path}: the image claims {width} x {height} pixels; images of at most {MAX_PIXELS} pixels are "
+                             "read")
         yield image
 
 

@@ -51,6 +51,8 @@ def uniform_t(process: DiffusionProcess, steps: int) -> TimeGrid:
 
 def step_grid(process: DenoisingProcess, steps: Sequence[int]) -> TimeGrid:
     """The grid of a DDPM's explicit integer steps (strictly decreasing in ``[1, T]``), then 0."""
+    if not isinstance(process, DenoisingProcess):
+        raise ValueError(f"explicit integer steps are a DenoisingProcess's; {type(process).__name__} takes a grid of noise times")
     return torch.tensor([*respace(process.num_steps, steps), 0], dtype=torch.float64, device="cpu") / process.num_steps
 
 

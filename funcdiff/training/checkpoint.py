@@ -1,8 +1,12 @@
 """Checkpoints: a directory of ``config.json``, ``model.safetensors``, ``ema.safetensors`` and ``training_state.pt``.
 
 Weights are safetensors; the optimizer and RNG states are loaded with ``torch.load(weights_only=True)``, so nothing
-is unpickled. ``config.json`` lists a SHA-256 checksum of every other file, verified on every read, so a flipped
-byte is an error rather than silently wrong weights.
+is unpickled. ``config.json`` lists a SHA-256 checksum of every other file and one of itself, verified on every read,
+so a flipped byte or an edited setting is an error rather than silently wrong weights or pictures.
+
+What a checkpoint names is built only within bounds (`load_trained`): each slot accepts the kinds of its protocol,
+never a data set (they read and write files), and the operator is built on the meta device first, to count its
+weights and modules before any memory is taken.
 
 Saving is recoverable at every instant: the files are written (and flushed to disk) into a temporary sibling
 ``.checkpoint.tmp-*``, ``config.json`` last; the current checkpoint is renamed to ``.checkpoint.old``, the new one
@@ -14,10 +18,15 @@ import errno
 import hashlib
 import json
 import logging
+import math
 import os
+import re
+import reprlib
 import shutil
 import tempfile
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -27,20 +36,58 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 from torch import nn
+from torch.nn.modules.module import (
+    register_module_buffer_registration_hook,
+    register_module_module_registration_hook,
+    register_module_parameter_registration_hook,
+)
+from torch.utils.data import Dataset
 
-from funcdiff.operators.base import NeuralOperator
+from funcdiff.domains.base import Domain
+from funcdiff.mollifiers.base import Mollifier
+from funcdiff.operators.base import LatentEncoder, NeuralOperator
 from funcdiff.processes.base import DiffusionProcess
-from funcdiff.registry import build, check_round_trip
+from funcdiff.processes.schedules import Schedule
+from funcdiff.registry import build, check_round_trip, components, made_class
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2
-"""2: components stored as registered kinds with their settings (1: the operator config and a DDPM-only process)."""
+FORMAT_VERSION = 3
+"""3: config.json holds a checksum of itself (`config_checksum`). 2 (still read, with a warning that its settings are
+not verified): components stored as registered kinds with their settings. 1: the operator config and a DDPM-only
+process."""
 CONFIG, MODEL, EMA, STATE = "config.json", "model.safetensors", "ema.safetensors", "training_state.pt"
+CHECKSUM = "config_sha256"
+"""The key of config.json that holds `config_checksum` of the rest."""
+
+MAX_CONFIG_BYTES = 32 << 20
+"""The largest config.json read: one is a few KiB, one with a hand-made schedule table of 10**6 steps about 20 MiB."""
+MAX_DEPTH = 32
+"""How many levels of dicts and lists config.json may nest (a checkpoint's nest 4)."""
+MAX_WEIGHT_BYTES = 8 << 30
+"""The most bytes of parameters and buffers a checkpoint's operator may take (the paper's 256 px operator: 1.1 GiB)."""
+MAX_MODULES = 10_000
+"""The most modules a checkpoint's operator may have (the paper's 256 px operator: 430): each takes time and memory
+that `MAX_WEIGHT_BYTES` does not count."""
+MAX_STEPS = 10**6
+"""The most steps a schedule in a checkpoint may have (trained ones have 1000), and the longest list it may hold."""
+MAX_GRID_POINTS = 1 << 26
+"""The most points a grid shape in a checkpoint's components may have: 8192 x 8192, 406^3, or 25 minutes of 44.1 kHz
+audio (what the operator samples at, and what its noise is drawn at, scale with it)."""
+HEADER_BYTES = 16 << 20
+"""What a weights file may hold beyond the bytes of the tensors it loads into: the safetensors header."""
+SLOTS: dict[str, type] = {"operator": NeuralOperator, "process": DiffusionProcess}
+"""The components a checkpoint builds, each with the protocol its kind must implement."""
+COMPONENTS = (NeuralOperator, LatentEncoder, DiffusionProcess, Domain, Mollifier, Schedule)
+"""What the components nested in a slot may be (a decoder and an encoder, a domain, a mollifier, a schedule)."""
 
 
 class CheckpointError(ValueError):
     """A checkpoint that is missing, incomplete, corrupt or cannot be written, with what is wrong and where."""
+
+
+class _Invalid(CheckpointError):
+    """What config.json says is wrong: final, since a save replaces config.json whole (reading it again reads the same)."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +110,13 @@ def _version() -> str:
         return metadata.version("funcdiff")
     except metadata.PackageNotFoundError:
         return "unknown"
+
+
+def config_checksum(config: dict[str, Any]) -> str:
+    """The SHA-256 that a checkpoint's config.json holds of itself: of its canonical JSON (sorted keys), the checksum
+    left out."""
+    body = {key: value for key, value in config.items() if key != CHECKSUM}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 def _sha256(file: Path) -> str:
@@ -115,8 +169,10 @@ def save_checkpoint(
         if training_state is not None:
             torch.save(training_state, tmp / STATE)
         files = {f.name: _sha256(f) for f in sorted(tmp.iterdir())}
+        # through JSON first, so that the checksum is of what a reader parses (tuples are lists, keys strings)
         full = {"format_version": FORMAT_VERSION, "funcdiff_version": _version(), **config, "files": files}
-        (tmp / CONFIG).write_text(json.dumps(full, indent=2, sort_keys=True))
+        full = json.loads(json.dumps(full))
+        (tmp / CONFIG).write_text(json.dumps({**full, CHECKSUM: config_checksum(full)}, indent=2, sort_keys=True))
         for f in tmp.iterdir():
             _fsync(f)
         _fsync(tmp)
@@ -177,14 +233,24 @@ def candidates(path: str | Path) -> list[Path]:
 def read_checkpoint(path: str | Path, *, with_state: bool = True) -> Checkpoint:
     """Read and verify a checkpoint's config (and optionally its training state); weights are loaded by `load_weights`.
 
-    A checkpoint that a running training replaces while it is read is read again (three tries, 0.2 s apart).
+    A checkpoint that a running training replaces while it is read is read again (three tries, 0.2 s apart); what its
+    config.json says is not (a save replaces config.json whole, so it would read the same).
 
     Raises:
-        CheckpointError: if a file is missing or unreadable, a checksum does not match, or the format is another.
+        CheckpointError: if a file is missing or unreadable, a checksum does not match, the format is another, or the
+            config is malformed: ``files`` names other than the checkpoint's own files, ``step`` not a count, a
+            component slot not a dict with a string ``kind``.
     """
+    return _read(Path(path), with_state, None)
+
+
+def _read(path: Path, with_state: bool, check: Callable[[Path, dict[str, Any]], None] | None) -> Checkpoint:
+    """`read_checkpoint`, with ``check`` (if given) run on the config before any other file is read."""
     for attempt in range(3):
         try:
-            return _read_checkpoint(Path(path), with_state)
+            return _read_checkpoint(path, with_state, check)
+        except _Invalid:
+            raise
         except CheckpointError:
             if attempt == 2:
                 raise
@@ -192,21 +258,24 @@ def read_checkpoint(path: str | Path, *, with_state: bool = True) -> Checkpoint:
     raise AssertionError("unreachable")
 
 
-def _read_checkpoint(path: Path, with_state: bool) -> Checkpoint:
-    """One attempt of `read_checkpoint`."""
+def _read_checkpoint(path: Path, with_state: bool, check: Callable[[Path, dict[str, Any]], None] | None) -> Checkpoint:
+    """One attempt of `_read`."""
     if not (path / CONFIG).is_file() or not (path / MODEL).is_file():
         hint = ""
         if not path.exists() and any(p != path for p in candidates(path)):
             hint = "; a crash left a save unfinished beside it: `--resume` (or `recover_checkpoint`) restores the newest complete one"
         raise CheckpointError(f"{path} is not a funcdiff checkpoint: it needs {CONFIG} and {MODEL}{hint}")
-    try:
-        config = json.loads((path / CONFIG).read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{path / CONFIG} is corrupt: {error}") from error
-    if not isinstance(config, dict) or config.get("format_version") != FORMAT_VERSION:
-        version = config.get("format_version") if isinstance(config, dict) else None
-        raise CheckpointError(f"{path}: checkpoint format {version} is not the supported {FORMAT_VERSION}")
-    for name, digest in config.get("files", {}).items():
+    for name in (CONFIG, MODEL, EMA, STATE):  # a link could point anywhere, or at a device that never ends
+        if (path / name).is_symlink():
+            raise CheckpointError(f"{path / name} is a symbolic link: a checkpoint's files are plain files inside it")
+    config = _read_config(path)
+    if check is not None:
+        check(path, config)
+    files = config["files"]
+    for name in (EMA, STATE):
+        if name not in files and (path / name).exists():
+            raise CheckpointError(f"{path}: {name} is not listed in {CONFIG}'s files, so it cannot be verified")
+    for name, digest in files.items():
         file = path / name
         if not file.is_file():
             raise CheckpointError(f"{path} is incomplete: {name} is missing")
@@ -221,6 +290,76 @@ def _read_checkpoint(path: Path, with_state: bool) -> Checkpoint:
     return Checkpoint(path, config, state)
 
 
+def _read_config(path: Path) -> dict[str, Any]:
+    """The config.json of checkpoint ``path``, its size, format, nesting, checksum and shape checked (`_malformation`)."""
+    file = path / CONFIG
+    try:
+        with file.open("rb") as f:
+            text = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError as error:
+        raise CheckpointError(f"{file} cannot be read: {error}") from error
+    if len(text) > MAX_CONFIG_BYTES:
+        raise _Invalid(f"{file} is corrupt: it holds more than {MAX_CONFIG_BYTES} bytes, more than any checkpoint's config")
+    try:
+        config = json.loads(text)
+    except (ValueError, RecursionError) as error:  # ValueError: not JSON, not UTF-8, or an int of too many digits
+        raise _Invalid(f"{file} is corrupt: {error}") from error
+    if not isinstance(config, dict):
+        raise _Invalid(f"{path} is malformed: {CONFIG} must be a dict (a JSON object), not a {type(config).__name__}")
+    version = config.get("format_version")
+    if version not in (2, FORMAT_VERSION):
+        raise _Invalid(f"{path}: checkpoint format {reprlib.repr(version)} is not one this funcdiff reads "
+                       f"({FORMAT_VERSION}, or 2)")
+    if _deeper_than(config, MAX_DEPTH):
+        raise _Invalid(f"{path} is malformed: {CONFIG} is nested deeper than {MAX_DEPTH} levels")
+    if version == FORMAT_VERSION and config.get(CHECKSUM) != config_checksum(config):
+        raise _Invalid(f"{file} was edited or is corrupt: its checksum does not match")
+    if version == 2:
+        logger.warning("%s: its %s is of format 2, which has no checksum of itself, so its settings are not verified; saving "
+                       "it again (resuming its run) writes format %d", path, CONFIG, FORMAT_VERSION)
+    problem = _malformation(config)
+    if problem is not None:
+        raise _Invalid(f"{path} is malformed: {problem}")
+    return config
+
+
+def _deeper_than(value: Any, levels: int) -> bool:
+    """Whether a JSON value nests dicts and lists more than ``levels`` deep (walked level by level, not recursively)."""
+    level = [value]
+    for _ in range(levels + 1):
+        level = [child for v in level if isinstance(v, (dict, list)) for child in (v.values() if isinstance(v, dict) else v)]
+        if not level:
+            return False
+    return True
+
+
+def _malformation(config: dict[str, Any]) -> str | None:
+    """What is wrong with the shape of a checkpoint's config, or None: ``files`` must map exactly the checkpoint's own
+    file names (``model.safetensors``, optionally ``ema.safetensors`` and ``training_state.pt``) to SHA-256 checksums,
+    ``step`` be a count, ``operator`` and ``process`` (where present) dicts with a string ``kind``, ``run`` and
+    ``train`` dicts."""
+    files = config.get("files")
+    if not isinstance(files, dict):
+        return f"'files' must be a dict of file names to SHA-256 checksums, got {reprlib.repr(files)}"
+    for name, digest in files.items():
+        if name not in (MODEL, EMA, STATE):
+            return f"'files' names {reprlib.repr(name)}, which is not one of {MODEL}, {EMA}, {STATE}"
+        if not isinstance(digest, str) or re.fullmatch("[0-9a-f]{64}", digest) is None:
+            return f"'files' gives {reprlib.repr(digest)} for {name}, not 64 hex digits"
+    if MODEL not in files:
+        return f"'files' lacks {MODEL}"
+    step = config.get("step", 0)
+    if type(step) is not int or step < 0:
+        return f"'step' must be an int >= 0, got {reprlib.repr(step)}"
+    for slot in SLOTS:
+        if slot in config and not (isinstance(config[slot], dict) and isinstance(config[slot].get("kind"), str)):
+            return f"'{slot}' must be a dict with a string 'kind', got {reprlib.repr(config[slot])}"
+    for key in ("run", "train"):
+        if not isinstance(config.get(key, {}), dict):
+            return f"'{key}' must be a dict, got {reprlib.repr(config[key])}"
+    return None
+
+
 def load_weights(module: nn.Module, path: str | Path, *, ema: bool = False) -> nn.Module:
     """Load a checkpoint's model (or EMA) weights into ``module`` in place; returns it.
 
@@ -230,6 +369,10 @@ def load_weights(module: nn.Module, path: str | Path, *, ema: bool = False) -> n
     file = Path(path) / (EMA if ema else MODEL)
     if not file.is_file():
         raise CheckpointError(f"{file} does not exist")
+    size, limit = file.stat().st_size, sum(_nbytes(t) for t in module.state_dict().values()) + HEADER_BYTES
+    if size > limit:  # loading would read every tensor in it before finding that they do not fit
+        raise CheckpointError(f"{file} holds {size} bytes, more than the {limit} that the weights of {type(module).__name__} "
+                              "and a header take: it is not this model's")
     try:
         load_model(module, str(file), strict=True)
     except (SafetensorError, RuntimeError, OSError) as error:
@@ -306,9 +449,138 @@ def load_trained(path: str | Path, *, ema: bool = True, device: str = "cpu") -> 
     """A checkpoint's operator (EMA weights by default, in eval mode), its process and its config, ready to sample.
 
     Both are rebuilt from their registered kinds (`funcdiff.registry.build`): a user's own components load once the
-    module that registers them has been imported.
+    module that registers them has been imported. What the config names is checked first (`_check_slots`): each slot
+    builds only kinds of its protocol, never a data set or anything else that is not a component, within the bounds
+    above; the operator is built on the meta device first (`_build_operator`), so that its size is known before any
+    memory is taken.
+
+    Raises:
+        CheckpointError: (one line) if `read_checkpoint` does, or the config names what a checkpoint may not build, or
+            a component cannot be built from its settings, or the weights do not fit.
     """
-    checkpoint = read_checkpoint(path, with_state=False)
-    model = build(checkpoint.config["operator"])
+    path = Path(path)
+    config = _read(path, False, _check_slots).config
+    model = _build_operator(path, config["operator"])
     load_weights(model, path, ema=ema)
-    return TrainedRun(model.to(device).eval(), build(checkpoint.config["process"]), checkpoint.config)
+    return TrainedRun(model.to(device).eval(), _build(path, "process", config["process"]), config)
+
+
+def _check_slots(path: Path, config: dict[str, Any]) -> None:
+    """Raise a `CheckpointError` unless a checkpoint's config has both slots, every kind in them is one it may build
+    (`_refusal`, by the registered class) and their sizes are within the bounds (`_check_sizes`); nothing is built."""
+    for slot in SLOTS:
+        tree = config.get(slot)
+        if tree is None:
+            raise _Invalid(f"{path} is malformed: {CONFIG} has no '{slot}'")
+        try:
+            found = components(tree, slot)
+        except TypeError as error:
+            raise _Invalid(f"{path} is malformed: {error}") from None
+        except ValueError as error:
+            raise _Invalid(f"{path}: {error}") from None
+        for where, kind, maker in found:
+            reason = _refusal(made_class(maker), where, slot)
+            if reason is not None:
+                place = f"the {slot} slot" if where == slot else where
+                raise _Invalid(f"{path}: {place} holds kind {kind!r} ({maker.__module__}.{maker.__qualname__}), {reason}")
+        _check_sizes(path, slot, tree)
+
+
+def _refusal(made: type | None, where: str, slot: str) -> str | None:
+    """Why a component of class ``made`` (None: a builder that does not say) may not sit at ``where`` in a checkpoint's
+    ``slot``, or None: the slot's own component must implement its protocol (the operator as an ``nn.Module``, whose
+    weights are loaded), nested ones must be components; none may be a data set, and the process holds no network
+    (only the operator's size is counted before it is built)."""
+    protocol = SLOTS[slot]
+    if where == slot and (made is None or not _implements(made, protocol)):
+        return f"not a {protocol.__name__}"
+    if made is not None and issubclass(made, Dataset):
+        return "a data set: data sets read and write files, and a checkpoint builds none"
+    if made is None or not any(_implements(made, component) for component in COMPONENTS):
+        return f"not a component ({', '.join(c.__name__ for c in COMPONENTS)})"
+    if where == slot == "operator" and not issubclass(made, nn.Module):
+        return "a NeuralOperator that is not a torch.nn.Module, so it has no weights to load"
+    if slot == "process" and issubclass(made, nn.Module):
+        return "a network (a torch.nn.Module): a process holds none, and only the operator's size is counted before it is built"
+    return None
+
+
+def _implements(cls: type, protocol: type) -> bool:
+    """Whether ``cls`` implements ``protocol``: it subclasses it (as funcdiff's classes do), or has its methods (a
+    protocol with data members cannot be checked on a class, only subclassed)."""
+    if protocol in cls.__mro__:
+        return True
+    try:
+        return issubclass(cls, protocol)
+    except TypeError:
+        return False
+
+
+def _check_sizes(path: Path, slot: str, tree: dict[str, Any]) -> None:
+    """Raise a `CheckpointError` where a checkpoint's ``slot`` names a grid (a list of ints under a key ending in
+    ``shape``) of more than `MAX_GRID_POINTS` points, a schedule of more than `MAX_STEPS` steps (``num_steps``, or a
+    list longer than a table of them)."""
+    queue = deque([(tree, slot, slot)])
+    while queue:
+        value, where, key = queue.popleft()
+        if isinstance(value, dict):
+            queue.extend((v, f"{where}.{k}", k) for k, v in value.items())
+        elif isinstance(value, list):
+            if len(value) > MAX_STEPS + 1:
+                raise _Invalid(f"{path}: {where} holds {len(value)} entries, more than the {MAX_STEPS + 1} of a table of "
+                               f"{MAX_STEPS} steps")
+            if key.endswith("shape") and value and all(type(v) is int for v in value):
+                points = max(math.prod(abs(v) for v in value), *(abs(v) for v in value))
+                if points > MAX_GRID_POINTS:
+                    raise _Invalid(f"{path}: {where} is a grid of {points} points, more than the {MAX_GRID_POINTS} a "
+                                   "checkpoint may name")
+            queue.extend((v, f"{where}[{i}]", key) for i, v in enumerate(value))
+        elif key == "num_steps" and type(value) is int and value > MAX_STEPS:
+            raise _Invalid(f"{path}: {where} is {value} steps, more than the {MAX_STEPS} a checkpoint's schedule may have")
+
+
+def _nbytes(tensor: torch.Tensor | None) -> int:
+    """The bytes a tensor's elements take (0 for None, a parameter or buffer slot left empty)."""
+    return 0 if tensor is None else tensor.numel() * tensor.element_size()
+
+
+def _build_operator(path: Path, config: dict[str, Any]) -> nn.Module:
+    """A checkpoint's operator, built first on the meta device (no memory) while counting the modules and the bytes of
+    the parameters and buffers it registers, refused as soon as they pass `MAX_MODULES` or `MAX_WEIGHT_BYTES`; then
+    built for real."""
+    counted = {"modules": 0, "bytes": 0}
+
+    def count(what: str, amount: int) -> None:
+        counted[what] += amount
+        if counted["bytes"] > MAX_WEIGHT_BYTES:
+            raise CheckpointError(f"{path}: its operator would take more than {MAX_WEIGHT_BYTES / 2**30:g} GiB of weights, "
+                                  "the most a checkpoint may build")
+        if counted["modules"] > MAX_MODULES:
+            raise CheckpointError(f"{path}: its operator would have more than {MAX_MODULES} modules, the most a checkpoint "
+                                  "may build")
+
+    hooks = [
+        register_module_module_registration_hook(lambda module, name, submodule: count("modules", 1)),
+        register_module_parameter_registration_hook(lambda module, name, tensor: count("bytes", _nbytes(tensor))),
+        register_module_buffer_registration_hook(lambda module, name, tensor: count("bytes", _nbytes(tensor))),
+    ]
+    try:
+        with torch.device("meta"):
+            _build(path, "operator", config)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return _build(path, "operator", config)
+
+
+def _build(path: Path, slot: str, config: dict[str, Any]) -> Any:
+    """`build` of a checkpoint's ``slot``, a failure a one-line `CheckpointError` (whatever a constructor raises on
+    settings it was not made for)."""
+    try:
+        return build(config)
+    except CheckpointError:
+        raise
+    except Exception as error:  # whatever a constructor raises: see the docstring
+        reason = " ".join(f"{type(error).__name__}: {error}".split())
+        raise CheckpointError(f"{path}: its {slot} (kind {config['kind']!r}) cannot be built from {CONFIG}: "
+                              f"{reason[:500]}{' ...' if len(reason) > 500 else ''}") from error

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from funcdiff.commands import main
-import funcdiff.domains.io as io
+from funcdiff.domains import io
 from funcdiff.domains.io import read_png
 from funcdiff.tasks.inpainting import read_mask
 from tests.data.files import save_random_image
@@ -28,7 +28,8 @@ def write_png16(path: Path, pixels: np.ndarray, colour_type: int) -> None:
     h, w = pixels.shape[:2]
     rows = b"".join(b"\x00" + pixels[y].astype(">u2").tobytes() for y in range(h))
     header = struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(rows)) + png_chunk(b"IEND", b""))
+    chunks = png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(rows)) + png_chunk(b"IEND", b"")
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunks)
 
 
 def claiming(path: Path, width: int, height: int) -> Path:

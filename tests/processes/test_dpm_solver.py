@@ -19,7 +19,7 @@ from funcdiff.sampling import sample
 from tests.helpers import grid_of
 from tests.processes.test_exact_steps import estimates, make, model, start
 from tests.processes.test_samplers import N, GaussianData, make_process
-from tests.training.test_sampling import ZeroOperator
+from tests.sampling.test_sample import ZeroOperator
 
 
 def exact_sample(data: GaussianData, y_T: torch.Tensor) -> torch.Tensor:

@@ -190,8 +190,8 @@ def test_samplers(name: str, y: torch.Tensor, behaviour: str, steps, eta) -> Non
     if flow:
         good_steps = is_count(steps)
     else:
-        good_steps = (is_count(steps) and steps <= STEPS) or (name == "ddpm" and steps is None) or is_step_list(steps, STEPS)
-    good_eta = name != "ddim" or (isinstance(eta, float) and 0 <= eta < math.inf)
+        good_steps = (is_count(steps) and steps <= STEPS) or steps is None or is_step_list(steps, STEPS)  # None: every step
+    good_eta = name != "ddim" or (isinstance(eta, float) and 0 <= eta <= 1)
     calls: list[int] = []
     try:
         out = outcome(lambda: run_sampler(name, make_model(behaviour, calls), y, steps, eta))
