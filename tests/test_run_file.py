@@ -185,8 +185,8 @@ def test_a_component_that_refuses_its_arguments_or_an_unknown_kind_is_a_one_line
             r"^the data slot: funcdiff\.data\.icons\.IconDataset \(kind 'icons'\) cannot be built .*colour")
     refused({**config, "data": {"kind": "test-run-file-typed", "resolution": "16"}},
             r"^the data slot: tests\.test_run_file\.Typed \(kind 'test-run-file-typed'\) cannot be built .*'resolution'")
-    refused({**config, "process": {**config["process"], "mollifier": {"kind": "box", "width": 0.1}}},
-            r"^the process slot: .*unknown component kind 'box'")
+    refused({**config, "process": {**config["process"], "mollifier": {"kind": "test-unregistered-box", "width": 0.1}}},
+            r"^the process slot: .*unknown component kind 'test-unregistered-box'")
     refused({**config, "operator": {"kind": "not-registered-anywhere"}},
             r"^the operator slot: unknown component kind 'not-registered-anywhere'")
     refused({**config, "operator": {"preset": "huge"}}, r"^the operator slot: preset 'huge': name must be one of")

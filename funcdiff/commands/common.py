@@ -38,6 +38,24 @@ class CommonOptions(Verbosity):
     device: str = "cpu"
 
 
+@dataclass(frozen=True, kw_only=True)
+class GuidedOptions(CommonOptions):
+    """The options of the commands that sample a checkpoint under guidance toward an image (``superres``, ``inpaint``).
+
+    Attributes:
+        num: samples of the one input (per method).
+        sampler: a registered sampler that runs the checkpoint's process ("auto": DDIM for a ddpm, Heun for a flow);
+            guidance works with every one (docs/math.md §13).
+        sample_steps: sampler steps.
+        seed: seeds the prior noise (and inpaint's strokes).
+    """
+
+    num: int = 4
+    sampler: str = "auto"
+    sample_steps: int = 50
+    seed: int = 0
+
+
 def check_device(device: str) -> None:
     """Raise ``ValueError`` unless ``device`` names a device this machine's torch can use."""
     try:

@@ -8,14 +8,14 @@ from typing import Literal
 import torch
 import tyro
 
-from funcdiff.commands.common import CommonOptions
+from funcdiff.commands.common import GuidedOptions
 from funcdiff.domains.io import image_grid, read_png, save_images, write_png
 from funcdiff.tasks.inpainting import DEFAULT_WEIGHT, MASK_KINDS, inpaint, make_mask, read_mask
 from funcdiff.training import load_trained
 
 
 @dataclass(frozen=True, kw_only=True)
-class Inpaint(CommonOptions):
+class Inpaint(GuidedOptions):
     """Fill the unknown part of an image with a checkpoint: reconstruction guidance, or the replacement baseline.
 
     Attributes:
@@ -27,11 +27,6 @@ class Inpaint(CommonOptions):
         method: "guidance" (reconstruction guidance, docs/math.md §10), "replace" (the known part of each step's estimate
             replaced by the image) or "both" (one picture row each).
         weight: the reconstruction guidance weight.
-        num: samples per method.
-        sampler: a registered sampler that runs the checkpoint's process ("auto": DDIM for a ddpm, Heun for a flow);
-            guidance works with every one (docs/math.md §13).
-        sample_steps: sampler steps.
-        seed: seeds the prior noise and the strokes.
         out_dir: where ``inpaint.png`` (image, masked image, samples per method) and the samples go.
     """
 
@@ -41,10 +36,6 @@ class Inpaint(CommonOptions):
     resolution: int | None = None
     method: Literal["guidance", "replace", "both"] = "both"
     weight: float = DEFAULT_WEIGHT
-    num: int = 4
-    sampler: str = "auto"
-    sample_steps: int = 50
-    seed: int = 0
     out_dir: Path = Path("runs/inpaint")
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 import tyro
 
-from funcdiff.commands.common import CommonOptions
+from funcdiff.commands.common import GuidedOptions
 from funcdiff.domains.grid import box_average
 from funcdiff.domains.io import image_grid, read_png, save_images, write_png
 from funcdiff.evaluation import bicubic
@@ -17,7 +17,7 @@ from funcdiff.training import load_trained
 
 
 @dataclass(frozen=True, kw_only=True)
-class Superres(CommonOptions):
+class Superres(GuidedOptions):
     """Super-resolve an image with a checkpoint: samples at --scale times its size that box-average back to it.
 
     Attributes:
@@ -25,11 +25,6 @@ class Superres(CommonOptions):
         checkpoint: an image checkpoint (any training resolution: the operator samples at any size).
         scale: the integer upsampling factor.
         weight: the reconstruction guidance weight (0: unguided samples; 1 removes the box-average residual in one step).
-        num: samples of the one input.
-        sampler: a registered sampler that runs the checkpoint's process ("auto": DDIM for a ddpm, Heun for a flow);
-            guidance works with every one (docs/math.md §13).
-        sample_steps: sampler steps.
-        seed: seeds the prior noise.
         out_dir: where ``superres.png`` (input enlarged, bicubic, the samples) and the samples go.
     """
 
@@ -37,10 +32,6 @@ class Superres(CommonOptions):
     checkpoint: Path
     scale: int = 4
     weight: float = DEFAULT_WEIGHT
-    num: int = 4
-    sampler: str = "auto"
-    sample_steps: int = 50
-    seed: int = 0
     out_dir: Path = Path("runs/superres")
 
 

@@ -1,7 +1,6 @@
 """DPM-Solver++ (2M) (docs/math.md §12): its steps against the closed form, and its accuracy against the exact
 probability-flow map of Gaussian data, computed by eigendecomposition instead of by any sampler."""
 
-import functools
 import json
 import math
 

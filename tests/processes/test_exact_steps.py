@@ -176,6 +176,17 @@ def test_guided_ddim_step_uses_the_current_abar() -> None:
     torch.testing.assert_close(y_prev, math.sqrt(a_p) * corrected + math.sqrt(1 - a_p) * teps, rtol=1e-10, atol=1e-10)
 
 
+def hand_integrate(v, y0: torch.Tensor, heun: bool, steps: int = 3) -> torch.Tensor:
+    """``steps`` equal steps of Euler, or of Heun with a last Euler step, of ``dy/ds = v(y, s)`` from 0 to 1."""
+    y, h = y0, 1 / steps
+    for k in range(steps):
+        slope = v(y, k * h)
+        if heun and k < steps - 1:
+            slope = (slope + v(y + h * slope, (k + 1) * h)) / 2
+        y = y + h * slope
+    return y
+
+
 @pytest.mark.parametrize("heun", [False, True], ids=["euler", "heun"])
 @pytest.mark.parametrize("prediction, sigma_min", [("velocity", 0.0), ("x1", 0.0), ("x1", 0.2)])
 def test_flow_steps_match_the_closed_form(heun: bool, prediction: str, sigma_min: float) -> None:
@@ -193,12 +204,7 @@ def test_flow_steps_match_the_closed_form(heun: bool, prediction: str, sigma_min
         return f if prediction == "velocity" else (apply(dense(SIGMA), f) - (1 - sigma_min) * y) / (1 - (1 - sigma_min) * s)
 
     y0 = start()
-    y, h = y0, 1 / 3
-    for k in range(3):
-        slope = v(y, k * h)
-        if heun and k < 2:
-            slope = (slope + v(y + h * slope, (k + 1) * h)) / 2
-        y = y + h * slope
+    y = hand_integrate(v, y0, heun)
     got = (sample_heun if heun else sample_euler)(network, y0, grid_of(process, 3), process=process, denoise=False)
     torch.testing.assert_close(got, y, rtol=1e-12, atol=1e-12)
 
@@ -241,12 +247,7 @@ def test_guided_flow_steps_match_the_closed_form(heun: bool) -> None:
         return (guided - (1 - sigma_min) * y) / (1 - (1 - sigma_min) * s)
 
     y0 = start()
-    y, h = y0, 1 / 3
-    for step in range(3):
-        slope = v(y, step * h)
-        if heun and step < 2:
-            slope = (slope + v(y + h * slope, (step + 1) * h)) / 2
-        y = y + h * slope
+    y = hand_integrate(v, y0, heun)
     network = lambda y, s, cond: k * y + c  # noqa: E731
     got = (sample_heun if heun else sample_euler)(network, y0, grid_of(process, 3), process=process, guidance=guidance,
                                                   denoise=False)

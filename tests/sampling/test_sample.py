@@ -1,6 +1,5 @@
 """`sample` at any resolution: the reference shape comes from the model, samplers follow the process's protocol."""
 
-import functools
 
 import pytest
 import torch
