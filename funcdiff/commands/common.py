@@ -48,12 +48,15 @@ class GuidedOptions(CommonOptions):
             guidance works with every one (docs/math.md §13).
         sample_steps: sampler steps.
         seed: seeds the prior noise (and inpaint's strokes).
+        yes: sample even where the estimate (printed above 4x the training resolution) exceeds an hour or 80 % of
+            the memory.
     """
 
     num: int = 4
     sampler: str = "auto"
     sample_steps: int = 50
     seed: int = 0
+    yes: bool = False
 
 
 def check_device(device: str) -> None:
@@ -132,19 +135,33 @@ def memory_bytes(device: str) -> int:
 
 
 def check_sampling_estimates(o: SampleOptions, device: str, yes: bool, model: NeuralOperator, process: DiffusionProcess) -> None:
-    """Print the time and memory of each resolution above 4x the training one; refuse huge ones without ``yes``."""
-    reference = tuple(model.reference_shape)
+    """`check_sampling_estimate` at each of the resolutions ``o`` asks for."""
     calls = resolve_sampler(o.sampler, process).model_calls(o.sample_steps)
     for resolution in o.resolutions:
-        shape = process.domain.grid_shape(resolution)
-        if math.prod(shape) <= 16 * math.prod(reference):
-            continue
-        estimate = estimate_sampling(model, process, shape, batch=o.num, evaluations=calls,
-                                     device=device, chunk_points=o.chunk_points)
-        print(f"{resolution:>5} px: estimated {estimate.describe()} for {o.num} sample(s)", flush=True)
-        if not yes and (estimate.seconds > 3600 or estimate.peak_bytes > 0.8 * memory_bytes(device)):
-            raise ValueError(f"sampling at {resolution} px would take {estimate.describe()}; pass --yes to go ahead "
-                             "(fewer --num, --sample-steps or a --chunk-points bound make it cheaper)")
+        check_sampling_estimate(model, process, process.domain.grid_shape(resolution), f"{resolution} px", num=o.num,
+                                calls=calls, device=device, yes=yes, chunk_points=o.chunk_points)
+
+
+def check_sampling_estimate(model: NeuralOperator, process: DiffusionProcess, shape: tuple[int, ...], label: str, *, num: int,
+                            calls: int, device: str, yes: bool, chunk_points: int | None = None) -> None:
+    """Above 16 times the training grid's points, print the time and memory of sampling ``num`` fields on ``shape``
+    with ``calls`` network evaluations; refuse over an hour or 80 % of the memory unless ``yes``."""
+    if math.prod(shape) <= 16 * math.prod(model.reference_shape):
+        return
+    estimate = estimate_sampling(model, process, shape, batch=num, evaluations=calls, device=device, chunk_points=chunk_points)
+    print(f"{label:>8}: estimated {estimate.describe()} for {num} sample(s)", flush=True)
+    if not yes and (estimate.seconds > 3600 or estimate.peak_bytes > 0.8 * memory_bytes(device)):
+        raise ValueError(f"sampling at {label} would take {estimate.describe()}; pass --yes to go ahead "
+                         "(fewer --num, --sample-steps or a --chunk-points bound make it cheaper)")
+
+
+def check_guided_estimate(o: "GuidedOptions", model: NeuralOperator, process: DiffusionProcess, shape: tuple[int, ...]) -> None:
+    """`check_sampling_estimate` for a guided task's ``num`` samples on ``shape`` (guidance's backward pass counted as
+    a second evaluation per call)."""
+    if o.num < 1 or o.sample_steps < 1:
+        raise ValueError(f"--num and --sample-steps must be >= 1, got {o.num} and {o.sample_steps}")
+    calls = 2 * resolve_sampler(o.sampler, process).model_calls(o.sample_steps)
+    check_sampling_estimate(model, process, shape, process.domain.label(shape), num=o.num, calls=calls, device=o.device, yes=o.yes)
 
 
 def read_images(paths: tuple[Path, ...], channels: int) -> torch.Tensor:

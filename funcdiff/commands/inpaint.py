@@ -8,7 +8,7 @@ from typing import Literal
 import torch
 import tyro
 
-from funcdiff.commands.common import GuidedOptions
+from funcdiff.commands.common import GuidedOptions, check_guided_estimate
 from funcdiff.domains.io import image_grid, read_png, save_images, write_png
 from funcdiff.tasks.inpainting import DEFAULT_WEIGHT, MASK_KINDS, inpaint, make_mask, read_mask
 from funcdiff.training import load_trained
@@ -43,7 +43,10 @@ def run(command: Inpaint) -> int:
     """The ``inpaint`` command."""
     model, process, _ = load_trained(command.checkpoint, device=command.device)
     image = read_png(command.image, channels=process.domain.channels)
+    if command.resolution is not None and command.resolution < 1:
+        raise ValueError(f"--resolution must be >= 1, got {command.resolution}")
     shape = tuple(image.shape[1:]) if command.resolution is None else (command.resolution, command.resolution)
+    check_guided_estimate(command, model, process, shape)
     generator = torch.Generator(device=command.device).manual_seed(command.seed)
     builtin = command.mask in MASK_KINDS and not Path(command.mask).is_file()
     mask = make_mask(command.mask, shape, generator=generator) if builtin else read_mask(command.mask, shape)

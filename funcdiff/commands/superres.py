@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 import tyro
 
-from funcdiff.commands.common import GuidedOptions
+from funcdiff.commands.common import GuidedOptions, check_guided_estimate
 from funcdiff.domains.grid import box_average
 from funcdiff.domains.io import image_grid, read_png, save_images, write_png
 from funcdiff.evaluation import bicubic
@@ -41,6 +41,8 @@ def run(command: Superres) -> int:
     low = read_png(command.image, channels=process.domain.channels)
     if low.shape[-1] != low.shape[-2]:
         raise ValueError(f"{command.image}: superres takes square images, got {tuple(low.shape[1:])}")
+    if command.scale >= 2:  # superres refuses other scales itself
+        check_guided_estimate(command, model, process, tuple(command.scale * s for s in low.shape[1:]))
     generator = torch.Generator(device=command.device).manual_seed(command.seed)
     start = time.perf_counter()
     samples = superres(model, process, low, scale=command.scale, weight=command.weight, steps=command.sample_steps,

@@ -85,3 +85,21 @@ def test_a_refused_sample_keeps_the_folders_config(tmp_path: Path, capsys) -> No
         assert main(["sample", "--checkpoint", checkpoint, "--device", "cuda", "--out-dir", str(out)]) == 1
         err = capsys.readouterr().err
         assert err.startswith("funcdiff: error: --device cuda") and err.count("\n") == 1
+
+
+def test_huge_superres_and_inpaint_need_yes(tmp_path: Path, capsys) -> None:
+    """``superres --scale 100000`` and ``inpaint --resolution 100000`` print their estimate and are refused without
+    --yes, before any sampling, like ``sample``."""
+    from funcdiff.domains import write_png
+
+    run = tmp_path / "r"
+    assert main(["train", *TINY, "--steps", "1", "--out-dir", str(run)]) == 0
+    image = write_png(torch.zeros(1, 8, 8), tmp_path / "small.png")
+    capsys.readouterr()
+    checkpoint = str(run / "checkpoint")
+    assert main(["superres", str(image), "--checkpoint", checkpoint, "--scale", "100000", "--num", "1"]) == 1
+    out, err = capsys.readouterr()
+    assert "estimated about" in out and "pass --yes" in err and not (Path("runs") / "superres").exists()
+    assert main(["inpaint", str(image), "box", "--checkpoint", checkpoint, "--resolution", "100000", "--num", "1"]) == 1
+    out, err = capsys.readouterr()
+    assert "estimated about" in out and "pass --yes" in err
