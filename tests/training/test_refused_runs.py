@@ -11,6 +11,7 @@ import torch
 from funcdiff.commands import main
 from funcdiff.factory import build_run
 from funcdiff.training import Trainer
+from funcdiff.training.estimate import Estimate
 
 from tests.training.conftest import replace
 
@@ -23,15 +24,16 @@ def run_files(run: Path) -> dict[str, bytes]:
     return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
 
 
-def test_a_refused_overwrite_deletes_nothing(tmp_path: Path, capsys) -> None:
-    """``--overwrite`` of a good run with a run the estimate refuses (256 px for a hundred million steps) leaves the
-    good run exactly as it was, and no lock."""
+def test_a_refused_overwrite_deletes_nothing(tmp_path: Path, capsys, monkeypatch) -> None:
+    """``--overwrite`` of a good run with a run the estimate refuses (256 px, measured at 10 s a step here, for a
+    hundred million steps) leaves the good run exactly as it was, and no lock."""
     run = tmp_path / "r"
     assert main(["train", *TINY, "--steps", "2", "--out-dir", str(run)]) == 0
     before = run_files(run)
     assert {"checkpoint/model.safetensors", "config.json", "metrics.jsonl"} <= set(before)
-    code = main(["train", *TINY, "--resolution", "256", "--points", "4", "--batch-size", "1", "--steps", "100000000",
-                 "--overwrite", "--out-dir", str(run)])
+    monkeypatch.setattr("funcdiff.commands.train.estimate_training_step", lambda *a, **k: Estimate(10.0, 1e9))
+    code = main(["train", *TINY, "--data-limit", "2", "--resolution", "256", "--steps", "100000000", "--overwrite",
+                 "--out-dir", str(run)])
     assert code == 1 and "pass --yes" in capsys.readouterr().err
     assert run_files(run) == before
 
@@ -87,10 +89,19 @@ def test_a_refused_sample_keeps_the_folders_config(tmp_path: Path, capsys) -> No
         assert err.startswith("funcdiff: error: --device cuda") and err.count("\n") == 1
 
 
-def test_huge_superres_and_inpaint_need_yes(tmp_path: Path, capsys) -> None:
-    """``superres --scale 100000`` and ``inpaint --resolution 100000`` print their estimate and are refused without
-    --yes, before any sampling, like ``sample``."""
+def test_huge_superres_and_inpaint_need_yes(tmp_path: Path, capsys, monkeypatch) -> None:
+    """``superres --scale 100000`` and ``inpaint --resolution 100000`` print their estimate (measured here at five
+    hours; `tests/training/test_estimate.py` measures real ones) and are refused without --yes, before any sampling,
+    like ``sample``."""
     from funcdiff.domains import write_png
+
+    asked = []
+
+    def five_hours(model, process, shape, **options) -> Estimate:
+        asked.append(shape)
+        return Estimate(5 * 3600.0, 1e9)
+
+    monkeypatch.setattr("funcdiff.commands.common.estimate_sampling", five_hours)
 
     run = tmp_path / "r"
     assert main(["train", *TINY, "--steps", "1", "--out-dir", str(run)]) == 0
@@ -103,3 +114,4 @@ def test_huge_superres_and_inpaint_need_yes(tmp_path: Path, capsys) -> None:
     assert main(["inpaint", str(image), "box", "--checkpoint", checkpoint, "--resolution", "100000", "--num", "1"]) == 1
     out, err = capsys.readouterr()
     assert "estimated about" in out and "pass --yes" in err
+    assert asked == [(800000, 800000), (100000, 100000)]
