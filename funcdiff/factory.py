@@ -33,7 +33,9 @@ from funcdiff.registry import lookup, registered_kinds
 from funcdiff.sampling import SAMPLERS
 from funcdiff.training.config import TrainSettings
 
-ProcessName = Literal["ddpm", "flow"]
+ProcessName = Literal["ddpm", "flow", "mollified_ddpm", "flow_matching"]
+PROCESS_KINDS = {"mollified_ddpm": "ddpm", "flow_matching": "flow"}
+"""The registered kinds of the two process families the flags build, and the family (short) names they go by."""
 PredictionName = Literal["auto", "mollified_eps", "x0", "velocity", "x1"]
 
 _PREDICTIONS: dict[str, tuple[str, ...]] = {"ddpm": ("x0", "mollified_eps"), "flow": ("x1", "velocity")}
@@ -57,7 +59,8 @@ class TrainConfig(TrainSettings):
             also off when the environment variable ``FUNCDIFF_FOLDER_CACHE`` is ``0``).
         duration: the clip length in seconds of folders of sound files (cut or padded to it).
         preset: operator preset ("tiny", "cpu-small", "paper-128", "paper-256").
-        process: "ddpm" (the mollified DDPM, docs/math.md §3-6) or "flow" (functional flow matching, docs/math.md §11).
+        process: "ddpm" or its registered kind "mollified_ddpm" (the mollified DDPM, docs/math.md §3-6), "flow" or
+            "flow_matching" (functional flow matching, docs/math.md §11); other kinds through a run file (--config).
         diffusion_steps: the number T of diffusion steps (ddpm).
         schedule: the noise schedule (ddpm): a registered schedule builder of ``num_steps``, "cosine" (Nichol &
             Dhariwal 2021), "linear" or "constant" (or a user's, registered by a plugin).
@@ -97,6 +100,11 @@ class TrainConfig(TrainSettings):
     autoencoder: bool = False
     z_dim: int = 64
 
+    @property
+    def family(self) -> str:
+        """The process family, ``"ddpm"`` or ``"flow"``, whichever name (family or registered kind) ``process`` uses."""
+        return PROCESS_KINDS.get(self.process, self.process)
+
     def checks(self) -> dict[str, bool]:
         """Each checked field's name and whether its value is valid."""
         return {
@@ -105,15 +113,15 @@ class TrainConfig(TrainSettings):
             "channels": self.channels in (1, 3),
             "duration": math.isfinite(self.duration) and self.duration > 0,
             "z_dim": self.z_dim >= 1,
-            "process": self.process in _PREDICTIONS,
+            "process": self.family in _PREDICTIONS,
             "schedule": _is_schedule(self.schedule),
-            "prediction": self.prediction == "auto" or self.prediction in _PREDICTIONS.get(self.process, ()),
+            "prediction": self.prediction == "auto" or self.prediction in _PREDICTIONS.get(self.family, ()),
             "sigma_pixels": math.isfinite(self.sigma_pixels) and self.sigma_pixels >= 0,
             "sigma_min": 0 <= self.sigma_min < 1,
-            "diffusion_steps": self.diffusion_steps >= 2 and (self.process == "flow" or self.sample_steps <= self.diffusion_steps),
-            "sample_steps": self.sample_steps >= 1 and (self.process == "flow" or self.sample_steps <= self.diffusion_steps),
+            "diffusion_steps": self.diffusion_steps >= 2 and (self.family == "flow" or self.sample_steps <= self.diffusion_steps),
+            "sample_steps": self.sample_steps >= 1 and (self.family == "flow" or self.sample_steps <= self.diffusion_steps),
             "sampler": self.sampler == "auto" or (self.sampler in SAMPLERS and SAMPLERS[self.sampler].protocol is
-                                                   (DenoisingProcess if self.process == "ddpm" else FlowProcess)),
+                                                   (DenoisingProcess if self.family == "ddpm" else FlowProcess)),
         }
 
 
@@ -221,8 +229,8 @@ def build_process(config: TrainConfig, data_shape: tuple[int, ...], *, duration:
     grid, stored in domain units); ``duration`` makes the domain audio (`build_domain`)."""
     domain = build_domain(config, data_shape, duration=duration)
     mollifier = GaussianMollifier(config.sigma_pixels / data_shape[1]) if config.sigma_pixels > 0 else IdentityMollifier()
-    prediction = _PREDICTIONS[config.process][0] if config.prediction == "auto" else config.prediction
-    if config.process == "flow":
+    prediction = _PREDICTIONS[config.family][0] if config.prediction == "auto" else config.prediction
+    if config.family == "flow":
         return FunctionalFlowMatching(domain, mollifier, sigma_min=config.sigma_min, prediction=prediction)
     return MollifiedDDPM(domain, lookup(config.schedule)(config.diffusion_steps), mollifier, prediction)
 

@@ -55,7 +55,7 @@ def test_every_flag_says_what_it_does(capsys) -> None:
         assert "--" + field.name.replace("_", "-") in text, field.name
     assert "the paper's 0.25" in text and "(default: 0.25)" in text
     assert "Wiener filter at the end" in text  # a continuation line of the docstring joins its entry
-    assert "--process {ddpm,flow}" in text
+    assert "--process {ddpm,flow,mollified_ddpm,flow_matching}" in text
 
 
 def test_bad_flags_are_refused(capsys) -> None:
@@ -171,3 +171,20 @@ def test_build_kernel_command_reports_the_build(monkeypatch, capsys, tmp_path: P
     assert main(["build-kernel", "--timeout", "0.5"]) == 1
     assert "native kernel not built: compiler missing" in capsys.readouterr().err
     assert calls == [(True, 30.0), (False, 600.0), (False, 0.5)]
+
+
+def test_the_named_choices_are_the_registrys_kinds() -> None:
+    """``--process`` takes the registered kinds of the two families it builds (or their short names), ``--schedule``
+    and ``--sampler`` any registered kind that fits; what each names is what is built."""
+    from funcdiff.factory import PROCESS_KINDS, TrainConfig, build_process
+    from funcdiff.processes import DiffusionProcess
+    from funcdiff.registry import lookup
+
+    for kind, family in PROCESS_KINDS.items():
+        assert DiffusionProcess in lookup(kind).__mro__
+        built = build_process(TrainConfig(process=kind, diffusion_steps=50, schedule="constant"), (1, 16, 16))
+        assert built.to_dict()["kind"] == kind and TrainConfig(process=family).family == family
+    assert build_process(TrainConfig(schedule="linear"), (1, 16, 16)).to_dict()["schedule"]["kind"] == "linear"
+    with pytest.raises(ValueError, match="schedule='gaussian'"):
+        TrainConfig(schedule="gaussian")
+
