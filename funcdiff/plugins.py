@@ -56,7 +56,7 @@ def load_plugins(modules: Sequence[str] = ()) -> list[str]:
         try:
             load()
         except Exception as error:
-            logger.exception("plugin %r could not be imported", name)
+            logger.debug("plugin %r could not be imported", name, exc_info=True)  # the error below is the one line
             reason = " ".join(f"{type(error).__name__}: {error}".split())
             raise ValueError(f"plugin {name!r} could not be imported: {reason}") from error
     return [name for name, _ in plugins.values()]

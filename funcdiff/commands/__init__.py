@@ -44,10 +44,13 @@ FAILURES = (ValueError, TypeError, OSError, RuntimeError, FloatingPointError)
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``funcdiff`` command: 0 on success, 1 on an error (one line), 128 + N after signal N."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        plugins, argv = plugin_args(sys.argv[1:] if argv is None else list(argv))
+        plugins, argv = plugin_args(argv)
         load_plugins(plugins)
     except ValueError as error:
+        if "--verbose" in argv:  # the traceback too
+            raise
         print(f"funcdiff: error: {error}", file=sys.stderr)
         return 1
     with deferred_checks():  # refusals of values come below, as one line in the flags' names, not in tyro's box

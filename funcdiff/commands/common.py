@@ -11,7 +11,7 @@ import torch
 
 from funcdiff.domains.io import read_png
 from funcdiff.operators.base import NeuralOperator
-from funcdiff.processes.base import DiffusionProcess
+from funcdiff.processes.base import DenoisingProcess, DiffusionProcess
 from funcdiff.sampling import resolve_grid, resolve_sampler
 from funcdiff.training.estimate import estimate_sampling
 
@@ -122,6 +122,8 @@ def sampling_choice(o: SampleOptions, process: DiffusionProcess) -> dict[str, ob
     if not 0 <= o.eta <= 1:
         raise ValueError(f"--eta must be a number in [0, 1], got {o.eta}")
     entry = resolve_sampler(o.sampler, process)
+    if isinstance(process, DenoisingProcess) and o.sample_steps > process.num_steps:
+        raise ValueError(f"--sample-steps must be <= the checkpoint's {process.num_steps} diffusion steps, got {o.sample_steps}")
     if o.eta != 0 and "eta" not in entry.options:
         raise ValueError(f"--eta applies to samplers that take it (ddim); {entry.name!r} does not")
     return {"sampler": entry.name, "grid": resolve_grid(o.grid), "options": {"eta": o.eta} if "eta" in entry.options else None}

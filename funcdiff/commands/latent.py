@@ -81,8 +81,12 @@ def run(command: TrainLatent) -> int:
     """The ``train-latent`` command."""
     model, process, config = load_conditioned(command.checkpoint, command.device)
     run = config.get("run")
+    if isinstance(run, dict) and not isinstance(run.get("data"), str):  # a run file's: its settings are not flags
+        run = None
     if run is None and command.data is None:
-        raise ValueError("this checkpoint does not name its data set; pass --data")
+        raise ValueError("this checkpoint does not record its data set as train-latent can rebuild it; pass --data")
+    if not isinstance(config.get("data_shape"), list) or len(config["data_shape"]) < 2:
+        raise ValueError(f"{command.checkpoint} does not record the shape of its data (data_shape); it was not saved by a Trainer")
     shape = tuple(config["data_shape"])
     if run is None and len(set(shape[1:])) != 1:
         raise ValueError(f"this checkpoint does not record its run's settings and its data of shape {shape} are not square; "

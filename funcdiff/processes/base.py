@@ -36,7 +36,7 @@ class DenseModel(Protocol):
 
 @runtime_checkable
 class DiffusionProcess(Protocol):
-    """What the trainer and `funcdiff.training.sample` call: a subsampled training loss and a prior at any resolution.
+    """What the trainer and `funcdiff.sampling.sample` call: a subsampled training loss and a prior at any resolution.
 
     A process owns no network and no loop state; it owns its `Domain` (points, noise, value range) and `Mollifier`.
     The prior ``T eps`` comes with the protocol.

@@ -74,7 +74,7 @@ def _integrate(
             if heun and k < len(times) - 2:
                 slope = (slope + _velocity(model, process, y + h * slope, s_next, cond, guidance, f"at step {k} (s={s_next:.4g})")) / 2
             if callback is not None:
-                callback(1 - s_next, y + h * slope, data_estimate(process, slope, y, torch.full((y.shape[0],), s, dtype=torch.float64)))
+                callback(1 - s_next, y + h * slope, data_estimate(process, slope, y, torch.full((y.shape[0],), s, dtype=torch.float64, device=y.device)))
             y = y + h * slope
     return process.finalize(y) if denoise else y
 

@@ -45,7 +45,7 @@ def uniform_t(process: DiffusionProcess, steps: int) -> TimeGrid:
     ``round(linspace(T, 1, steps))`` then 0 (Nichol & Dhariwal 2021), a flow's ``s = k / steps``."""
     _check_steps(steps)
     if isinstance(process, DenoisingProcess):
-        return torch.tensor([*respace(process.num_steps, steps), 0], dtype=torch.float64, device="cpu") / process.num_steps
+        return step_grid(process, respace(process.num_steps, steps))
     return torch.linspace(1, 0, steps + 1, dtype=torch.float64, device="cpu")
 
 

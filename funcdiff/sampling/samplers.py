@@ -6,6 +6,7 @@ their names, so the command line, cost estimates and `funcdiff.sampling.sample` 
 `register_sampler`.
 """
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -100,10 +101,13 @@ def resolve_sampler(name: str, process: DiffusionProcess) -> SamplerEntry:
 
 
 def taken_options(sampler: str | SamplerFunction, process: DiffusionProcess, **wanted: Any) -> dict[str, Any]:
-    """The options in ``wanted`` that the sampler takes (`SamplerEntry.options`; all of them for a sampler function),
-    e.g. ``clip``, which only the DDPM samplers have."""
+    """The options in ``wanted`` that the sampler takes (`SamplerEntry.options`; for a sampler function, its keyword
+    parameters), e.g. ``clip``, which only the DDPM samplers have."""
     if not isinstance(sampler, str):
-        return wanted
+        parameters = inspect.signature(sampler).parameters
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+            return wanted
+        return {k: v for k, v in wanted.items() if k in parameters}
     entry = resolve_sampler(sampler, process)
     return {k: v for k, v in wanted.items() if k in entry.options}
 

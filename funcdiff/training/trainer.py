@@ -1,6 +1,7 @@
 """The training loop over built components: subsampled loss, EMA, checkpoints, samples, metrics; CPU, CUDA or torchrun."""
 
 import contextlib
+import inspect
 import functools
 import json
 import logging
@@ -156,6 +157,13 @@ class Trainer:
     ) -> None:
         if resume and overwrite:
             raise ValueError("resume and overwrite exclude each other")
+        if isinstance(sampler, str):
+            resolve_sampler(sampler, process)  # refuse a sampler that does not fit before any work
+        else:
+            try:
+                inspect.signature(sampler).bind(None, None, None, process=process)
+            except TypeError as error:
+                raise ValueError(f"sampler must take (model, y_start, grid, *, process, ...) (docs/math.md §14): {error}") from None
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module implementing NeuralOperator, got {type(model).__name__}")
         check_round_trip(model, "operator")  # a component that would not reload is refused now, not at load time
@@ -170,8 +178,6 @@ class Trainer:
         if self.data_shape[0] != process.domain.channels or len(self.data_shape) - 1 != process.domain.ndim:
             raise ValueError(f"data of shape {self.data_shape} does not fit the domain {process.domain!r}")
         self.reference_shape = tuple(model.reference_shape)
-        if isinstance(sampler, str):
-            resolve_sampler(sampler, process)  # refuse a sampler that does not fit before any work
         self.sampler = sampler
         # Seeded before each sampling; the prior and any sampler that draws noise draw from it.
         self.sample_generator = torch.Generator(device=self.ctx.device)

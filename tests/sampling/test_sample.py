@@ -132,3 +132,32 @@ def test_time_grids_and_sampler_options_reach_the_sampler() -> None:
     torch.testing.assert_close(seen["grid"], torch.tensor([1, 2 / 3, 1 / 3, 0], dtype=torch.float64))
     assert seen["options"]["eta"] == 0.5
     assert seen["options"]["reference_shape"] == (16, 16) and seen["options"]["guidance"] is None
+
+
+def test_options_reach_a_sampler_function_only_if_it_takes_them() -> None:
+    """A task's ``clip`` goes to the samplers that take it: registered ones by their entry, functions by their
+    signature (all options to one with ``**options``)."""
+    from funcdiff.sampling import taken_options
+
+    ddpm = MollifiedDDPM(GridDomain(2, 1), cosine_schedule(10), IdentityMollifier())
+    flow = FunctionalFlowMatching(GridDomain(2, 1), IdentityMollifier())
+    assert taken_options("ddim", ddpm, clip=False) == {"clip": False} and taken_options("heun", flow, clip=False) == {}
+
+    def plain(model, y, grid, *, process, cond=None):
+        return y
+
+    def loose(model, y, grid, *, process, **options):
+        return y
+
+    assert taken_options(plain, flow, clip=False) == {} and taken_options(loose, flow, clip=False) == {"clip": False}
+
+
+def test_a_trainer_refuses_a_sampler_of_another_signature(tmp_path) -> None:
+    """A sampler function that cannot take the common signature is refused when the trainer is built, not hours later."""
+    from funcdiff.training import TrainSettings, Trainer
+
+    process = MollifiedDDPM(GridDomain(2, 1), cosine_schedule(10), IdentityMollifier())
+    settings = TrainSettings(steps=1, batch_size=2, out_dir=str(tmp_path / "run"))
+    with pytest.raises(ValueError, match="sampler must take"):
+        Trainer(ZeroOperator(), process, [torch.zeros(1, 16, 16)] * 2, settings, sampler=lambda model, process, y_T, steps: y_T)
+

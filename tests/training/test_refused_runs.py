@@ -79,7 +79,7 @@ def test_a_refused_sample_keeps_the_folders_config(tmp_path: Path, capsys) -> No
     checkpoint = str(run / "checkpoint")
     assert main(["sample", "--checkpoint", checkpoint, "--num", "1", "--sample-steps", "2", "--out-dir", str(out)]) == 0
     written = (out / "sample_config.json").read_text()
-    for bad in (["--num", "0"], ["--eta", "nan"], ["--sampler", "euler"], ["--sample-steps", "0"]):
+    for bad in (["--num", "0"], ["--eta", "nan"], ["--sampler", "euler"], ["--sample-steps", "0"], ["--sample-steps", "500"]):
         assert main(["sample", "--checkpoint", checkpoint, *bad, "--out-dir", str(out)]) == 1, bad
         assert (out / "sample_config.json").read_text() == written, bad
     capsys.readouterr()
