@@ -14,9 +14,9 @@ from typing import Annotated, Union
 import tyro
 
 from funcdiff.commands import build_kernel, encode, evaluate, inpaint, interpolate, latent, reconstruct, sample, superres, train
-from funcdiff.commands.common import CommonOptions, check_device
+from funcdiff.commands.common import CommonOptions
 from funcdiff.plugins import load_plugins, plugin_args
-from funcdiff.training.config import SettingsError, deferred_checks
+from funcdiff.training.config import SettingsError, check_device, deferred_checks
 
 
 COMMANDS = {

@@ -59,18 +59,6 @@ class GuidedOptions(CommonOptions):
     yes: bool = False
 
 
-def check_device(device: str) -> None:
-    """Raise ``ValueError`` unless ``device`` names a device this machine's torch can use."""
-    try:
-        kind = torch.device(device).type
-    except RuntimeError as error:
-        raise ValueError(f"--device {device!r} is not a device name (cpu, cuda, cuda:1, mps, ...): {error}") from error
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: this torch build has no CUDA or sees no GPU; use --device cpu")
-    if kind == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"--device {device}: MPS is not available here; use --device cpu")
-
-
 @dataclass(frozen=True, kw_only=True)
 class SampleOptions:
     """How to sample a trained operator.

@@ -6,6 +6,7 @@ and models receive ``t / T``; a `FlowProcess` runs continuous time ``s`` up from
 receive ``s``. Either way a model sees one float time in ``[0, 1]`` per example.
 """
 
+import functools
 import types
 from abc import abstractmethod
 from typing import Any, Protocol, runtime_checkable
@@ -170,11 +171,17 @@ def subsampled_mse(
 def check_output(output: object, expected: tuple[int, ...], where: str, *, finite: bool = False, model: object = None) -> None:
     """Raise ``TypeError`` unless a model's ``output`` is a tensor, ``ValueError`` unless it has the ``expected``
     shape, and with ``finite`` ``FloatingPointError`` if it holds NaN or Inf; ``where`` says which call it was and
-    ``model`` (unwrapped from `functools.partial` and DDP) which component made it."""
-    while hasattr(model, "func") or hasattr(model, "module"):
-        model = getattr(model, "func", None) or getattr(model, "module")
-    plain = model is None or isinstance(model, (types.FunctionType, types.MethodType))
-    name = "the model" if plain else f"the operator {type(model).__name__}"
+    ``model`` (unwrapped from `functools.partial`, bound methods and DDP) which component made it."""
+    while True:
+        if isinstance(model, functools.partial):
+            model = model.func
+        elif isinstance(model, types.MethodType):
+            model = model.__self__
+        elif hasattr(model, "module"):  # DistributedDataParallel
+            model = model.module
+        else:
+            break
+    name = "the model" if model is None or isinstance(model, types.FunctionType) else f"the operator {type(model).__name__}"
     if not isinstance(output, Tensor):
         raise TypeError(f"{name} must return a tensor {where}, got {type(output).__name__}")
     if output.shape != expected:

@@ -27,12 +27,12 @@ def _denoise(
     """One network call at step ``t``: ``(T xhat0, xhat0)``, guided and clipped as asked (`DenoisingProcess.estimate`)."""
     if guidance is None:
         output = model(y, process.time(t), cond)
-        check_output(output, y.shape, f"at step t={int(t[0])}", finite=True)
+        check_output(output, y.shape, f"at step t={int(t[0])}", finite=True, model=model)
         return process.estimate(output, y, t, clip=clip)
     with torch.enable_grad():
         y_grad = y.detach().requires_grad_(True)
         output = model(y_grad, process.time(t), cond)
-        check_output(output, y.shape, f"at step t={int(t[0])}", finite=True)
+        check_output(output, y.shape, f"at step t={int(t[0])}", finite=True, model=model)
         tx0, _ = process.predict(output, y_grad, t)
         correction = (guidance(y_grad, tx0, process.alpha_bar(t).sqrt()) - tx0).detach()
     return process.estimate(output.detach(), y, t, clip=clip, correction=correction)
@@ -267,7 +267,7 @@ def encode_ddim(
         for t, prev in tqdm(pairs, desc="encoding", disable=not progress, leave=False):
             a_t, a_p = process.alpha_bar(t), process.alpha_bar(prev)
             output = model(y, process.time(t), cond)
-            check_output(output, y.shape, f"at step t={int(t[0])}", finite=True)
+            check_output(output, y.shape, f"at step t={int(t[0])}", finite=True, model=model)
             _, teps = process.predict(output, y, t)
             tx0 = broadcast(a_p.rsqrt(), y) * y - broadcast(((1 - a_p) / a_p).sqrt(), y) * teps
             y = broadcast(a_t.sqrt(), y) * tx0 + broadcast((1 - a_t).sqrt(), y) * teps

@@ -32,12 +32,12 @@ def _velocity(
     s64 = torch.full((y.shape[0],), s, dtype=torch.float64, device=y.device)
     if guidance is None:
         output = model(y, time, cond)
-        check_output(output, y.shape, where, finite=True)
+        check_output(output, y.shape, where, finite=True, model=model)
         return process.velocity(output, y, s64)
     with torch.enable_grad():
         y_grad = y.detach().requires_grad_(True)
         output = model(y_grad, time, cond)
-        check_output(output, y.shape, where, finite=True)
+        check_output(output, y.shape, where, finite=True, model=model)
         v = process.velocity(output, y_grad, s64)
         d = data_estimate(process, v, y_grad, s64)
         a, sigma, da, dsigma = process.coefficients(s64)

@@ -1,6 +1,7 @@
 """Sampling a trained operator at any resolution: the one path the CLI, evaluation, the tasks and the trainer share."""
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,7 +12,7 @@ from torch import nn
 
 from funcdiff._typing import DenseField, Float, Tensor
 from funcdiff.operators.base import NeuralOperator
-from funcdiff.processes.base import DiffusionProcess, check_output
+from funcdiff.processes.base import DiffusionProcess
 from funcdiff.sampling.grids import uniform_t
 from funcdiff.sampling.guidance import Guidance
 from funcdiff.sampling.samplers import GridFunction, SamplerFunction, resolve_sampler
@@ -115,11 +116,7 @@ def sample(
     else:
         y_start = nested_prior(process, batch, shape, domain.grid_shape(nest_resolution), reference, generator=generator, device=device)
 
-    def dense(y: DenseField, t: Tensor, c: Tensor | None) -> Tensor:
-        output = model.forward_dense(y, t, c, chunk_points=chunk_points)
-        check_output(output, tuple(y.shape), "on the grid", model=model)
-        return output
-
+    dense = functools.partial(model.forward_dense, chunk_points=chunk_points)  # the samplers check what it returns
     with eval_mode(model):
         out = function(dense, y_start, grid(process, steps), process=process, cond=cond, guidance=guidance, generator=generator,
                        reference_shape=reference, progress=progress, **(options or {}))

@@ -439,11 +439,6 @@ class TrainedRun(NamedTuple):
         data = self.config.get("run", {}).get("data")
         return data.get("kind") or data.get("folder") if isinstance(data, dict) else data
 
-    @property
-    def step(self) -> int:
-        """The training step the checkpoint was saved at."""
-        return int(self.config.get("step", 0))
-
 
 def load_trained(path: str | Path, *, ema: bool = True, device: str = "cpu") -> TrainedRun:
     """A checkpoint's operator (EMA weights by default, in eval mode), its process and its config, ready to sample.

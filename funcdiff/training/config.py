@@ -38,6 +38,18 @@ def deferred_checks() -> Iterator[None]:
         _DEFERRED.reset(token)
 
 
+def check_device(device: str) -> None:
+    """Raise ``ValueError`` unless ``device`` names a device this machine's torch can use."""
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, ValueError) as error:
+        raise ValueError(f"--device {device!r} is not a device name (cpu, cuda, cuda:1, mps, ...): {error}") from error
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: this torch build has no CUDA or sees no GPU; use --device cpu")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {device}: MPS is not available here; use --device cpu")
+
+
 def _is_device(name: str) -> bool:
     """Whether torch parses ``name`` as a device ("cpu", "cuda", "cuda:1", ...)."""
     try:

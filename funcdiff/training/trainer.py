@@ -32,7 +32,7 @@ from funcdiff.sampling import SamplerFunction, resolve_sampler, sample
 from funcdiff.training.checkpoint import (
     candidates, load_weights, non_finite_weights, read_checkpoint, recover_checkpoint, save_checkpoint, set_aside,
 )
-from funcdiff.training.config import TrainSettings
+from funcdiff.training.config import TrainSettings, check_device
 from funcdiff.training.distributed import DistributedContext, init_distributed
 from funcdiff.training.ema import make_ema, update_ema
 from funcdiff.training.metrics import append_metrics, read_metrics, truncate_metrics
@@ -90,8 +90,7 @@ def _autocast(settings: TrainSettings, device: str) -> contextlib.AbstractContex
 def _check_before_work(settings: TrainSettings, data: Dataset | Sequence[Tensor], device: str) -> tuple[int, ...]:
     """Refuse what would only fail later (empty data, a missing device, fp16 on a CPU, more points than cells);
     returns the shape of one example."""
-    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asks for CUDA, which this machine does not have; use --device cpu")
+    check_device(device)
     if settings.autocast == "fp16" and torch.device(device).type != "cuda":
         raise ValueError("autocast='fp16' needs a CUDA device; use 'bf16' on the CPU")
     if len(data) == 0:
