@@ -162,7 +162,7 @@ def test_a_version_2_checkpoint_loads_with_a_warning(original: Path, tmp_path: P
     write_config(path, {**config, "format_version": 2}, signed=False)
     with caplog.at_level(logging.WARNING, logger="funcdiff.training.checkpoint"):
         run = load_trained(path)
-    assert run.step == 1 and run.process.to_dict() == config["process"]
+    assert run.config["step"] == 1 and run.process.to_dict() == config["process"]
     assert any("not verified" in record.getMessage() and str(path) in record.getMessage() for record in caplog.records)
 
 
