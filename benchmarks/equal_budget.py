@@ -3,10 +3,13 @@
 
     python benchmarks/equal_budget.py subsampling --budget 240 --num 128    # the paper's premise (its Table 3 in small)
     python benchmarks/equal_budget.py levers --budget 240 --num 256         # quality per CPU-minute, one change at a time
+    python benchmarks/equal_budget.py resolutions --budget 240 --num 128    # training at one resolution or several
 
 ``subsampling``: 32 px with all points vs 64 px with all, 25 % and 6 % of the points, all scored at 64 px.
 ``levers``: the demo as it is, then one change each (prediction type, warm-ups, mollifier width, batch, points, width,
-the flow-matching process), all scored at 32 px. Prints a markdown table and writes ``<out>/<experiment>.json``. Runs
+the flow-matching process), all scored at 32 px.
+``resolutions``: 32 px alone (25 % of the points) vs 32 + 64 and 32 + 64 + 128 px with 256 points per example (the
+demo), all scored at 64 px, twice the reference resolution. Prints a markdown table and writes ``<out>/<experiment>.json``. Runs
 share the machine with nothing else only if you make it so: the budget is wall time.
 """
 
@@ -27,21 +30,26 @@ from funcdiff.training import Trainer
 
 EXPERIMENTS: dict[str, tuple[int, dict[str, dict[str, Any]]]] = {
     "subsampling": (64, {
-        "32 px, all points": dict(resolution=32, points=1.0),
-        "64 px, all points": dict(resolution=64, points=1.0),
-        "64 px, 25 % of points": dict(resolution=64, points=0.25),
-        "64 px, 6 % of points": dict(resolution=64, points=0.0625),
+        "32 px, all points": dict(resolution=32, train_resolutions=(), points=1.0),
+        "64 px, all points": dict(resolution=64, train_resolutions=(), points=1.0),
+        "64 px, 25 % of points": dict(resolution=64, train_resolutions=(), points=0.25),
+        "64 px, 6 % of points": dict(resolution=64, train_resolutions=(), points=0.0625),
     }),
     "levers": (32, {
         "demo": {},
         "lr warm-up 100 + EMA warm-up": dict(warmup_steps=100, ema_warmup=True),
         "mollified-eps prediction": dict(prediction="mollified_eps"),
         "mollifier sigma 0.5 px": dict(sigma_pixels=0.5),
-        "all points": dict(points=1.0),
+        "512 points": dict(points=512),
         "batch 32": dict(batch_size=32),
         "lr 1e-3": dict(lr=1e-3),
         "stratified points": dict(point_scheme="stratified"),
         "flow matching (x1)": dict(process="flow"),
+    }),
+    "resolutions": (64, {
+        "32 px alone, 25 % of points": dict(train_resolutions=(), points=0.25),
+        "32 + 64 px, 256 points": dict(train_resolutions=(32, 64)),
+        "32 + 64 + 128 px, 256 points (demo)": {},
     }),
 }
 

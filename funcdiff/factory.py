@@ -7,6 +7,7 @@ Everything below it (the trainer, the samplers, `sample`) takes built objects, s
 this module entirely; checkpoints rebuild components by their registered kinds (`funcdiff.registry`).
 """
 
+import dataclasses
 import inspect
 import math
 from collections.abc import Callable
@@ -52,6 +53,10 @@ class TrainConfig(TrainSettings):
             sound files (WAV, FLAC, OGG), or another registered data set kind.
         resolution: the training grid: its side in pixels (images, volumes) or its sample rate in Hz (audio); the
             operator's reference resolution.
+        train_resolutions: train at several resolutions of the same data (one drawn per step, docs/math.md §15), in the
+            unit of ``resolution``: the data load at the largest, which each must divide, as must ``resolution``
+            (still the operator's reference, 1x); with a count of ``points`` each sees that many points, so a
+            ``--train-resolutions 32 64 128 --points 256`` run sees 25 % of a 32 px icon and 1.6 % of a 128 px one.
         channels: channels of image folders (1 grey or 3 RGB); the built-in sets are grey or mono.
         data_limit: use only this many examples (quick runs), or all.
         flip: add mirrored copies (image folders).
@@ -83,6 +88,7 @@ class TrainConfig(TrainSettings):
 
     data: str = "icons"
     resolution: int = 32
+    train_resolutions: tuple[int, ...] = ()
     channels: int = 1
     data_limit: int | None = None
     flip: bool = False
@@ -105,11 +111,25 @@ class TrainConfig(TrainSettings):
         """The process family, ``"ddpm"`` or ``"flow"``, whichever name (family or registered kind) ``process`` uses."""
         return PROCESS_KINDS.get(self.process, self.process)
 
+    @property
+    def data_resolution(self) -> int:
+        """The resolution the data load at: the largest of ``train_resolutions``, else ``resolution``."""
+        return max(self.train_resolutions, default=self.resolution)
+
+    def settings(self) -> TrainSettings:
+        """The `TrainSettings` of this run, ``train_resolutions`` turned into the ``downscales`` of the data's grid."""
+        settings = super().settings()
+        if not self.train_resolutions:
+            return settings
+        return dataclasses.replace(settings, downscales=tuple(self.data_resolution // r for r in self.train_resolutions))
+
     def checks(self) -> dict[str, bool]:
         """Each checked field's name and whether its value is valid."""
         return {
             **super().checks(),
             "resolution": self.resolution >= 2,
+            "train_resolutions": all(r >= 2 and self.data_resolution % r == 0 for r in self.train_resolutions)
+                           and len(set(self.train_resolutions)) == len(self.train_resolutions) and (not self.train_resolutions or self.downscales == (1,)),
             "channels": self.channels in (1, 3),
             "duration": math.isfinite(self.duration) and self.duration > 0,
             "z_dim": self.z_dim >= 1,
@@ -206,7 +226,7 @@ def build_dataset(config: TrainConfig, *, split: Split = "train") -> Dataset:
     accepted = inspect.signature(dataset_class(config.data)).parameters
     options = {"channels": config.channels, "flip": config.flip, "duration": config.duration, "limit": config.data_limit,
                "cache": None if config.data_cache else False}
-    dataset = make_dataset(config.data, resolution=config.resolution, split=split, **{k: v for k, v in options.items() if k in accepted})
+    dataset = make_dataset(config.data, resolution=config.data_resolution, split=split, **{k: v for k, v in options.items() if k in accepted})
     if dataset[0].shape[0] != config.channels:
         raise ValueError(f"data {config.data!r} has {dataset[0].shape[0]} channel(s), not channels={config.channels}; "
                          "channels applies to image folders")
@@ -247,10 +267,17 @@ def build_model(config: TrainConfig, data_shape: tuple[int, ...]) -> nn.Module:
 
 
 def build_run(config: TrainConfig) -> tuple[nn.Module, DiffusionProcess, Dataset]:
-    """Model, process and training data of a config, ready for `funcdiff.training.Trainer`."""
+    """Model, process and training data of a config, ready for `funcdiff.training.Trainer`: the data at
+    ``data_resolution``, the operator and the mollifier's width at ``resolution``."""
+    if config.data_resolution % config.resolution:
+        raise ValueError(f"resolution {config.resolution} must divide the largest of train_resolutions {config.train_resolutions}")
     data = build_dataset(config)
     shape = tuple(data[0].shape)
-    return build_model(config, shape), build_process(config, shape, duration=getattr(_unwrap(data), "duration", None)), data
+    factor = config.data_resolution // config.resolution
+    if any(s % factor for s in shape[1:]):
+        raise ValueError(f"resolution {config.resolution} must divide the data's grid {shape[1:]} at {config.data_resolution}")
+    base = (shape[0], *(s // factor for s in shape[1:]))
+    return build_model(config, base), build_process(config, base, duration=getattr(_unwrap(data), "duration", None)), data
 
 
 def _unwrap(data: Dataset) -> Dataset:

@@ -13,7 +13,7 @@ from typing import Annotated, Union
 
 import tyro
 
-from funcdiff.commands import build_kernel, encode, evaluate, inpaint, interpolate, latent, reconstruct, sample, superres, train
+from funcdiff.commands import build_kernel, encode, evaluate, export, inpaint, interpolate, latent, reconstruct, sample, superres, train
 from funcdiff.commands.common import CommonOptions
 from funcdiff.plugins import load_plugins, plugin_args
 from funcdiff.training.config import SettingsError, check_device, deferred_checks
@@ -31,6 +31,7 @@ COMMANDS = {
     "reconstruct": (reconstruct.Reconstruct, reconstruct.run),
     "interpolate": (interpolate.Interpolate, interpolate.run),
     "build-kernel": (build_kernel.BuildKernel, build_kernel.run),
+    "export": (export.Export, export.run),
 }
 """Each command's name, options and ``run``."""
 

@@ -27,7 +27,7 @@ class Eval(CommonOptions):
     samples (bicubic for images, band-limited for audio).
 
     Attributes:
-        checkpoint: a checkpoint to sample and score.
+        checkpoint: a checkpoint to sample and score, or a packaged model's name (icons, shapes, notes).
         samples: instead of a checkpoint, folders of PNG images, one resolution per folder (e.g. a `sample` run's
             ``samples/64px``); the smallest resolution plays the training resolution's part.
         data: the real data set, a built-in name or a folder of images (default: the checkpoint's).

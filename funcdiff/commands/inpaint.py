@@ -22,7 +22,7 @@ class Inpaint(GuidedOptions):
         image: the image (PNG or JPEG).
         mask: a mask image (white = known, black = to fill; resized to the image), or a built-in mask: "box" (a
             centred square hole of half the side), "half" (the right half unknown) or "strokes" (random strokes).
-        checkpoint: an image checkpoint (any training resolution).
+        checkpoint: an image checkpoint (any training resolution), or a packaged model's name (icons).
         resolution: inpaint at this side in pixels (default: the image's own size).
         method: "guidance" (reconstruction guidance, docs/math.md §10), "replace" (the known part of each step's estimate
             replaced by the image) or "both" (one picture row each).

@@ -22,7 +22,8 @@ class Sample(CommonOptions):
     """Sample a checkpoint at any resolution.
 
     Attributes:
-        checkpoint: a checkpoint directory.
+        checkpoint: a checkpoint directory, or a packaged model's name (`funcdiff.training.pretrained`: icons, shapes,
+            notes).
         out_dir: where the sample grids and files go.
         dry_run: print the resolved settings and exit.
         yes: sample even where the estimate (printed above 4x the training resolution) exceeds an hour or 80 % of

@@ -22,7 +22,8 @@ class Superres(GuidedOptions):
 
     Attributes:
         image: the low-resolution image (PNG or JPEG; square).
-        checkpoint: an image checkpoint (any training resolution: the operator samples at any size).
+        checkpoint: an image checkpoint (any training resolution: the operator samples at any size), or a packaged
+            model's name (icons).
         scale: the integer upsampling factor.
         weight: the reconstruction guidance weight (0: unguided samples; 1 removes the box-average residual in one step).
         out_dir: where ``superres.png`` (input enlarged, bicubic, the samples) and the samples go.

@@ -15,7 +15,7 @@ from a 64^3 master).
 
 Every data set has a registered kind (`funcdiff.factory.make_dataset` picks one by name for the command
 line); `infinite_loader` yields
-seeded, resumable batches.
+seeded, resumable batches, and `ResolutionMixture` coarsens each to the resolution its step trains at.
 """
 
 from funcdiff.data.audio_folder import AudioFolder
@@ -26,6 +26,7 @@ from funcdiff.data.glyphs import MASTER, GlyphSet, find_glyphs, render_masters
 from funcdiff.data.icons import IconDataset, default_cache_dir
 from funcdiff.data.loader import StreamSampler, epoch_permutation, infinite_loader
 from funcdiff.data.notes import PROGRAMS, NoteDataset, midi_file
+from funcdiff.data.resolutions import ResolutionMixture
 from funcdiff.data.pixels import box_sums, sums_to_field
 from funcdiff.data.shapes import ShapeVolumes
 from funcdiff.data.split import SPLITS, Split, is_held_out, split_indices
@@ -35,6 +36,7 @@ __all__ = [
     "DIGITS",
     "MASTER",
     "PROGRAMS",
+    "ResolutionMixture",
     "SPLITS",
     "ShapeVolumes",
     "AudioFolder",

@@ -48,9 +48,12 @@ class DiffusionProcess(Protocol):
 
     @abstractmethod
     def loss(
-        self, model: PointModel, x0: DenseField, *, points: int | float, generator: torch.Generator | None, cond: Tensor | None = None
+        self, model: PointModel, x0: DenseField, *, points: int | float, generator: torch.Generator | None, cond: Tensor | None = None,
+        reference_shape: tuple[int, ...] | None = None,
     ) -> Float[Tensor, ""]:
-        """The subsampled Monte-Carlo training loss of ``model`` on clean data ``x0`` (at ``points`` cells per example)."""
+        """The subsampled Monte-Carlo training loss of ``model`` on clean data ``x0`` (at ``points`` cells per example),
+        with white noise that is N(0, I) at ``reference_shape`` (the model's; None: ``x0``'s grid), so that data at
+        any resolution are noised as the sampler noises that resolution (docs/math.md §15)."""
 
     @abstractmethod
     def to_dict(self) -> dict[str, Any]:

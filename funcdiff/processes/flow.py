@@ -93,14 +93,16 @@ class FunctionalFlowMatching(FlowProcess):
         points: int | float,
         generator: torch.Generator | None,
         cond: Tensor | None = None,
+        reference_shape: tuple[int, ...] | None = None,
         s: Float[Tensor, " b"] | None = None,
     ) -> Float[Tensor, ""]:
-        """The subsampled conditional flow matching loss (docs/math.md §11); ``x0`` is the data (``x1`` of the path)."""
+        """The subsampled conditional flow matching loss (docs/math.md §11); ``x0`` is the data (``x1`` of the path), the
+        noise white at ``reference_shape`` (the model's; docs/math.md §15)."""
         check_field(self.domain, x0, "x0")
         b, spatial = x0.shape[0], tuple(x0.shape[2:])
         if s is None:
             s = torch.rand(b, generator=generator, device=x0.device)
-        noise = self.domain.white_noise(b, tuple(x0.shape[1:]), spatial, generator=generator, dtype=x0.dtype, device=x0.device)
+        noise = self.domain.white_noise(b, tuple(x0.shape[1:]), reference_shape or spatial, generator=generator, dtype=x0.dtype, device=x0.device)
         y_s, u_s = self.path(x0, s, noise)
         target = u_s if self.prediction == "velocity" else x0
         return subsampled_mse(model, self.domain, y_s, target, s.to(x0.dtype), points=points, generator=generator, cond=cond)

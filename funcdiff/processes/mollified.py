@@ -139,18 +139,21 @@ class MollifiedDDPM(DenoisingProcess):
         points: int | float,
         generator: torch.Generator | None,
         cond: Tensor | None = None,
+        reference_shape: tuple[int, ...] | None = None,
         t: Int[Tensor, " b"] | None = None,
     ) -> Float[Tensor, ""]:
         """Subsampled Monte-Carlo simple loss (docs/math.md §5, paper Eq. 10).
 
         Noise and ``T`` act on the full grid; the model sees ``y_t`` at ``points`` cells per example drawn by the
         domain (a count, or a fraction of the grid) and is scored there by the mean squared error.
+        The noise is white at ``reference_shape`` (the model's), so data finer than it are noised as the sampler
+        noises that resolution (docs/math.md §15).
         """
         check_field(self.domain, x0, "x0")
         b, spatial = x0.shape[0], tuple(x0.shape[2:])
         if t is None:
             t = torch.randint(1, self.num_steps + 1, (b,), generator=generator, device=x0.device)
-        noise = self.domain.white_noise(b, tuple(x0.shape[1:]), spatial, generator=generator, dtype=x0.dtype, device=x0.device)
+        noise = self.domain.white_noise(b, tuple(x0.shape[1:]), reference_shape or spatial, generator=generator, dtype=x0.dtype, device=x0.device)
         y_t = self.q_sample(x0, t, noise)
         return subsampled_mse(model, self.domain, y_t, self.target(x0, noise), self.time(t), points=points, generator=generator, cond=cond)
 

@@ -441,7 +441,8 @@ class TrainedRun(NamedTuple):
 
 
 def load_trained(path: str | Path, *, ema: bool = True, device: str = "cpu") -> TrainedRun:
-    """A checkpoint's operator (EMA weights by default, in eval mode), its process and its config, ready to sample.
+    """A checkpoint's operator (EMA weights by default, in eval mode), its process and its config, ready to sample;
+    ``path`` may be a packaged model's name (`funcdiff.training.pretrained`, e.g. ``"icons"``).
 
     Both are rebuilt from their registered kinds (`funcdiff.registry.build`): a user's own components load once the
     module that registers them has been imported. What the config names is checked first (`_check_slots`): each slot
@@ -453,10 +454,15 @@ def load_trained(path: str | Path, *, ema: bool = True, device: str = "cpu") -> 
         CheckpointError: (one line) if `read_checkpoint` does, or the config names what a checkpoint may not build, or
             a component cannot be built from its settings, or the weights do not fit.
     """
-    path = Path(path)
+    from funcdiff.training.pretrained import resolve_checkpoint  # it builds on this module
+
+    path = resolve_checkpoint(path)
     config = _read(path, False, _check_slots).config
     model = _build_operator(path, config["operator"])
-    load_weights(model, path, ema=ema)
+    ema_only = config.get("weights") == "ema"
+    if ema_only and not ema:
+        logger.warning("%s holds only its EMA weights; loading those", path)
+    load_weights(model, path, ema=ema and not ema_only)
     return TrainedRun(model.to(device).eval(), _build(path, "process", config["process"]), config)
 
 

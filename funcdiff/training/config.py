@@ -64,7 +64,10 @@ class TrainSettings(JsonConfig):
     """The optimiser and loop settings of a training run (defaults: the CPU demo).
 
     Attributes:
-        points: points per example, a fraction in (0, 1] of the grid (the paper's 0.25) or a count.
+        points: points per example, a fraction in (0, 1] of the grid (the paper's 0.25) or a count (with several
+            resolutions a count is the same budget at each, so finer grids are seen more sparsely).
+        downscales: train at the data's grid coarsened by each of these factors, one drawn per step
+            (`funcdiff.data.ResolutionMixture`): ``(4, 2, 1)`` trains data loaded at 128 px at 32, 64 and 128 px.
         batch_size: examples per step and process.
         lr: the optimiser's learning rate.
         warmup_steps: raise the learning rate linearly from ``lr / warmup_steps`` to ``lr`` over this many steps.
@@ -77,7 +80,8 @@ class TrainSettings(JsonConfig):
         ema_warmup: use the decay ``min(ema_decay, (1 + n) / (10 + n))`` at the EMA's n-th update, so early weights
             are forgotten quickly in short runs.
         steps: stop after this many steps (None: only the time budget stops the run).
-        time_budget: stop after this many seconds of training (None: no limit).
+        time_budget: stop after this many seconds of training, counted from the end of the first step, which pays for
+            one-off work such as compiling the native kernel on a fresh machine (None: no limit).
         autocast: "none", or "bf16" / "fp16" mixed precision (fp16 on CUDA only).
         compile: compile the operator's fixed-shape parts with `torch.compile` (`funcdiff.operators.compile_operator`;
             a one-off cost per input shape, tens of seconds).
@@ -96,6 +100,7 @@ class TrainSettings(JsonConfig):
     """
 
     points: int | float = 0.25
+    downscales: tuple[int, ...] = (1,)
     batch_size: int = 16
     lr: float = 2e-4
     warmup_steps: int = 0
@@ -141,6 +146,7 @@ class TrainSettings(JsonConfig):
         finite = math.isfinite
         return {
             "points": (isinstance(self.points, int) and not isinstance(self.points, bool) and self.points >= 1) or (isinstance(self.points, float) and 0 < self.points <= 1),
+            "downscales": bool(self.downscales) and all(f >= 1 for f in self.downscales) and len(set(self.downscales)) == len(self.downscales),
             "batch_size": self.batch_size >= 1,
             "lr": finite(self.lr) and self.lr > 0,
             "adam_betas": len(self.adam_betas) == 2 and all(0 <= b < 1 for b in self.adam_betas),

@@ -158,7 +158,7 @@ def estimate_training_step(
 
     def step() -> None:
         net = loss_model(model, process, x0, points=points, generator=generator)
-        process.loss(net, x0, points=points, generator=generator).backward()
+        process.loss(net, x0, points=points, generator=generator, reference_shape=tuple(model.reference_shape)).backward()
         model.zero_grad(set_to_none=True)
 
     with torch.random.fork_rng(devices=[]):  # dropout draws from the global generator

@@ -199,3 +199,23 @@ def test_jaxtyping_catches_mismatched_shapes_at_the_boundary() -> None:
     process = MollifiedDDPM(GridDomain(1, 1), cosine_schedule(10), GaussianMollifier(0.1))
     with pytest.raises(Exception, match="b"):
         process.posterior(torch.zeros(2, 1, 4), torch.zeros(3, 1, 4), torch.tensor([1, 2]))
+
+
+@pytest.mark.parametrize("family", ["ddpm", "flow"])
+def test_the_loss_noise_is_white_at_the_reference_shape(family: str) -> None:
+    """docs/math.md §15: data at 2x the model's reference grid are noised with per-point variance 4 (2-d), as the
+    sampler noises 2x. A zero model under a noise-predicting target (identity mollifier; the flow's velocity from
+    x0 = 0 is minus the noise) scores the noise's variance: about 4 with ``reference_shape`` half the grid, about 1
+    without."""
+    from funcdiff import FunctionalFlowMatching
+
+    domain = GridDomain(ndim=2, channels=1)
+    if family == "ddpm":
+        process = MollifiedDDPM(domain, constant_schedule(10), IdentityMollifier(), prediction="mollified_eps")
+    else:
+        process = FunctionalFlowMatching(domain, IdentityMollifier(), prediction="velocity")
+    x0 = torch.zeros(64, 1, 32, 32)
+    zero = lambda points, t, cond: torch.zeros_like(points.values)  # noqa: E731
+    for reference, expected in [((16, 16), 4.0), (None, 1.0)]:
+        loss = process.loss(zero, x0, points=1.0, generator=torch.Generator().manual_seed(0), reference_shape=reference)
+        assert abs(float(loss) - expected) < 0.05 * expected, (reference, float(loss))

@@ -40,7 +40,8 @@ def test_dry_run_prints_the_resolved_config(tmp_path: Path) -> None:
     assert counted["points"] == 4096 and isinstance(counted["points"], int)
     assert not (tmp_path / "x").exists()
     demo = json.loads(run("-m", "funcdiff", "demo", "--dry-run", cwd=tmp_path).stdout)
-    assert demo["preset"] == "cpu-small" and demo["resolution"] == 32 and demo["points"] == 0.25
+    assert demo["preset"] == "cpu-small" and demo["resolution"] == 32 and demo["train_resolutions"] == [32, 64, 128]
+    assert demo["points"] == 256
 
 
 def test_every_flag_says_what_it_does(capsys) -> None:

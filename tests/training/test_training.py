@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from funcdiff import GridDomain, MollifiedDDPM, cosine_schedule, operator_preset
 from funcdiff.domains import write_png
-from funcdiff.factory import TrainConfig, build_dataset
+from funcdiff.factory import TrainConfig, build_dataset, build_run
 from funcdiff.mollifiers import Mollifier
 from funcdiff.training import TrainSettings, Trainer, load_trained, read_checkpoint, save_checkpoint
 from funcdiff.sampling import sample
@@ -237,3 +237,35 @@ def test_save_checkpoint_refuses_a_config_that_would_not_reload(tmp_path) -> Non
     with pytest.raises(ValueError, match="^the operator: .*InftyDiffOperator \\(kind 'infty_diff'\\) cannot be rebuilt"):
         save_checkpoint(tmp_path / "checkpoint", config={"operator": {"kind": "infty_diff", "size": 3}}, model=torch.nn.Linear(2, 2))
     assert not any(tmp_path.iterdir())
+
+
+def test_several_resolutions_train_one_operator_at_the_base_resolution(tiny_config: TrainConfig) -> None:
+    """``train_resolutions=(8, 16)``: the data load at 16 px, the operator and the mollifier are built for ``resolution`` 8,
+    the checkpoint records the downscales, and steps see both grids (the model is called on 8 and 16 px points)."""
+    config = replace(tiny_config, resolution=8, train_resolutions=(8, 16), points=32, steps=12)
+    model, process, data = build_run(config)
+    seen = set()
+    model.register_forward_pre_hook(lambda module, args: seen.add(args[0].shape))
+    result = Trainer(model, process, data, config.settings(), run_config=config.to_dict(), progress=False).run()
+    assert seen == {(8, 8), (16, 16)}
+    stored = read_checkpoint(result.out_dir / "checkpoint").config
+    assert stored["operator"]["reference_shape"] == [8, 8] and stored["data_shape"] == [1, 16, 16]
+    assert stored["train"]["downscales"] == [2, 1] and process.mollifier.sigma == 1 / 8
+
+
+@pytest.mark.parametrize("changes", [dict(resolution=8, train_resolutions=(8, 12)), dict(resolution=8, train_resolutions=(8, 8, 16)),
+                                     dict(resolution=8, train_resolutions=(8, 16), downscales=(2, 1))])
+def test_bad_resolutions_are_refused(tiny_config: TrainConfig, changes) -> None:
+    with pytest.raises(ValueError, match="train_resolutions"):
+        replace(tiny_config, **changes)
+
+
+def test_a_base_resolution_that_does_not_divide_the_data_is_refused_before_loading(tiny_config: TrainConfig) -> None:
+    with pytest.raises(ValueError, match=r"resolution 6 must divide the largest of train_resolutions \(8, 16\)"):
+        build_run(replace(tiny_config, resolution=6, train_resolutions=(8, 16)))
+
+
+def test_a_point_count_above_the_coarsest_grid_is_refused(tiny_config: TrainConfig) -> None:
+    """100 points fit a 16 px grid but not the 8 px one that the mixture also trains at."""
+    with pytest.raises(ValueError, match=r"points=100 is more than the 64 cells of the \(8, 8\) training grid"):
+        trainer_for(replace(tiny_config, resolution=8, train_resolutions=(8, 16), points=100), progress=False)
