@@ -10,9 +10,10 @@ import tyro
 
 from funcdiff.commands.common import EVAL_SAMPLING, CommonOptions, SampleOptions, check_sampling_estimates, sampling_choice
 from funcdiff.commands.latent import sampling_latents
-from funcdiff.evaluation import read_image_folder, sample_resolutions
-from funcdiff.evaluation.evaluators import IMAGES, evaluator_for
-from funcdiff.factory import make_dataset
+from funcdiff.data.audio import AudioDataset
+from funcdiff.evaluation import sample_resolutions
+from funcdiff.evaluation.evaluators import AUDIO, IMAGES, evaluator_for
+from funcdiff.factory import dataset_class, make_dataset
 from funcdiff.operators.compiling import compile_operator
 from funcdiff.training import load_trained
 
@@ -28,8 +29,9 @@ class Eval(CommonOptions):
 
     Attributes:
         checkpoint: a checkpoint to sample and score, or a packaged model's name (icons, shapes, notes).
-        samples: instead of a checkpoint, folders of PNG images, one resolution per folder (e.g. a `sample` run's
-            ``samples/64px``); the smallest resolution plays the training resolution's part.
+        samples: instead of a checkpoint, folders of PNG images or of WAV clips (for an audio ``--data``), one resolution
+            (side, or sample rate) per folder (e.g. a `sample` run's ``samples/64px`` or ``samples/8000Hz``); the
+            smallest plays the training resolution's part.
         data: the real data set, a built-in name or a folder of images (default: the checkpoint's).
         data_limit: draw the real sets from only the first this many examples of each split (quick checks).
         resolution_study: sample at the training resolution r, 2r and 4r with nested noise (sample rates for audio);
@@ -56,7 +58,7 @@ def run(command: Eval) -> int:
     """The ``eval`` command."""
     o = command.sampling
     if (command.checkpoint is None) == (not command.samples):
-        raise ValueError("give either --checkpoint (to sample and score it) or --samples (folders of images to score)")
+        raise ValueError("give either --checkpoint (to sample and score it) or --samples (folders of images or clips to score)")
     details: dict[str, object] = {}
     seconds, evaluator = None, IMAGES
     if command.checkpoint is not None:
@@ -83,13 +85,15 @@ def run(command: Eval) -> int:
         if command.data is None:
             raise ValueError("--samples needs --data, the real data set to compare with")
         data, r = command.data, None
-        channels = make_dataset(data, resolution=16, split="test")[0].shape[0]
+        audio = issubclass(dataset_class(data), AudioDataset)
+        evaluator = AUDIO if audio else IMAGES
+        channels = 1 if audio else make_dataset(data, resolution=16, split="test")[0].shape[0]
         samples = {}
         for folder in command.samples:
-            images = read_image_folder(folder, channels=channels)
-            if images.shape[-1] in samples or images.shape[-1] != images.shape[-2]:
-                raise ValueError(f"{folder}: each folder must hold square images of its own resolution, got {tuple(images.shape[1:])}")
-            samples[images.shape[-1]] = images
+            resolution, batch = evaluator.read_folder(folder, channels)
+            if resolution in samples:
+                raise ValueError(f"{folder}: each folder must hold samples of its own resolution; {resolution} came twice")
+            samples[resolution] = batch
         details.update(folders=", ".join(map(str, command.samples)))
     title = evaluator.titles[command.resolution_study]
     study, path = evaluator.evaluate(samples, data=data, training_resolution=r or min(samples), out_dir=command.out_dir,

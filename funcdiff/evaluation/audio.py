@@ -8,13 +8,28 @@ from pathlib import Path
 import torch
 
 from funcdiff._typing import Float, Tensor
-from funcdiff.domains.io import image_grid, write_png
+from funcdiff.domains.io import image_grid, read_wav, write_png
 from funcdiff.domains.sound_pictures import spectrogram_picture
 from funcdiff.evaluation.audio_study import AudioStudy, band_limited, run_audio_study
 from funcdiff.evaluation.report import _number
 from funcdiff.evaluation.study import real_sets
 from funcdiff.metrics.audio import mean_log_spectrum
 from funcdiff.training.plots import line_chart
+
+
+def read_wav_folder(folder: str | Path) -> tuple[int, Float[Tensor, "n 1 m"]]:
+    """Every WAV file in ``folder`` (sorted by name) as one batch of mono clips, and their sample rate; all must be
+    mono and share one rate and length (e.g. a `sample` run's ``samples/8000Hz``)."""
+    paths = sorted(Path(folder).glob("*.wav"))
+    if not paths:
+        raise ValueError(f"{folder}: no WAV files in this folder")
+    clips, rates = zip(*(read_wav(p) for p in paths))
+    if {c.shape[0] for c in clips} != {1}:
+        raise ValueError(f"{folder}: the clips must be mono, found {sorted({c.shape[0] for c in clips})} channels")
+    if len(set(rates)) != 1 or len({c.shape[1] for c in clips}) != 1:
+        raise ValueError(f"{folder}: the clips must share one sample rate and length, found rates {sorted(set(rates))} "
+                         f"and lengths {sorted({c.shape[1] for c in clips})}")
+    return rates[0], torch.stack(clips)
 
 
 def audio_table(study: AudioStudy) -> str:

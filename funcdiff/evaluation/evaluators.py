@@ -12,8 +12,8 @@ from typing import Any
 from funcdiff.domains.audio import AudioDomain
 from funcdiff.domains.base import Domain
 from funcdiff.domains.grid import GridDomain
-from funcdiff.evaluation.audio import describe_audio, evaluate_audio
-from funcdiff.evaluation.run import describe, evaluate
+from funcdiff.evaluation.audio import describe_audio, evaluate_audio, read_wav_folder
+from funcdiff.evaluation.run import describe, evaluate, read_image_folder
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,12 +27,15 @@ class Evaluator:
             data_limit, details, title) -> (study, report path)``.
         describe: a few lines for the terminal from a study.
         titles: the report's title for an evaluation and for a resolution study.
+        read_folder: ``(folder, channels) -> (resolution, samples)``: a folder of sample files of one resolution, for
+            ``eval --samples``.
     """
 
     resolution: Callable[[Domain, tuple[int, ...]], int]
     evaluate: Callable[..., tuple[Any, Path]]
     describe: Callable[[Any], str]
     titles: tuple[str, str]
+    read_folder: Callable[[Path, int], tuple[int, Any]]
 
 
 def _square_side(domain: Domain, reference_shape: tuple[int, ...]) -> int:
@@ -47,11 +50,21 @@ def _evaluate_audio(samples: dict[int, Any], *, training_resolution: int, **opti
     return evaluate_audio(samples, training_rate=training_resolution, **options)
 
 
-IMAGES = Evaluator(resolution=_square_side, evaluate=evaluate, describe=describe, titles=("Evaluation", "Resolution study"))
+def _read_square_images(folder: Path, channels: int) -> tuple[int, Any]:
+    """The PNG images of ``folder`` and their side; ``ValueError`` unless they are square."""
+    images = read_image_folder(folder, channels=channels)
+    if images.shape[-1] != images.shape[-2]:
+        raise ValueError(f"{folder}: the images must be square, got {tuple(images.shape[2:])}")
+    return images.shape[-1], images
+
+
+IMAGES = Evaluator(resolution=_square_side, evaluate=evaluate, describe=describe, titles=("Evaluation", "Resolution study"),
+                   read_folder=_read_square_images)
 """Square images: SWD per Laplacian level, random-CNN FD and KID, spectra (`evaluate`)."""
 
 AUDIO = Evaluator(resolution=lambda domain, shape: round(domain.sample_rate(shape[0])), evaluate=_evaluate_audio,
-                  describe=describe_audio, titles=("Audio evaluation", "Audio resolution study"))
+                  describe=describe_audio, titles=("Audio evaluation", "Audio resolution study"),
+                  read_folder=lambda folder, channels: read_wav_folder(folder))
 """Audio clips: multi-resolution STFT distance, log-mel Fréchet distance, pitch and harmonicity (`evaluate_audio`)."""
 
 EVALUATORS: dict[type, Evaluator] = {AudioDomain: AUDIO, GridDomain: IMAGES}

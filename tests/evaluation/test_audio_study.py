@@ -143,3 +143,27 @@ def test_report_files_and_scores_round_trip(notes, tmp_path):
     assert "| rate Hz |" in text and "| 8000 |" in text and "| 0.500 |" in text
     assert len(describe_audio(study).splitlines()) == len(RATES)
     assert np.isfinite(scores["rows"][1]["detail_gain"])
+
+
+@needs_notes
+def test_eval_scores_folders_of_wav_clips(notes, tmp_path, capsys, monkeypatch):
+    """``funcdiff eval --samples DIR DIR --data notes`` reads WAV folders at their own rates and scores them (here
+    real clips, written to WAV and read back, whose pitch is the data's); stereo clips are refused in one line."""
+    from funcdiff.commands import main
+    from funcdiff.domains.io import write_wav
+
+    monkeypatch.setenv("FUNCDIFF_CACHE", str(tmp_path.parent.parent / "cache"))
+    folders = []
+    for rate in RATES:
+        folder = tmp_path / f"{rate}Hz"
+        for i, clip in enumerate(notes[rate][2]):
+            write_wav(clip, folder / f"{i:03d}.wav", sample_rate=rate)
+        folders.append(str(folder))
+    assert main(["eval", "--samples", *folders, "--data", "notes", "--data-limit", str(LIMIT), "--num", str(NUM),
+                 "--out-dir", str(tmp_path / "e")]) == 0
+    rows = json.loads((tmp_path / "e" / "scores.json").read_text())["rows"]
+    assert [row["rate"] for row in rows] == list(RATES)
+    assert rows[0]["pitch"]["median_f0"] == pytest.approx(rows[0]["data_pitch"]["median_f0"], rel=0.25)
+    write_wav(torch.zeros(2, 100), tmp_path / "stereo" / "a.wav", sample_rate=4000)
+    assert main(["eval", "--samples", str(tmp_path / "stereo"), "--data", "notes", "--out-dir", str(tmp_path / "f")]) == 1
+    assert "must be mono" in capsys.readouterr().err

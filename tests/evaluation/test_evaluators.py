@@ -21,7 +21,8 @@ def test_built_in_domains_and_a_users_domain(monkeypatch) -> None:
     with pytest.raises(ValueError, match="square images"):
         IMAGES.resolution(GridDomain(2, 1), (32, 48))
     mine = Evaluator(resolution=lambda domain, shape: shape[0], evaluate=lambda samples, **options: (None, None),
-                     describe=lambda study: "", titles=("Polar evaluation", "Polar resolution study"))
+                     describe=lambda study: "", titles=("Polar evaluation", "Polar resolution study"),
+                     read_folder=lambda folder, channels: (0, None))
     assert evaluator_for(PolarDomain(2, 1)) is IMAGES
     register_evaluator(PolarDomain, mine)
     assert evaluator_for(PolarDomain(2, 1)) is mine and evaluator_for(GridDomain(2, 1)) is IMAGES
