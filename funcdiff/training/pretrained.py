@@ -120,6 +120,9 @@ def export_model(checkpoint: str | Path, out: str | Path, *, precision: Precisio
     config = {k: v for k, v in read_checkpoint(checkpoint, with_state=False).config.items()
               if k not in ("files", "format_version", "funcdiff_version", "config_sha256")}
     path = save_checkpoint(out, config={**config, "weights": "ema", "precision": chosen}, model=model)
+    path.chmod(0o755)  # a model to share: readable by all, like the package it may go into
+    for file in path.iterdir():
+        file.chmod(0o644)
     if package_name is not None:
         entries = manifest(path.parent)
         entries[package_name] = {"description": description, "files": {n: _sha256(path / n) for n in (CONFIG, MODEL)}}
