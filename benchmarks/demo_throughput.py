@@ -27,7 +27,7 @@ PARTS = {  # cProfile entries (file:function) whose cumulative time the profile 
     "points -> U-Net grid (k nearest)": ("knn_to_grid",),
     "U-Net": ("unet.py:_unet",),
     "forward (all)": ("infty_diff.py:forward",),
-    "backward": ("run_backward",),
+    "backward": ("graph.py:_engine_run_backward",),
     "optimizer": ("adam.py:step",),
 }
 
@@ -79,14 +79,15 @@ def main() -> None:
         return
     rows = [(name, threads, False) for name in VARIANTS for threads in (1, 2)] + [(name, 1, True) for name in VARIANTS]
     results = {}
-    print("| variant | threads | Adam | examples/s | s per step | vs. 32 px, 2 threads |\n|---|---|---|---|---|---|")
     for name, threads, foreach in rows:
         case = dict(name=name, threads=threads, steps=args.steps, warmup=args.warmup, foreach=foreach, profile=False)
         out = subprocess.run([sys.executable, __file__, "--case", json.dumps(case)], capture_output=True, text=True, check=True)
-        results[name, threads, foreach] = r = json.loads(out.stdout.strip().splitlines()[-1])
-        base = results.get((list(VARIANTS)[0], 2, False), r)["examples_per_s"]
+        results[name, threads, foreach] = json.loads(out.stdout.strip().splitlines()[-1])
+    base = results[next(iter(VARIANTS)), 2, False]["examples_per_s"]
+    print("| variant | threads | Adam | examples/s | s per step | vs. 32 px, 2 threads |\n|---|---|---|---|---|---|")
+    for (name, threads, foreach), r in results.items():
         print(f"| {name} | {threads} | {'foreach' if foreach else 'default'} | {r['examples_per_s']:.0f} | "
-              f"{r['seconds_per_step'] * 1e3:.0f} ms | {r['examples_per_s'] / base:.2f} |", flush=True)
+              f"{r['seconds_per_step'] * 1e3:.0f} ms | {r['examples_per_s'] / base:.2f} |")
     case = dict(name=list(VARIANTS)[1], threads=1, steps=args.steps, warmup=args.warmup, foreach=False, profile=True)
     out = subprocess.run([sys.executable, __file__, "--case", json.dumps(case)], capture_output=True, text=True, check=True)
     profile = json.loads(out.stdout.strip().splitlines()[-1])
