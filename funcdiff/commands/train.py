@@ -91,9 +91,11 @@ class Demo(Train):
 
 def demo_config(config: TrainConfig, given: set[str]) -> TrainConfig:
     """The demo of ``config.data`` with the settings named in ``given`` (the flags on the command line) taken from
-    ``config``; a ``--resolution`` without ``--train-resolutions`` trains at that resolution alone, on 25 % of its points."""
+    ``config``; a ``--resolution`` without ``--train-resolutions``, or data without a demo of their own (which may hold no
+    detail above 32 px), train at one resolution alone, on 25 % of its points."""
     base = DEMOS.get(config.data, DEMO_CONFIG)
-    if "resolution" in given and "train_resolutions" not in given:  # a resolution of one's own: trained at it alone
+    if config.data not in DEMOS or ("resolution" in given and "train_resolutions" not in given):
+        # other data (whose detail above 32 px may be upsampling), or a resolution of one's own: trained at it alone
         base = dataclasses.replace(base, train_resolutions=(), points=0.25)
     return dataclasses.replace(base, **{f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name in given})
 

@@ -42,6 +42,9 @@ def test_dry_run_prints_the_resolved_config(tmp_path: Path) -> None:
     demo = json.loads(run("-m", "funcdiff", "demo", "--dry-run", cwd=tmp_path).stdout)
     assert demo["preset"] == "cpu-small" and demo["resolution"] == 32 and demo["train_resolutions"] == [32, 64, 128]
     assert demo["points"] == 256
+    for flags in (["--data", "fashion-mnist"], ["--resolution", "64"]):  # other data, or a resolution of one's own: one resolution
+        single = json.loads(run("-m", "funcdiff", "demo", "--dry-run", *flags, cwd=tmp_path).stdout)
+        assert single["train_resolutions"] == [] and single["points"] == 0.25, flags
 
 
 def test_every_flag_says_what_it_does(capsys) -> None:
