@@ -119,7 +119,7 @@ def config_checksum(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
-def _sha256(file: Path) -> str:
+def file_sha256(file: Path) -> str:
     """The hex SHA-256 of a file's bytes."""
     digest = hashlib.sha256()
     with file.open("rb") as f:
@@ -168,7 +168,7 @@ def save_checkpoint(
             save_model(ema, str(tmp / EMA))
         if training_state is not None:
             torch.save(training_state, tmp / STATE)
-        files = {f.name: _sha256(f) for f in sorted(tmp.iterdir())}
+        files = {f.name: file_sha256(f) for f in sorted(tmp.iterdir())}
         # through JSON first, so that the checksum is of what a reader parses (tuples are lists, keys strings)
         full = {"format_version": FORMAT_VERSION, "funcdiff_version": _version(), **config, "files": files}
         full = json.loads(json.dumps(full))
@@ -279,7 +279,7 @@ def _read_checkpoint(path: Path, with_state: bool, check: Callable[[Path, dict[s
         file = path / name
         if not file.is_file():
             raise CheckpointError(f"{path} is incomplete: {name} is missing")
-        if _sha256(file) != digest:
+        if file_sha256(file) != digest:
             raise CheckpointError(f"{file} is corrupt: its checksum does not match the one in {CONFIG}")
     state = None
     if with_state and (path / STATE).is_file():

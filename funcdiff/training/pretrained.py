@@ -6,7 +6,6 @@ Each lives in ``funcdiff/pretrained/<name>/`` as a weights-only checkpoint (``co
 """
 
 import copy
-import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from typing import Any, Literal
 import torch
 
 from funcdiff.sampling import sample
-from funcdiff.training.checkpoint import CONFIG, MODEL, CheckpointError, load_trained, read_checkpoint, save_checkpoint
+from funcdiff.training.checkpoint import CHECKSUM, CONFIG, MODEL, CheckpointError, file_sha256, load_trained, save_checkpoint
 
 PACKAGED = Path(__file__).resolve().parent.parent / "pretrained"
 """Where the packaged models live (inside the installed package)."""
@@ -24,11 +23,6 @@ MANIFEST = "manifest.json"
 GREY_LEVEL = 2 / 255
 """One grey level of an 8-bit picture of data in ``[-1, 1]``."""
 Precision = Literal["auto", "float16", "float32"]
-
-
-def _sha256(file: Path) -> str:
-    """The hex SHA-256 of a file's bytes."""
-    return hashlib.sha256(file.read_bytes()).hexdigest()
 
 
 def manifest(root: Path | None = None) -> dict[str, dict[str, Any]]:
@@ -78,7 +72,7 @@ def resolve_checkpoint(name_or_path: str | Path, *, root: Path | None = None) ->
         file = folder / name
         if not file.is_file():
             raise CheckpointError(f"the packaged model {text!r} is incomplete: {file} is missing; reinstall funcdiff")
-        if _sha256(file) != digest:
+        if file_sha256(file) != digest:
             raise CheckpointError(f"the packaged model {text!r} is corrupt: {file} does not match its SHA-256; reinstall funcdiff")
     return folder
 
@@ -97,14 +91,10 @@ def half_precision_error(model: torch.nn.Module, process: Any, *, batch: int = 8
                          device: str = "cpu") -> float:
     """The largest difference, in grey levels, between samples of ``model`` with float32 weights and with its weights
     rounded to float16 (computed in float32), same seeds, at its reference resolution."""
-    shape = tuple(model.reference_shape)
-    rounded = {k: v.half().float() if v.is_floating_point() else v for k, v in model.state_dict().items()}
-    draws = []
-    for state in (model.state_dict(), rounded):
-        twin = copy.deepcopy(model).eval()
-        twin.load_state_dict(state)
-        draws.append(sample(twin, process, shape, batch=batch, steps=steps, device=device,
-                            generator=torch.Generator(device=device).manual_seed(seed)))
+    rounded = copy.deepcopy(model).eval()
+    rounded.load_state_dict({k: v.half().float() if v.is_floating_point() else v for k, v in model.state_dict().items()})
+    draws = [sample(m, process, tuple(model.reference_shape), batch=batch, steps=steps, device=device,
+                    generator=torch.Generator(device=device).manual_seed(seed)) for m in (model, rounded)]
     return float((draws[0] - draws[1]).abs().max()) / GREY_LEVEL
 
 
@@ -117,14 +107,13 @@ def export_model(checkpoint: str | Path, out: str | Path, *, precision: Precisio
     error = half_precision_error(run.model, run.process, device=device) if precision == "auto" else None
     chosen = precision if precision != "auto" else ("float16" if error is not None and error <= 1.0 else "float32")
     model = run.model.to("cpu", torch.float16 if chosen == "float16" else torch.float32)
-    config = {k: v for k, v in read_checkpoint(checkpoint, with_state=False).config.items()
-              if k not in ("files", "format_version", "funcdiff_version", "config_sha256")}
+    config = {k: v for k, v in run.config.items() if k not in ("files", "format_version", "funcdiff_version", CHECKSUM)}
     path = save_checkpoint(out, config={**config, "weights": "ema", "precision": chosen}, model=model)
     path.chmod(0o755)  # a model to share: readable by all, like the package it may go into
     for file in path.iterdir():
         file.chmod(0o644)
     if package_name is not None:
         entries = manifest(path.parent)
-        entries[package_name] = {"description": description, "files": {n: _sha256(path / n) for n in (CONFIG, MODEL)}}
+        entries[package_name] = {"description": description, "files": {n: file_sha256(path / n) for n in (CONFIG, MODEL)}}
         (path.parent / MANIFEST).write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n")
     return ExportReport(path, chosen, None if error is None or not math.isfinite(error) else error)
