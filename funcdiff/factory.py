@@ -25,7 +25,8 @@ from funcdiff.domains.audio import AudioDomain
 from funcdiff.domains.base import Domain
 from funcdiff.domains.grid import GridDomain
 from funcdiff.mollifiers.gaussian import GaussianMollifier, IdentityMollifier
-from funcdiff.operators import autoencoder_preset, operator_preset
+from funcdiff.operators import FNO_OF, FNO_PRESETS, autoencoder_preset, operator_preset
+from funcdiff.operators.layers.kernel_resampling import Resampling
 from funcdiff.processes.base import DenoisingProcess, DiffusionProcess, FlowProcess
 from funcdiff.processes.flow import FunctionalFlowMatching
 from funcdiff.processes.mollified import MollifiedDDPM
@@ -63,7 +64,12 @@ class TrainConfig(TrainSettings):
         data_cache: keep an image folder's decoded images on disk at the training resolution (`ImageFolder`'s cache,
             also off when the environment variable ``FUNCDIFF_FOLDER_CACHE`` is ``0``).
         duration: the clip length in seconds of folders of sound files (cut or padded to it).
-        preset: operator preset ("tiny", "cpu-small", "paper-128", "paper-256").
+        preset: operator preset ("tiny", "cpu-small", "audio-small", "paper-128", "paper-256"; the Fourier neural
+            operator's "fno-tiny", "fno-small", "fno-audio").
+        operator: the operator family: "infty_diff" (the preset as named) or "fno" (the Fourier neural operator of the
+            preset's size: tiny, cpu-small and audio-small become fno-tiny, fno-small and fno-audio; docs/math.md §17).
+        resampling: how the operator's kernels and grid read-out change resolution: "bandlimited" (no images of the
+            trained band, docs/math.md §16) or "linear" (multilinear, as the first releases did).
         process: "ddpm" or its registered kind "mollified_ddpm" (the mollified DDPM, docs/math.md §3-6), "flow" or
             "flow_matching" (functional flow matching, docs/math.md §11); other kinds through a run file (--config).
         diffusion_steps: the number T of diffusion steps (ddpm).
@@ -95,6 +101,8 @@ class TrainConfig(TrainSettings):
     data_cache: bool = True
     duration: float = 1.0
     preset: str = "cpu-small"
+    resampling: Resampling = "bandlimited"
+    operator: Literal["infty_diff", "fno"] = "infty_diff"
     process: ProcessName = "ddpm"
     diffusion_steps: int = 1000
     schedule: str = "cosine"
@@ -128,6 +136,7 @@ class TrainConfig(TrainSettings):
         return {
             **super().checks(),
             "resolution": self.resolution >= 2,
+            "operator": self.operator == "infty_diff" or self.preset in FNO_OF or self.preset in FNO_PRESETS,
             "train_resolutions": all(r >= 2 and self.data_resolution % r == 0 for r in self.train_resolutions)
                            and len(set(self.train_resolutions)) == len(self.train_resolutions) and (not self.train_resolutions or self.downscales == (1,)),
             "channels": self.channels in (1, 3),
@@ -259,11 +268,12 @@ def build_model(config: TrainConfig, data_shape: tuple[int, ...]) -> nn.Module:
     """The operator preset a config names for data of ``data_shape = (c, *spatial)`` (with ``autoencoder``, the
     preset's diffusion autoencoder), initialised from the config's seed."""
     channels, resolution = data_shape[0], tuple(data_shape[1:])
+    preset = FNO_OF.get(config.preset, config.preset) if config.operator == "fno" else config.preset
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         if config.autoencoder:
-            return autoencoder_preset(config.preset, channels=channels, resolution=resolution, z_dim=config.z_dim)
-        return operator_preset(config.preset, channels=channels, resolution=resolution)
+            return autoencoder_preset(preset, channels=channels, resolution=resolution, z_dim=config.z_dim, resampling=config.resampling)
+        return operator_preset(preset, channels=channels, resolution=resolution, resampling=config.resampling)
 
 
 def build_run(config: TrainConfig) -> tuple[nn.Module, DiffusionProcess, Dataset]:

@@ -36,7 +36,7 @@ def audio_table(study: AudioStudy) -> str:
     """The study as a markdown table, one row per sample rate (distances: lower is better)."""
     head = ("| rate Hz | spectral dB: samples / floor | high band dB: samples / baseline / floor | detail gain | "
             "mel FD: samples / floor | median f0 Hz: samples / data | median HNR dB: samples / data | "
-            "f0 distance st: samples / floor | s/sample |")
+            "f0 distance st: samples / floor | mirror corr. | s/sample |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for row in study.rows:
         s, f, b = row.samples, row.floor, row.baseline
@@ -49,6 +49,7 @@ def audio_table(study: AudioStudy) -> str:
             f"{_number(row.pitch.median_f0)} / {_number(row.data_pitch.median_f0)}",
             f"{_number(row.pitch.median_hnr)} / {_number(row.data_pitch.median_hnr)}",
             f"{_number(row.pitch.f0_distance, 2)} / {_number(row.data_pitch.f0_distance, 2)}",
+            _number(row.mirror, 2),
             _number(row.seconds_per_sample, 3),
         ]) + " |")
     return "\n".join(lines)
@@ -141,6 +142,8 @@ def describe_audio(study: AudioStudy) -> str:
             parts.append(f"high band {s.high_band:.2f} dB ({baseline}floor {f.high_band:.2f})")
         if row.detail_gain is not None:
             parts.append(f"detail gain {row.detail_gain:.2f}" if math.isfinite(row.detail_gain) else "detail gain n/a")
+        if row.mirror is not None:
+            parts.append(f"mirror correlation {row.mirror:.2f}")
         parts.append(f"mel FD {s.mel_fd:.1f} (floor {f.mel_fd:.1f})")
         parts.append(f"f0 {row.pitch.median_f0:.0f} Hz (data {row.data_pitch.median_f0:.0f}), HNR {row.pitch.median_hnr:.1f} dB "
                      f"(data {row.data_pitch.median_hnr:.1f}), f0 distance {row.pitch.f0_distance:.2f} st "

@@ -14,7 +14,7 @@ from jaxtyping import jaxtyped
 from funcdiff._typing import Float, Tensor
 from funcdiff.data.audio import resample
 from funcdiff.evaluation.study import RealSets, detail_gain
-from funcdiff.metrics.audio import ClipScores, pitch_and_harmonicity, score_clips
+from funcdiff.metrics.audio import ClipScores, mirror_correlation, pitch_and_harmonicity, score_clips
 
 
 @jaxtyped(typechecker=beartype)
@@ -76,6 +76,8 @@ class AudioRow:
             floor for ``pitch.f0_distance``).
         baseline: the training-rate samples resampled band-limited to this rate (above the training rate only).
         seconds_per_sample: the sampling time, when the samples were drawn here.
+        mirror: above the training rate, `mirror_correlation` of the samples about half the training rate (images of
+            the trained band score near 1, overtones or silence near 0).
     """
 
     rate: int
@@ -85,6 +87,7 @@ class AudioRow:
     data_pitch: Pitch
     baseline: ClipScores | None = None
     seconds_per_sample: float | None = None
+    mirror: float | None = None
 
     @property
     def detail_gain(self) -> float | None:
@@ -161,5 +164,6 @@ def run_audio_study(
             data_pitch=_pitch(ref_f0, ref_hnr, other_f0),
             baseline=score(band_limited(samples[r], r, rate, length=x.shape[-1])) if rate > r and r in samples else None,
             seconds_per_sample=(seconds_per_sample or {}).get(rate),
+            mirror=mirror_correlation(x, rate, r / 2) if rate > r else None,
         ))
     return AudioStudy(training_rate=r, rows=tuple(rows))

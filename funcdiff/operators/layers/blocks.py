@@ -14,6 +14,7 @@ from funcdiff.operators.kernels.backends import BackendName, ConvPlan
 from funcdiff.operators.layers.chunking import pointwise
 from funcdiff.operators.compiling import CompileMode, run_part
 from funcdiff.operators.layers.conv import SparseDepthwiseConv
+from funcdiff.operators.layers.kernel_resampling import Resampling
 from funcdiff.operators.layers.modulation import Modulation
 from funcdiff.points import Points
 
@@ -54,12 +55,14 @@ class SparseBlock(nn.Module):
     def __init__(
         self, channels: int, *, kernel_size: int, reference_shape: tuple[int, ...], time_dim: int, z_dim: int,
         mlp_ratio: int, skip: bool, backend: BackendName,
+        resampling: Resampling = "bandlimited",
     ) -> None:
         super().__init__()
         self.fuse = nn.Linear(2 * channels, channels) if skip else None
         self.norm1, self.mod1 = nn.LayerNorm(channels), Modulation(channels, time_dim, z_dim)
         self.conv = SparseDepthwiseConv(
-            channels, kernel_size, ndim=len(reference_shape), reference_shape=reference_shape, backend=backend
+            channels, kernel_size, ndim=len(reference_shape), reference_shape=reference_shape, backend=backend,
+            resampling=resampling,
         )
         self.norm2, self.mod2 = nn.LayerNorm(channels), Modulation(channels, time_dim, z_dim)
         hidden = mlp_ratio * channels

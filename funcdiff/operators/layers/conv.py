@@ -12,7 +12,7 @@ from torch import nn
 from funcdiff._typing import Float, Tensor
 from funcdiff.operators.kernels.backends import DEPTHWISE_CONV, BackendName, ConvPlan, make_plan, sparse_sum
 from funcdiff.operators.layers.chunking import empty_in_layout, fill_chunks
-from funcdiff.operators.layers.kernel_resampling import resample_kernel, resampled_shape
+from funcdiff.operators.layers.kernel_resampling import Resampling, check_resampling, resample_kernel, resampled_shape
 from funcdiff.points import Points
 
 
@@ -31,10 +31,12 @@ class SparseDepthwiseConv(nn.Module):
         ndim: spatial dimension d (1, 2 or 3).
         reference_shape: the grid shape at which the kernel has ``kernel_size`` taps per axis.
         backend: ``"auto"``, ``"dense"`` or ``"gather"`` (see `funcdiff.operators.kernels.backends`).
+        resampling: how the kernel is resampled on other grids (`resample_kernel`): ``"bandlimited"`` or ``"linear"``.
     """
 
     def __init__(
-        self, channels: int, kernel_size: int, *, ndim: int, reference_shape: tuple[int, ...], backend: BackendName = "auto"
+        self, channels: int, kernel_size: int, *, ndim: int, reference_shape: tuple[int, ...], backend: BackendName = "auto",
+        resampling: Resampling = "bandlimited",
     ) -> None:
         super().__init__()
         if ndim not in (1, 2, 3):
@@ -48,6 +50,8 @@ class SparseDepthwiseConv(nn.Module):
         self.ndim = ndim
         self.reference_shape = tuple(reference_shape)
         self.backend = backend
+        check_resampling(resampling)
+        self.resampling = resampling
         # Depthwise fan-in is k^d: at full density the normalised output then has variance ~1/3 of the input's.
         bound = 1.0 / math.sqrt(kernel_size**ndim)
         self.weight = nn.Parameter(torch.empty(channels, *(kernel_size,) * ndim).uniform_(-bound, bound))
@@ -56,7 +60,7 @@ class SparseDepthwiseConv(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"{self.channels}, kernel_size={self.kernel_size}, ndim={self.ndim}, "
-            f"reference_shape={self.reference_shape}, backend={self.backend!r}"
+            f"reference_shape={self.reference_shape}, backend={self.backend!r}, resampling={self.resampling!r}"
         )
 
     def kernel_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -65,7 +69,7 @@ class SparseDepthwiseConv(nn.Module):
 
     def kernel(self, shape: tuple[int, ...]) -> Float[Tensor, "c *taps"]:
         """The kernel resampled for a grid of ``shape`` (tap mean kept per channel)."""
-        return resample_kernel(self.weight, self.kernel_shape(shape))
+        return resample_kernel(self.weight, self.kernel_shape(shape), self.resampling)
 
     def plan(self, points: Points) -> ConvPlan:
         """Neighbourhood data for ``points``; share it between convolutions with the same kernel size and backend."""

@@ -1,6 +1,8 @@
-"""Moving features between points and a fixed grid (docs/math.md §8): K-nearest inverse-distance weighting and multilinear reads."""
+"""Moving features between points and a fixed grid (docs/math.md §8, §16): K-nearest inverse-distance weighting, and
+band-limited (DCT) or multilinear reads."""
 
 import math
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -9,6 +11,7 @@ from beartype import beartype
 from jaxtyping import jaxtyped
 
 from funcdiff._typing import Float, Int, Tensor
+from funcdiff.mollifiers.dct import dct, idct
 from funcdiff.operators.kernels import native
 from funcdiff.operators.kernels.lattice import LatticeHash, lattice_keys
 from funcdiff.points import Points, grid_index
@@ -133,3 +136,75 @@ def grid_to_points(grid: Float[Tensor, "b c *grid"], coords: Float[Tensor, "b n 
     sample = where.view(where.shape[0], where.shape[1], *(1,) * (_SAMPLE_DIMS[ndim] - 1), where.shape[-1])
     out = F.grid_sample(grid, sample, mode="bilinear", padding_mode="border", align_corners=False)
     return out.reshape(grid.shape[0], grid.shape[1], -1).transpose(1, 2).contiguous()
+
+
+DENSE_READ_RATIO = 32
+"""`dct_read` resamples the whole grid (FFT) once a per-point evaluation would cost more than this many times the
+target grid's size."""
+
+
+def _cosine_weights(u: Tensor, size: int, modes: int) -> Tensor:
+    """Weights over the ``size`` nodes of one axis that give the cosine interpolant's first ``modes`` modes at ``u``:
+    ``sum_k s_k cos(pi k u) C[k, j]``, with ``C`` the orthonormal DCT-II (``(..., size)``)."""
+    k = torch.arange(modes, dtype=u.dtype, device=u.device)
+    j = torch.arange(size, dtype=u.dtype, device=u.device)
+    scale = torch.full((modes,), (2.0 / size) ** 0.5, dtype=u.dtype, device=u.device)
+    scale[0] = (1.0 / size) ** 0.5
+    dct_rows = torch.cos(torch.pi * k[:, None] * (j[None, :] + 0.5) / size) * scale[:, None]
+    return (torch.cos(torch.pi * u.unsqueeze(-1) * k) * scale) @ dct_rows
+
+
+def dct_reader(grid: Float[Tensor, "b c *grid"], count: int, shape: tuple[int, ...]) -> Callable[[Tensor], Tensor]:
+    """A function of lattice positions ``index`` ``(b, n, d)`` of a grid of ``shape`` that returns the grid's cosine
+    interpolant there, band-limited to the coarser of the two grids: exactly `dct_resize` to ``shape`` read at
+    ``index`` (docs/math.md §16), as ``(b, n, c)``, contiguous for per-point layers.
+
+    For ``count`` points in all (read in one call or in chunks) it evaluates per point (separable weights over the
+    grid's nodes) when that is cheaper, else it resamples the whole grid once; both give the same values up to rounding.
+    """
+    b, c, *grid_shape = grid.shape
+    if len(shape) != len(grid_shape) or min(shape) < 1:
+        raise ValueError(f"grid has {len(grid_shape)} spatial axes, the points' grid is {shape}")
+    if count * math.prod(grid_shape) > DENSE_READ_RATIO * math.prod(shape):
+        rows = dct_resize(grid, shape).movedim(1, -1).reshape(b, -1, c)
+        strides = torch.tensor([math.prod(shape[a + 1:]) for a in range(len(shape))], device=grid.device)
+        return lambda index: rows.gather(1, (index.long() * strides).sum(-1, keepdim=True).expand(-1, -1, c)).contiguous()
+    dtype = torch.float32 if grid.dtype in (torch.float16, torch.bfloat16) else grid.dtype
+    letters = "ijk"[: len(grid_shape)]
+    equation = ",".join(f"bn{x}" for x in letters) + f",bc{letters}->bnc"
+
+    def per_point(index: Tensor) -> Tensor:
+        weights = [_cosine_weights((index[..., a].to(dtype) + 0.5) / shape[a], g, min(g, shape[a])) for a, g in enumerate(grid_shape)]
+        return torch.einsum(equation, *weights, grid.to(dtype)).to(grid.dtype).contiguous()
+
+    return per_point
+
+
+@jaxtyped(typechecker=beartype)
+def dct_resize(grid: Float[Tensor, "b c *grid"], shape: tuple[int, ...]) -> Float[Tensor, "b c *shape"]:
+    """Band-limited resampling of a cell-centred grid to another shape: per axis, the orthonormal DCT-II, its
+    coefficients zero-padded (finer) or truncated (coarser), the inverse on the new length, times ``sqrt(new / old)``.
+
+    This evaluates the grid's cosine interpolant ``sum_k X_k cos(pi k u)`` (even extension at the borders, as the
+    mollifier's, docs/math.md §1) at the new cell centres: exact on the old nodes when they are new nodes too, no
+    energy above the old Nyquist frequency, and for a coarser shape the ideal low-pass (docs/math.md §16). Half
+    precision is transformed in float32.
+    """
+    if len(shape) != grid.ndim - 2 or min(shape) < 1:
+        raise ValueError(f"shape must give {grid.ndim - 2} positive sizes, got {shape}")
+    dtype = grid.dtype
+    work = grid.float() if dtype in (torch.float16, torch.bfloat16) else grid
+    for axis, new in enumerate(shape, start=2):
+        old = work.shape[axis]
+        if new == old:
+            continue
+        spectrum = dct(work, dim=axis)
+        if new > old:
+            pad = list(spectrum.shape)
+            pad[axis] = new - old
+            spectrum = torch.cat([spectrum, spectrum.new_zeros(pad)], dim=axis)
+        else:
+            spectrum = spectrum.narrow(axis, 0, new)
+        work = idct(spectrum, dim=axis) * math.sqrt(new / old)
+    return work.to(dtype)
+

@@ -15,6 +15,7 @@ def sparse_stack(config: OperatorConfig, *, time_dim: int, z_dim: int, skip: boo
         SparseBlock(
             config.width, kernel_size=config.kernel_size, reference_shape=config.reference_shape, time_dim=time_dim,
             z_dim=z_dim, mlp_ratio=config.mlp_ratio, skip=skip, backend=backend,
+            resampling=config.resampling,
         )
         for _ in range(config.sparse_blocks)
     )

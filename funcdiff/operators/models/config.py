@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from funcdiff.json_config import JsonConfig
+from funcdiff.operators.layers.kernel_resampling import Resampling, check_resampling
 
 @dataclass(frozen=True, kw_only=True)
 class OperatorConfig(JsonConfig):
@@ -23,6 +24,9 @@ class OperatorConfig(JsonConfig):
         position_features: give each point ``cos(pi k u)``, ``sin(pi k u)`` of its coordinates for ``k = 1..`` this
             many (0: none, the paper's operator, equivariant to shifts), so that it knows where in the domain it lies
             (an onset at the start of a clip) at any resolution.
+        resampling: how kernels and the U-Net read-out change resolution: ``"bandlimited"`` (sinc kernels, DCT read-out;
+            no images of the trained band, docs/math.md §16) or ``"linear"`` (multilinear: the first releases, and
+            every config saved before this field existed).
     """
 
     channels: int
@@ -42,8 +46,10 @@ class OperatorConfig(JsonConfig):
     dropout_from_resolution: int = 16
     z_dim: int = 0
     position_features: int = 0
+    resampling: Resampling = "bandlimited"
 
     def __post_init__(self) -> None:
+        check_resampling(self.resampling)
         if len(self.reference_shape) not in (1, 2, 3) or len(self.unet_shape) != len(self.reference_shape):
             raise ValueError(
                 "reference_shape and unet_shape must have 1 to 3 equal-length axes, "
@@ -68,6 +74,11 @@ class OperatorConfig(JsonConfig):
     def ndim(self) -> int:
         """Spatial dimension d."""
         return len(self.reference_shape)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "OperatorConfig":
+        """Rebuild from `to_dict` output; a config saved before ``resampling`` existed resampled linearly, and keeps to it."""
+        return super().from_dict({"resampling": "linear", **data})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,7 +116,9 @@ _PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def preset_config(name: str, *, channels: int, resolution: int | tuple[int, ...], ndim: int = 2, z_dim: int = 0) -> OperatorConfig:
+def preset_config(
+    name: str, *, channels: int, resolution: int | tuple[int, ...], ndim: int = 2, z_dim: int = 0, resampling: Resampling = "bandlimited",
+) -> OperatorConfig:
     """The configuration of a named preset for fields of ``channels`` on a training grid: ``resolution`` points along
     each of ``ndim`` axes, or a grid shape ``(n_1, ..., n_d)`` (which sets ``ndim``).
 
@@ -127,4 +140,4 @@ def preset_config(name: str, *, channels: int, resolution: int | tuple[int, ...]
     if not name.startswith("paper"):
         coarse = max(unet) // 2 ** (levels - 1)
         fields.update(attention_resolutions=(coarse,), dropout_from_resolution=2 * coarse)
-    return OperatorConfig(channels=channels, reference_shape=shape, unet_shape=unet, z_dim=z_dim, **fields)
+    return OperatorConfig(channels=channels, reference_shape=shape, unet_shape=unet, z_dim=z_dim, resampling=resampling, **fields)

@@ -14,7 +14,7 @@ from funcdiff.operators.layers.blocks import Layout
 from funcdiff.operators.models.builders import layout_for, sparse_stack, unet_for
 from funcdiff.operators.layers.chunking import pointwise
 from funcdiff.operators.models.config import OperatorConfig
-from funcdiff.operators.layers.interpolate import grid_to_points, knn_to_grid
+from funcdiff.operators.layers.interpolate import dct_reader, grid_to_points, knn_to_grid
 from funcdiff.operators.layers.modulation import TimeEmbedding, position_features
 from funcdiff.points import Points, grid_index
 from funcdiff.registry import register
@@ -24,7 +24,8 @@ from funcdiff.registry import register
 @final
 class InftyDiffOperator(nn.Module, NeuralOperator):
     """Point-wise denoiser on any subset of any grid: ``linear_in``, sparse blocks, points to a fixed grid (K nearest,
-    inverse squared distance), grid U-Net, back to the points (multilinear), sparse blocks with skips, ``linear_out``.
+    inverse squared distance), grid U-Net, back to the points (the grid's cosine interpolant, `dct_reader`;
+    multilinear with ``config.resampling="linear"``), sparse blocks with skips, ``linear_out``.
 
     Time ``t`` is continuous in ``[0, 1]`` (embedded after scaling by 1000); ``cond`` is the latent ``z`` of a diffusion
     autoencoder when ``config.z_dim > 0`` and must be None otherwise.
@@ -79,9 +80,15 @@ class InftyDiffOperator(nn.Module, NeuralOperator):
         features = points.with_values(pointwise(self.to_grid, h, chunk=layout.chunk))
         grid = knn_to_grid(features, self.config.unet_shape, k=self.config.knn)
         grid = self.unet(grid, emb, cond)
-        size = torch.tensor(points.shape, dtype=grid.dtype, device=grid.device)
+        if self.config.resampling == "bandlimited":  # docs/math.md §16: the U-Net's band and no images of it
+            read = dct_reader(grid, points.index.shape[1], points.shape)
+        else:
+            size = torch.tensor(points.shape, dtype=grid.dtype, device=grid.device)
+            def read(index: Tensor) -> Tensor:
+                return grid_to_points(grid, (index.to(grid.dtype) + 0.5) / size)
+
         def read_grid(index: Tensor) -> Tensor:
-            return self.from_grid(grid_to_points(grid, (index.to(grid.dtype) + 0.5) / size))
+            return self.from_grid(read(index))
 
         h = pointwise(read_grid, points.index, chunk=layout.chunk)
         for block in self.up:

@@ -1,0 +1,77 @@
+"""The Fourier neural operator (docs/math.md §17): the spectral convolution against its closed form at two resolutions,
+the operator's protocol (points = dense grid, chunks, any resolution and dimension, latents, round trip, refusals)."""
+
+import math
+
+import pytest
+import torch
+
+from funcdiff.operators import ENCODER_OF, FNOConfig, FourierNeuralOperator, NeuralOperator, autoencoder_preset, operator_preset
+from funcdiff.operators.layers.spectral import SpectralConv
+from funcdiff.points import Points, grid_index
+from funcdiff.registry import build
+
+
+@pytest.mark.parametrize("depthwise", [False, True])
+@pytest.mark.parametrize("n", [24, 50])
+def test_a_cosine_maps_to_its_bin_gain_at_every_resolution(depthwise: bool, n: int) -> None:
+    """docs/math.md §17: on the evenly extended grid ``cos(pi k u)`` is bin ``k``, so the layer maps it to
+    ``Re(sum_i R_k[i, o] e^{i pi k u})`` at any grid of cell centres; a bin beyond the kept modes maps to zero."""
+    torch.manual_seed(0)
+    conv = SpectralConv(2, 2, (8,), depthwise=depthwise).double()
+    u = (torch.arange(n, dtype=torch.float64) + 0.5) / n
+    k = 3
+    x = torch.cos(math.pi * k * u).expand(1, 2, n)
+    gain = torch.view_as_complex(conv.weight[0, ..., k, :].detach().contiguous())
+    wave = torch.exp(1j * math.pi * k * u)
+    expected = (gain[:, None] * wave).real if depthwise else (gain.sum(0)[:, None] * wave).real
+    torch.testing.assert_close(conv(x)[0].detach(), expected)
+    beyond = torch.cos(math.pi * 9 * u).expand(1, 2, n)
+    assert conv(beyond).abs().max() < 1e-12
+
+
+@pytest.mark.parametrize(("name", "shape"), [("fno-tiny", (16,)), ("fno-small", (16, 12)), ("fno-tiny", (8, 8, 8))])
+def test_all_points_equal_the_dense_grid_in_any_chunks_and_at_other_resolutions(name: str, shape: tuple[int, ...]) -> None:
+    """forward on every point = forward_dense (whole or chunked); it runs at twice the grid and from a random subset."""
+    torch.manual_seed(0)
+    net = operator_preset(name, channels=1, resolution=shape, ndim=len(shape)).double().eval()
+    assert isinstance(net, NeuralOperator)
+    x, t = torch.randn(2, 1, *shape, dtype=torch.float64), torch.tensor([0.2, 0.7], dtype=torch.float64)
+    with torch.no_grad():
+        dense = net.forward_dense(x, t)
+        points = net(Points(x.flatten(2).transpose(1, 2), grid_index(2, shape), shape), t)
+        torch.testing.assert_close(points, dense.flatten(2).transpose(1, 2))
+        torch.testing.assert_close(net.forward_dense(x, t, chunk_points=7), dense)
+        big = tuple(2 * s for s in shape)
+        assert net.forward_dense(torch.randn(2, 1, *big, dtype=torch.float64), t).shape == (2, 1, *big)
+        index = grid_index(2, big)[:, :11]
+        assert net(Points(torch.randn(2, 11, 1, dtype=torch.float64), index, big), t).shape == (2, 11, 1)
+
+
+def test_a_diffusion_autoencoder_decodes_with_it_and_every_parameter_learns() -> None:
+    """With ``z_dim`` the FNO is a decoder; the encoder is the matching ∞-Diff preset's; one loss reaches every weight."""
+    torch.manual_seed(0)
+    model = autoencoder_preset("fno-tiny", channels=1, resolution=16, z_dim=4)
+    assert isinstance(model.decoder, FourierNeuralOperator) and ENCODER_OF["fno-tiny"] == "tiny"
+    x = torch.randn(2, 1, 16, 16)
+    points = Points(x.flatten(2).transpose(1, 2), grid_index(2, (16, 16)), (16, 16))
+    model(points, torch.rand(2), source=points).square().mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_the_config_round_trips_and_bad_settings_are_refused_by_name() -> None:
+    """`to_dict` rebuilds the same architecture; more modes than the grid has cells, a wrong number of axes, a latent
+    the config does not have, or a non-depthwise mismatch of channels are refused naming the setting."""
+    net = operator_preset("fno-small", channels=1, resolution=16)
+    again = build(net.to_dict())
+    assert isinstance(again, FourierNeuralOperator) and again.config == net.config
+    assert again.state_dict().keys() == net.state_dict().keys()
+    base = dict(channels=1, reference_shape=(16,), grid_shape=(16,))
+    with pytest.raises(ValueError, match="modes"):
+        FNOConfig(**base, modes=(17,))
+    with pytest.raises(ValueError, match="modes"):
+        FNOConfig(**base, modes=(4, 4))
+    with pytest.raises(ValueError, match="cond"):
+        net(Points(torch.randn(1, 3, 1), grid_index(1, (16, 16))[:, :3], (16, 16)), torch.rand(1), torch.randn(1, 4))
+    with pytest.raises(ValueError, match="depthwise"):
+        SpectralConv(2, 3, (4,), depthwise=True)
