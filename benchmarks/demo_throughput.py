@@ -3,8 +3,10 @@
     python benchmarks/demo_throughput.py [--steps 200] [--warmup 20]
 
 Rows: the demo before multi-resolution training (32 px, 25 % of the points) and the demo now (32 + 64 + 128 px, 256
-points per example), each with 1 and 2 PyTorch threads, and with Adam's multi-tensor ("foreach") update. Then a
-profile of the current demo's step (cProfile, 1 thread): where its time goes. Time the rows on a quiet machine.
+points per example, band-limited resampling), each with 1 and 2 PyTorch threads, and with Adam's multi-tensor
+("foreach") update; the demo with the first releases' linear resampling, and with the Fourier neural operator (1
+thread). Then a profile of the current demo's step (cProfile, 1 thread): where its time goes. Time the rows on a quiet
+machine.
 """
 
 import argparse
@@ -19,6 +21,8 @@ import time
 VARIANTS = {
     "32 px, 25 %": dict(train_resolutions=(), points=0.25),
     "32+64+128 px, 256 points (demo)": {},
+    "demo with linear resampling": dict(resampling="linear"),
+    "demo with the FNO (fno-small)": dict(operator="fno"),
 }
 PARTS = {  # cProfile entries (file:function) whose cumulative time the profile reports, in the order of a step
     "data: load and coarsen": ("loader.py", "resolutions.py:batch"),
@@ -26,6 +30,7 @@ PARTS = {  # cProfile entries (file:function) whose cumulative time the profile 
     "kernel map (native)": ("kernel_map",),
     "points -> U-Net grid (k nearest)": ("knn_to_grid",),
     "U-Net": ("unet.py:_unet",),
+    "U-Net grid -> points (band-limited read)": ("interpolate.py:per_point", "interpolate.py:dct_reader"),
     "forward (all)": ("infty_diff.py:forward",),
     "backward": ("graph.py:_engine_run_backward",),
     "optimizer": ("adam.py:step",),
@@ -77,7 +82,9 @@ def main() -> None:
     if args.case:
         print(json.dumps(run_case(**json.loads(args.case))))
         return
-    rows = [(name, threads, False) for name in VARIANTS for threads in (1, 2)] + [(name, 1, True) for name in VARIANTS]
+    first, demo, *others = VARIANTS
+    rows = [(name, threads, False) for name in (first, demo) for threads in (1, 2)] + [(name, 1, True) for name in (first, demo)]
+    rows += [(name, 1, False) for name in others]
     results = {}
     for name, threads, foreach in rows:
         case = dict(name=name, threads=threads, steps=args.steps, warmup=args.warmup, foreach=foreach, profile=False)

@@ -4,6 +4,8 @@ spectrograms) and volumes of shapes (slice pictures), and the demo's per-data-se
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -87,3 +89,22 @@ def test_eval_scores_an_audio_checkpoint_at_twice_the_rate(tmp_path: Path, monke
     scores = json.loads((tmp_path / "e" / "scores.json").read_text())
     assert [row["rate"] for row in scores["rows"]] == [1000, 2000, 4000], scores
     assert "report: e/report.md" in out and (tmp_path / "e" / "spectrograms.png").exists()
+
+
+def test_the_fourier_neural_operator_trains_samples_and_resumes_from_the_command_line(tmp_path: Path) -> None:
+    """``--operator fno`` builds the FNO of the preset's size (tiny -> fno-tiny) and records it; sample and resume
+    rebuild it from the checkpoint; the refusal of an unknown combination names the setting."""
+    run("-m", "funcdiff", "train", "--data", "icons", "--data-limit", "8", "--resolution", "16", "--operator", "fno",
+        "--steps", "2", *SMALL, "--out-dir", "run", cwd=tmp_path)
+    config = json.loads((tmp_path / "run" / "checkpoint" / "config.json").read_text())
+    assert config["operator"]["kind"] == "fno" and config["operator"]["modes"] == [8, 8]
+    run("-m", "funcdiff", "sample", "--checkpoint", "run/checkpoint", "--resolutions", "16", "32", "--num", "2",
+        "--sample-steps", "2", "--out-dir", "s", cwd=tmp_path)
+    assert read_png(tmp_path / "s" / "32px.png").shape[-1] > 0
+    run("-m", "funcdiff", "train", "--data", "icons", "--data-limit", "8", "--resolution", "16", "--operator", "fno",
+        "--steps", "3", *SMALL, "--out-dir", "run", "--resume", cwd=tmp_path)
+    assert json.loads((tmp_path / "run" / "checkpoint" / "config.json").read_text())["step"] == 3
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    refused = subprocess.run([sys.executable, "-m", "funcdiff", "train", "--preset", "paper-256", "--operator", "fno", "--dry-run"],
+                             cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert refused.returncode != 0 and "operator" in refused.stdout + refused.stderr

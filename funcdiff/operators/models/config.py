@@ -46,7 +46,7 @@ class OperatorConfig(JsonConfig):
     dropout_from_resolution: int = 16
     z_dim: int = 0
     position_features: int = 0
-    resampling: Resampling = "bandlimited"
+    resampling: str = "bandlimited"
 
     def __post_init__(self) -> None:
         check_resampling(self.resampling)
