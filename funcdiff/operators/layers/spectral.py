@@ -6,7 +6,7 @@ from torch import nn
 from funcdiff._typing import Float, Tensor
 
 
-def mirrored(x: Tensor) -> Tensor:
+def mirrored(x: Float[Tensor, "b c *n"]) -> Float[Tensor, "b c *m"]:
     """``x`` extended evenly along every spatial axis (``(b, c, *n)`` -> ``(b, c, *2n)``): the period of its cosine series."""
     for axis in range(2, x.ndim):
         x = torch.cat([x, x.flip(axis)], dim=axis)
