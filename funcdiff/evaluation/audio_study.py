@@ -130,6 +130,14 @@ def _check_clips(samples: dict[int, Tensor]) -> None:
             raise ValueError(f"samples at {rate} Hz must be at least 2 mono clips (b, 1, n), got shape {tuple(x.shape)}")
 
 
+def _mirror(clips: Tensor, rate: int, edge: float) -> float | None:
+    """`mirror_correlation` about ``edge``, or None where the band above it is too narrow to correlate."""
+    try:
+        return mirror_correlation(clips, rate, edge)
+    except ValueError:
+        return None
+
+
 def run_audio_study(
     samples: dict[int, Float[Tensor, "_b 1 _n"]],
     real: RealSets,
@@ -164,6 +172,6 @@ def run_audio_study(
             data_pitch=_pitch(ref_f0, ref_hnr, other_f0),
             baseline=score(band_limited(samples[r], r, rate, length=x.shape[-1])) if rate > r and r in samples else None,
             seconds_per_sample=(seconds_per_sample or {}).get(rate),
-            mirror=mirror_correlation(x, rate, r / 2) if rate > r else None,
+            mirror=_mirror(x, rate, r / 2) if rate > r else None,
         ))
     return AudioStudy(training_rate=r, rows=tuple(rows))

@@ -107,7 +107,8 @@ def mel_frechet_distance(
 def mirror_correlation(
     clips: Float[Tensor, "n 1 s"], sample_rate: float | int, edge: float | int, *, window_seconds: float = 0.032
 ) -> float:
-    """How much of the band above ``edge`` Hz is the band below it mirrored: the median over clips of the Pearson
+    """How much of the band above ``edge`` Hz is the band below it mirrored: the median over clips (the lower middle
+    value for an even count) of the Pearson
     correlation of the log power at ``edge + f`` with that at ``edge - f``, for ``0 < f < min(edge, rate / 2 - edge)``
     (docs/math.md §16).
 

@@ -258,7 +258,9 @@ class Trainer:
         current = json.loads(json.dumps(self.checkpoint_config))  # as the checkpoint stores it (tuples become lists)
         differing = [d for key in ("operator", "process") for d in _differences(checkpoint.config.get(key), current[key], key)]
         if differing:
-            raise ValueError(f"cannot resume {path}: the components differ from the checkpoint's in {differing}")
+            hint = ("; a run saved before --resampling existed resamples linearly: resume it with --resampling linear"
+                    if "operator.resampling" in differing else "")
+            raise ValueError(f"cannot resume {path}: the components differ from the checkpoint's in {differing}{hint}")
         if checkpoint.training_state is None:
             raise ValueError(f"cannot resume {path}: it has no training_state.pt")
         saved = {**checkpoint.config.get("train", {}), **checkpoint.config.get("run", {})}

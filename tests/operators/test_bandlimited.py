@@ -73,11 +73,14 @@ def test_dct_resize_gives_a_cosine_back_on_any_grid(ndim: int, data: st.DataObje
 
 @pytest.mark.parametrize(("grid", "shape"), [((50,), (200,)), ((16, 12), (64, 48)), ((16, 12), (8, 30)), ((6, 4, 8), (12, 8, 16))])
 def test_the_per_point_and_whole_grid_reads_agree(grid: tuple[int, ...], shape: tuple[int, ...]) -> None:
-    """Few points are read per point, many by resizing the whole grid: the same values, equal to `dct_resize` there."""
+    """Few points are read per point, many by resizing the whole grid, or (bounded, for chunks of a whole grid) the rows
+    they lie on: the same values, equal to `dct_resize` there."""
     g = torch.randn(2, 3, *grid, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     index = grid_index(2, shape)[:, torch.randperm(math.prod(shape), generator=torch.Generator().manual_seed(2))[:20]]
     few, many = dct_reader(g, 20, shape)(index), dct_reader(g, 10**9, shape)(index)
     torch.testing.assert_close(few, many)
+    rows = grid_index(2, shape)[:, 5: 5 + math.prod(shape[1:]) + 3]  # a row-major chunk: parts of two rows
+    torch.testing.assert_close(dct_reader(g, 10**9, shape, bounded=True)(rows), dct_reader(g, 10**9, shape)(rows))
     dense = dct_resize(g, shape).flatten(2).transpose(1, 2)
     flat = sum(index[..., a] * math.prod(shape[a + 1:]) for a in range(len(shape)))
     torch.testing.assert_close(few, dense.gather(1, flat.unsqueeze(-1).expand(-1, -1, 3)))

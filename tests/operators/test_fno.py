@@ -75,3 +75,29 @@ def test_the_config_round_trips_and_bad_settings_are_refused_by_name() -> None:
         net(Points(torch.randn(1, 3, 1), grid_index(1, (16, 16))[:, :3], (16, 16)), torch.rand(1), torch.randn(1, 4))
     with pytest.raises(ValueError, match="depthwise"):
         SpectralConv(2, 3, (4,), depthwise=True)
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_every_axis_keeps_the_same_bins_on_grids_coarser_and_finer_than_the_modes(ndim: int) -> None:
+    """Bins ``|j| < m`` on every axis: a cosine of mode ``m`` along any one axis maps to zero. A grid with fewer bins
+    than ``m`` applies the weights of the bins it holds: a function it holds exactly gives, at its nodes, the output
+    that a three times finer grid gives there."""
+    torch.manual_seed(0)
+    conv = SpectralConv(2, 3, (6,) * ndim).double()
+
+    def field(n: int, modes: tuple[int, ...]) -> torch.Tensor:
+        u = (torch.arange(n, dtype=torch.float64) + 0.5) / n
+        out = torch.ones((), dtype=torch.float64)
+        for axis, k in enumerate(modes):
+            view = [1] * ndim
+            view[axis] = n
+            out = out * torch.cos(math.pi * k * u).view(view)
+        return out.expand(1, 2, *(n,) * ndim)
+
+    for axis in range(ndim):
+        modes = tuple(6 if a == axis else 1 for a in range(ndim))
+        assert conv(field(16, modes)).abs().max() < 1e-12, axis
+    held = tuple(range(1, ndim + 1))  # modes 1, 2(, 3): within a 4-cell grid's band
+    coarse, fine = conv(field(4, held)), conv(field(12, held))
+    nodes = (slice(None), slice(None), *(slice(1, None, 3),) * ndim)
+    torch.testing.assert_close(coarse, fine[nodes])

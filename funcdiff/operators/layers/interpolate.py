@@ -139,7 +139,7 @@ def grid_to_points(grid: Float[Tensor, "b c *grid"], coords: Float[Tensor, "b n 
 
 
 DENSE_READ_RATIO = 32
-"""`dct_read` resamples the whole grid (FFT) once a per-point evaluation would cost more than this many times the
+"""`dct_reader` resamples the whole grid (FFT) once a per-point evaluation would cost more than this many times the
 target grid's size."""
 
 
@@ -154,22 +154,45 @@ def _cosine_weights(u: Tensor, size: int, modes: int) -> Tensor:
     return (torch.cos(torch.pi * u.unsqueeze(-1) * k) * scale) @ dct_rows
 
 
-def dct_reader(grid: Float[Tensor, "b c *grid"], count: int, shape: tuple[int, ...]) -> Callable[[Tensor], Tensor]:
+def _gather(field: Tensor, index: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """``field`` ``(b, c, *shape)`` at lattice positions ``index`` ``(b, n, d)``, as ``(b, n, c)``, contiguous."""
+    b, c = field.shape[:2]
+    strides = torch.tensor([math.prod(shape[a + 1:]) for a in range(len(shape))], device=field.device)
+    rows = field.movedim(1, -1).reshape(b, -1, c)
+    return rows.gather(1, (index.long() * strides).sum(-1, keepdim=True).expand(-1, -1, c)).contiguous()
+
+
+def dct_reader(
+    grid: Float[Tensor, "b c *grid"], count: int, shape: tuple[int, ...], *, bounded: bool = False
+) -> Callable[[Tensor], Tensor]:
     """A function of lattice positions ``index`` ``(b, n, d)`` of a grid of ``shape`` that returns the grid's cosine
     interpolant there, band-limited to the coarser of the two grids: exactly `dct_resize` to ``shape`` read at
     ``index`` (docs/math.md §16), as ``(b, n, c)``, contiguous for per-point layers.
 
     For ``count`` points in all (read in one call or in chunks) it evaluates per point (separable weights over the
-    grid's nodes) when that is cheaper, else it resamples the whole grid once; both give the same values up to rounding.
+    grid's nodes) when that is cheaper, else it resamples the whole grid once; both give the same values up to
+    rounding. With ``bounded`` (chunked evaluation of a whole grid, in row-major chunks) it never holds the whole
+    resampled grid: every axis but the first is resampled once, and each call resamples only the rows of the first
+    axis its points lie on.
     """
     b, c, *grid_shape = grid.shape
     if len(shape) != len(grid_shape) or min(shape) < 1:
         raise ValueError(f"grid has {len(grid_shape)} spatial axes, the points' grid is {shape}")
-    if count * math.prod(grid_shape) > DENSE_READ_RATIO * math.prod(shape):
-        rows = dct_resize(grid, shape).movedim(1, -1).reshape(b, -1, c)
-        strides = torch.tensor([math.prod(shape[a + 1:]) for a in range(len(shape))], device=grid.device)
-        return lambda index: rows.gather(1, (index.long() * strides).sum(-1, keepdim=True).expand(-1, -1, c)).contiguous()
     dtype = torch.float32 if grid.dtype in (torch.float16, torch.bfloat16) else grid.dtype
+    if count * math.prod(grid_shape) > DENSE_READ_RATIO * math.prod(shape):
+        if not bounded:
+            fine = dct_resize(grid, shape)
+            return lambda index: _gather(fine, index, shape)
+        rest = dct_resize(grid, (grid_shape[0], *shape[1:])).to(dtype)
+
+        def rows(index: Tensor) -> Tensor:
+            low, high = int(index[..., 0].min()), int(index[..., 0].max()) + 1
+            u = (torch.arange(low, high, dtype=dtype, device=grid.device) + 0.5) / shape[0]
+            slab = torch.tensordot(_cosine_weights(u, grid_shape[0], min(grid_shape[0], shape[0])), rest, dims=([1], [2]))
+            shifted = index - torch.tensor([low] + [0] * (len(shape) - 1), device=index.device)
+            return _gather(slab.movedim(0, 2), shifted, (high - low, *shape[1:])).to(grid.dtype)
+
+        return rows
     letters = "ijk"[: len(grid_shape)]
     equation = ",".join(f"bn{x}" for x in letters) + f",bc{letters}->bnc"
 

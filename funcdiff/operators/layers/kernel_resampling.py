@@ -65,7 +65,8 @@ def resample_kernel(
     Nyquist frequency up to its truncation to the support, so a kernel run on a finer grid does not image the trained
     band there. ``"linear"``: multilinear (``align_corners=True``), whose spectrum repeats the reference band mirrored
     about its Nyquist frequency (the resampling of the first releases, kept for their checkpoints). The end taps stay
-    at the ends; at ``2 k - 1`` taps the old taps reappear at even positions before the mean correction.
+    at the ends; at ``2 k - 1`` taps the old taps reappear at even positions up to the mean correction. On a coarser
+    grid (fewer taps) both sample the interpolant without low-passing it first.
 
     Resampling changes each channel's tap mean, which the count normalisation turns into a change of the operator's
     scale (12 % at 2x for a Gaussian kernel under linear resampling). We restore the mean by *adding* the per-channel

@@ -14,7 +14,7 @@ def mirrored(x: Float[Tensor, "b c *n"]) -> Float[Tensor, "b c *m"]:
 
 
 class SpectralConv(nn.Module):
-    """``K v = F^-1 (R . F v)`` over the lowest ``modes`` Fourier bins per axis of the evenly extended grid, where ``R``
+    """``K v = F^-1 (R . F v)`` over the Fourier bins ``|j| < modes`` per axis of the evenly extended grid, where ``R``
     mixes channels per bin; higher bins are dropped, so the output is band-limited by construction.
 
     Bin ``j`` of an axis is ``j / 2`` cycles per unit length at every resolution (the extension doubles the period),
@@ -54,16 +54,24 @@ class SpectralConv(nn.Module):
         spectrum = torch.fft.rfftn(work, dim=axes)
         out = spectrum.new_zeros(b, self.weight.shape[1 if self.depthwise else 2], *spectrum.shape[2:])
         last = len(shape) - 1
-        # Every axis but the last is a full FFT: its kept bins are the first m and the last m (the negative ones).
-        kept = [min(m, n if axis == last else n // 2) for axis, (m, n) in enumerate(zip(self.modes, spectrum.shape[2:]))]
         weight = torch.view_as_complex(self.weight.to(spectrum.real.dtype).contiguous())
+        channels = (slice(None),) if self.depthwise else (slice(None), slice(None))
         for corner in range(weight.shape[0]):
-            where = [slice(None), slice(None)]
-            for axis, m in enumerate(kept):
-                negative = axis < last and (corner >> axis) & 1
-                where.append(slice(spectrum.shape[2 + axis] - m, None) if negative else slice(0, m))
-            channels = (slice(None),) if self.depthwise else (slice(None), slice(None))
-            w = weight[(corner, *channels, *(slice(0, m) for m in kept))]
+            # Bins j with |j| < m: the last axis (real FFT) holds 0..m-1; every other axis is a full FFT of length 2n,
+            # whose bins 0..m-1 are the positive ones and the last m-1 the negative ones -(m-1)..-1. Weight index r of
+            # a negative corner is bin -(m - r), so a grid with fewer bins than modes takes the weights of its own bins.
+            where, taps = [slice(None), slice(None)], []
+            for axis, m in enumerate(self.modes):
+                length = spectrum.shape[2 + axis]
+                if axis < last and (corner >> axis) & 1:
+                    count = min(m - 1, length // 2 - 1)
+                    where.append(slice(length - count, length))
+                    taps.append(slice(m - count, m))
+                else:
+                    count = min(m, length if axis == last else length // 2)
+                    where.append(slice(0, count))
+                    taps.append(slice(0, count))
+            w = weight[(corner, *channels, *taps)]
             part = spectrum[tuple(where)]
             out[tuple(where)] = part * w if self.depthwise else torch.einsum("bi...,io...->bo...", part, w)
         full = torch.fft.irfftn(out, s=work.shape[2:], dim=axes)

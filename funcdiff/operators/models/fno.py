@@ -110,9 +110,10 @@ class FourierNeuralOperator(nn.Module, NeuralOperator):
     cosine interpolant, `dct_reader`), and a per-point MLP of the read and the
     point's own features.
 
-    Band-limited by construction: the grid part carries ``config.modes`` bins at every resolution; what varies
-    faster than that reaches the output only through the per-point path. ``cond`` is a diffusion autoencoder's ``z``
-    when ``config.z_dim > 0`` and must be None otherwise.
+    Band-limited by construction: the spectral layers pass only ``config.modes`` bins at every resolution, the blocks'
+    residual stream carries the fixed grid's band (up to its Nyquist frequency) and the read-back adds nothing above
+    it; what varies faster than the grid reaches the output only through the per-point path. ``cond`` is a diffusion
+    autoencoder's ``z`` when ``config.z_dim > 0`` and must be None otherwise.
     """
 
     def __init__(self, config: FNOConfig) -> None:
@@ -155,7 +156,7 @@ class FourierNeuralOperator(nn.Module, NeuralOperator):
         for block in self.blocks:
             grid = block(grid, emb, cond)
         grid = self.norm_out(grid.movedim(1, -1)).movedim(-1, 1)
-        read = dct_reader(grid, points.index.shape[1], points.shape)
+        read = dct_reader(grid, points.index.shape[1], points.shape, bounded=chunk is not None)
 
         def read_output(features: Tensor, index: Tensor) -> Tensor:
             return self.linear_out(torch.cat([features, read(index)], dim=-1))

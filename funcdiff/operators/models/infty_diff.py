@@ -81,7 +81,7 @@ class InftyDiffOperator(nn.Module, NeuralOperator):
         grid = knn_to_grid(features, self.config.unet_shape, k=self.config.knn)
         grid = self.unet(grid, emb, cond)
         if self.config.resampling == "bandlimited":  # docs/math.md §16: the U-Net's band and no images of it
-            read = dct_reader(grid, points.index.shape[1], points.shape)
+            read = dct_reader(grid, points.index.shape[1], points.shape, bounded=layout.chunk is not None)
         else:
             size = torch.tensor(points.shape, dtype=grid.dtype, device=grid.device)
             def read(index: Tensor) -> Tensor:
