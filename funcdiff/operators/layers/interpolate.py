@@ -154,14 +154,6 @@ def _cosine_weights(u: Tensor, size: int, modes: int) -> Tensor:
     return (torch.cos(torch.pi * u.unsqueeze(-1) * k) * scale) @ dct_rows
 
 
-def _gather(field: Tensor, index: Tensor, shape: tuple[int, ...]) -> Tensor:
-    """``field`` ``(b, c, *shape)`` at lattice positions ``index`` ``(b, n, d)``, as ``(b, n, c)``, contiguous."""
-    b, c = field.shape[:2]
-    strides = torch.tensor([math.prod(shape[a + 1:]) for a in range(len(shape))], device=field.device)
-    rows = field.movedim(1, -1).reshape(b, -1, c)
-    return rows.gather(1, (index.long() * strides).sum(-1, keepdim=True).expand(-1, -1, c)).contiguous()
-
-
 def dct_reader(
     grid: Float[Tensor, "b c *grid"], count: int, shape: tuple[int, ...], *, bounded: bool = False
 ) -> Callable[[Tensor], Tensor]:
@@ -182,7 +174,7 @@ def dct_reader(
     if count * math.prod(grid_shape) > DENSE_READ_RATIO * math.prod(shape):
         if not bounded:
             fine = dct_resize(grid, shape)
-            return lambda index: _gather(fine, index, shape)
+            return lambda index: Points.gather(fine, index).values.contiguous()
         rest = dct_resize(grid, (grid_shape[0], *shape[1:])).to(dtype)
 
         def rows(index: Tensor) -> Tensor:
@@ -190,15 +182,16 @@ def dct_reader(
             u = (torch.arange(low, high, dtype=dtype, device=grid.device) + 0.5) / shape[0]
             slab = torch.tensordot(_cosine_weights(u, grid_shape[0], min(grid_shape[0], shape[0])), rest, dims=([1], [2]))
             shifted = index - torch.tensor([low] + [0] * (len(shape) - 1), device=index.device)
-            return _gather(slab.movedim(0, 2), shifted, (high - low, *shape[1:])).to(grid.dtype)
+            return Points.gather(slab.movedim(0, 2), shifted).values.to(grid.dtype).contiguous()
 
         return rows
     letters = "ijk"[: len(grid_shape)]
     equation = ",".join(f"bn{x}" for x in letters) + f",bc{letters}->bnc"
+    work = grid.to(dtype)
 
     def per_point(index: Tensor) -> Tensor:
         weights = [_cosine_weights((index[..., a].to(dtype) + 0.5) / shape[a], g, min(g, shape[a])) for a, g in enumerate(grid_shape)]
-        return torch.einsum(equation, *weights, grid.to(dtype)).to(grid.dtype).contiguous()
+        return torch.einsum(equation, *weights, work).to(grid.dtype).contiguous()
 
     return per_point
 

@@ -1,6 +1,6 @@
 """Resampling a depthwise kernel to another resolution so that its support keeps its size in domain units (docs/math.md §8)."""
 
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -9,7 +9,7 @@ from funcdiff._typing import Float, Tensor
 
 Resampling = Literal["bandlimited", "linear"]
 """How kernels and grid read-outs change resolution: band-limited (sinc / DCT, docs/math.md §16) or multilinear."""
-RESAMPLINGS: tuple[str, ...] = ("bandlimited", "linear")
+RESAMPLINGS: tuple[str, ...] = get_args(Resampling)
 
 _INTERPOLATION = {1: "linear", 2: "bilinear", 3: "trilinear"}
 

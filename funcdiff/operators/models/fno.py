@@ -17,7 +17,7 @@ from funcdiff.operators.layers.chunking import pointwise
 from funcdiff.operators.layers.interpolate import dct_reader, knn_to_grid
 from funcdiff.operators.layers.modulation import Modulation, TimeEmbedding, position_features
 from funcdiff.operators.layers.spectral import SpectralConv
-from funcdiff.points import Points, grid_index
+from funcdiff.points import Points
 from funcdiff.registry import register
 
 
@@ -179,9 +179,7 @@ class FourierNeuralOperator(nn.Module, NeuralOperator):
         self._check(x.movedim(1, -1), len(spatial), t, cond)
         if chunk_points is not None and chunk_points < 1:
             raise ValueError(f"chunk_points must be >= 1 or None, got {chunk_points}")
-        shape = tuple(spatial)
-        points = Points(x.flatten(2).transpose(1, 2), grid_index(b, shape, device=x.device), shape)
-        return self._body(points, t, cond, chunk_points).transpose(1, 2).reshape(b, c, *shape)
+        return self._body(Points.from_dense(x), t, cond, chunk_points).transpose(1, 2).reshape(b, c, *spatial)
 
     @property
     def reference_shape(self) -> tuple[int, ...]:
