@@ -20,12 +20,13 @@ from torch import nn
 from torch.utils.data import Dataset, Subset
 
 from funcdiff.data.folder import EXTENSIONS as IMAGE_EXTENSIONS
+from funcdiff.data.labels import Labelled, Vocabulary, fields_of, labelled
 from funcdiff.data.split import Split
 from funcdiff.domains.audio import AudioDomain
 from funcdiff.domains.base import Domain
 from funcdiff.domains.grid import GridDomain
 from funcdiff.mollifiers.gaussian import GaussianMollifier, IdentityMollifier
-from funcdiff.operators import FNO_OF, FNO_PRESETS, autoencoder_preset, operator_preset
+from funcdiff.operators import FNO_OF, FNO_PRESETS, autoencoder_preset, conditional_preset, operator_preset
 from funcdiff.operators.layers.kernel_resampling import Resampling
 from funcdiff.processes.base import DenoisingProcess, DiffusionProcess, FlowProcess
 from funcdiff.processes.flow import FunctionalFlowMatching
@@ -89,7 +90,11 @@ class TrainConfig(TrainSettings):
             (ddpm), "euler" or "heun" (flow), for samples written during training; "auto" picks ddim or heun.
         autoencoder: train a diffusion autoencoder (docs/math.md §9): the preset's denoiser conditioned on a latent and a
             `SparseEncoder` of the same preset that makes it, jointly.
-        z_dim: the autoencoder's latent size.
+        z_dim: the autoencoder's latent size, or the size of the label embeddings (``conditional``).
+        conditional: condition on the data's labels (docs/math.md §18): fashion-mnist's class, digits' digit, notes'
+            instrument and pitch, an image folder's subfolder; sampled with ``--class`` and ``--guidance-scale``.
+        label_dropout: the probability that training drops a label (``conditional``), so that the model also learns
+            the data without it, which classifier-free guidance needs.
     """
 
     data: str = "icons"
@@ -113,6 +118,8 @@ class TrainConfig(TrainSettings):
     sampler: str = "auto"
     autoencoder: bool = False
     z_dim: int = 64
+    conditional: bool = False
+    label_dropout: float = 0.1
 
     @property
     def family(self) -> str:
@@ -142,6 +149,8 @@ class TrainConfig(TrainSettings):
             "channels": self.channels in (1, 3),
             "duration": math.isfinite(self.duration) and self.duration > 0,
             "z_dim": self.z_dim >= 1,
+            "conditional": not (self.conditional and self.autoencoder),
+            "label_dropout": 0 <= self.label_dropout < 1,
             "process": self.family in _PREDICTIONS,
             "schedule": _is_schedule(self.schedule),
             "prediction": self.prediction == "auto" or self.prediction in _PREDICTIONS.get(self.family, ()),
@@ -240,7 +249,8 @@ def build_dataset(config: TrainConfig, *, split: Split = "train") -> Dataset:
         raise ValueError(f"data {config.data!r} has {dataset[0].shape[0]} channel(s), not channels={config.channels}; "
                          "channels applies to image folders")
     limited = config.data_limit is None or "limit" in accepted
-    return dataset if limited else Subset(dataset, range(min(config.data_limit, len(dataset))))
+    dataset = dataset if limited else Subset(dataset, range(min(config.data_limit, len(dataset))))
+    return labelled(dataset) if config.conditional else dataset
 
 
 def build_domain(config: TrainConfig, data_shape: tuple[int, ...], *, duration: float | None = None) -> Domain:
@@ -264,15 +274,21 @@ def build_process(config: TrainConfig, data_shape: tuple[int, ...], *, duration:
     return MollifiedDDPM(domain, lookup(config.schedule)(config.diffusion_steps), mollifier, prediction)
 
 
-def build_model(config: TrainConfig, data_shape: tuple[int, ...]) -> nn.Module:
+def build_model(config: TrainConfig, data_shape: tuple[int, ...], vocabulary: Vocabulary | None = None) -> nn.Module:
     """The operator preset a config names for data of ``data_shape = (c, *spatial)`` (with ``autoencoder``, the
-    preset's diffusion autoencoder), initialised from the config's seed."""
+    preset's diffusion autoencoder; with ``conditional``, conditioned on labels of ``vocabulary``), initialised from
+    the config's seed."""
     channels, resolution = data_shape[0], tuple(data_shape[1:])
     preset = FNO_OF.get(config.preset, config.preset) if config.operator == "fno" else config.preset
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         if config.autoencoder:
             return autoencoder_preset(preset, channels=channels, resolution=resolution, z_dim=config.z_dim, resampling=config.resampling)
+        if config.conditional:
+            if vocabulary is None:
+                raise ValueError("conditional: the data's label vocabulary is needed to build the model")
+            return conditional_preset(preset, channels=channels, resolution=resolution, vocabulary=vocabulary, z_dim=config.z_dim,
+                                      dropout=config.label_dropout, ndim=len(resolution), resampling=config.resampling)
         return operator_preset(preset, channels=channels, resolution=resolution, resampling=config.resampling)
 
 
@@ -282,16 +298,18 @@ def build_run(config: TrainConfig) -> tuple[nn.Module, DiffusionProcess, Dataset
     if config.data_resolution % config.resolution:
         raise ValueError(f"resolution {config.resolution} must divide the largest of train_resolutions {config.train_resolutions}")
     data = build_dataset(config)
-    shape = tuple(data[0].shape)
+    shape = tuple(fields_of(data)[0].shape)
     factor = config.data_resolution // config.resolution
     if any(s % factor for s in shape[1:]):
         raise ValueError(f"resolution {config.resolution} must divide the data's grid {shape[1:]} at {config.data_resolution}")
     base = (shape[0], *(s // factor for s in shape[1:]))
-    return build_model(config, base), build_process(config, base, duration=getattr(_unwrap(data), "duration", None)), data
+    vocabulary = data.vocabulary if isinstance(data, Labelled) else None
+    model = build_model(config, base, vocabulary)
+    return model, build_process(config, base, duration=getattr(_unwrap(data), "duration", None)), data
 
 
 def _unwrap(data: Dataset) -> Dataset:
-    """The data set under `Subset` wrappers."""
-    while isinstance(data, Subset):
-        data = data.dataset
+    """The data set under `Subset` and `Labelled` wrappers."""
+    while isinstance(data, (Subset, Labelled)):
+        data = data.dataset if isinstance(data, Subset) else data.fields
     return data

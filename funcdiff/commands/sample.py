@@ -9,7 +9,7 @@ from typing import Annotated
 import torch
 import tyro
 
-from funcdiff.commands.common import CommonOptions, SampleOptions, check_sampling_estimates, sampling_choice
+from funcdiff.commands.common import CommonOptions, SampleOptions, check_sampling_estimates, sampling_choice, sampling_labels
 from funcdiff.commands.latent import sampling_latents
 from funcdiff.domains.io import write_png
 from funcdiff.evaluation import sample_resolutions
@@ -52,6 +52,8 @@ def run(command: Sample) -> int:
     if o.compile:
         compile_operator(model)
     cond = sampling_latents(model, command.checkpoint, config, command.latent, num=o.num, seed=o.seed, device=command.device)
+    labels = sampling_labels(model, o)
+    cond = labels.to(command.device) if labels is not None else cond
     choice = sampling_choice(o, process)  # every check before anything is written
     check_sampling_estimates(o, command.device, command.yes, model, process)
     out = Path(command.out_dir)
@@ -62,7 +64,7 @@ def run(command: Sample) -> int:
     for resolution, samples, seconds in sample_resolutions(model, process, o.resolutions, num=o.num, steps=o.sample_steps,
                                                            **choice, generator=generator, seed=o.seed,
                                                            nested=o.nested, device=command.device, chunk_points=o.chunk_points,
-                                                           cond=cond):
+                                                           cond=cond, guidance_scale=o.guidance_scale):
         label = process.domain.label(tuple(samples.shape[2:]))
         path = process.domain.save_samples(samples, out, label)
         grids.append(samples)

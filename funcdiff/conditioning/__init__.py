@@ -1,6 +1,8 @@
-"""Conditioning: what an operator conditioned on its own data provides (`EncodedConditioning`); the diffusion
-autoencoder (`funcdiff.operators.DiffusionAutoencoder`) implements it."""
+"""Conditioning: the two ways an operator is conditioned. `EncodedConditioning`: on a code of its own data (the diffusion
+autoencoder, `funcdiff.operators.DiffusionAutoencoder`). `LabelConditioning`: on class labels, with classifier-free
+guidance at sampling (`funcdiff.operators.LabelConditional`)."""
 
 from funcdiff.conditioning.base import EncodedConditioning
+from funcdiff.conditioning.labels import UNSPECIFIED, LabelConditioning, check_labels, parse_labels, unspecified_like
 
-__all__ = ["EncodedConditioning"]
+__all__ = ["EncodedConditioning", "LabelConditioning", "UNSPECIFIED", "check_labels", "parse_labels", "unspecified_like"]

@@ -58,6 +58,8 @@ class SpokenDigits(MasterClips):
 
     Attributes:
         labels: the digit of each item (0-9), an index into `DIGITS`.
+        vocabulary: ``{"digit": DIGITS}``, the labels' names (`funcdiff.data.labelled`).
+        label_rows: ``labels`` as a column ``(n, 1)``.
         speakers: the speaker of each item, ``"voice+variant"``.
         keys: ``"speaker/digit/take"`` of each item, its name in the cache.
         cache_path: the cache file.
@@ -81,6 +83,7 @@ class SpokenDigits(MasterClips):
         chosen = split_indices([speaker for speaker, _, _ in clips], split, fraction=TEST_FRACTION, seed=0)[:limit]
         self.speakers = [clips[i][0] for i in chosen]
         self.labels = np.array([clips[i][1] for i in chosen], dtype=np.int64)
+        self.vocabulary, self.label_rows = {"digit": DIGITS}, self.labels[:, None]
         self.keys = [f"{speaker}/{digit}/{take}" for speaker, digit, take in (clips[i] for i in chosen)]
         self._load(cache_dir, "digits", MASTER_RATE, lambda keys: render_digits(keys, progress))
 

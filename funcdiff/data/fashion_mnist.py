@@ -55,6 +55,8 @@ class FashionMNIST(Dataset):
 
     Attributes:
         labels: the class of each image, an index into `CLASSES`.
+        vocabulary: ``{"class": CLASSES}``, the labels' names (`funcdiff.data.labelled`).
+        label_rows: ``labels`` as a column ``(n, 1)``.
 
     Raises:
         DatasetNotFoundError: if the files are absent (install: ``apt-get install -y dataset-fashion-mnist``).
@@ -75,6 +77,7 @@ class FashionMNIST(Dataset):
             )
         images = read_idx(images_file)
         self.labels = read_idx(labels_file).astype(np.int64)
+        self.vocabulary, self.label_rows = {"class": CLASSES}, self.labels[:, None]
         if images.ndim != 3 or images.shape[1:] != (28, 28) or len(images) != len(self.labels):
             raise ValueError(f"{root}: expected (n, 28, 28) images and n labels, got {images.shape} and {self.labels.shape}")
         self.factor = 28 // resolution

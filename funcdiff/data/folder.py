@@ -80,6 +80,9 @@ class ImageFolder(Dataset):
         shape: ``(channels, height, width)``.
         skipped: the unreadable files met so far.
         cache_path: the cache file in use; None when decoding every time.
+        vocabulary: with one subfolder of ``root`` per class, ``{"class": their names, sorted}``; None where images
+            lie directly in ``root`` (`funcdiff.data.labelled`).
+        label_rows: then each item's class ``(n, 1)`` (a mirrored copy's is its image's); else None.
     """
 
     def __init__(
@@ -119,6 +122,7 @@ class ImageFolder(Dataset):
         self.paths = [paths[i] for i in split_indices(keys, split, fraction=test_fraction, seed=seed)]
         if not self.paths:
             raise ValueError(f"no readable images in the {split!r} split of {self.root} (extensions {sorted(EXTENSIONS)})")
+        self.vocabulary, self.label_rows = _class_labels(self.root, paths, self.paths, 2 if flip else 1)
         self.cache_path: Path | None = None
         self._levels: np.ndarray | None = None
         if cache if cache is not None else os.environ.get("FUNCDIFF_FOLDER_CACHE", "1") != "0":
@@ -298,3 +302,14 @@ def _eight_bit(image: Image.Image, channels: int) -> Image.Image:
         rgba = image.convert("RGBA")
         image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
     return image.convert("L" if channels == 1 else "RGB")
+
+
+def _class_labels(root: Path, every: list[Path], chosen: list[Path], copies: int) -> tuple[dict | None, np.ndarray | None]:
+    """``({"class": names}, rows)`` from the first folder below ``root`` of each image (names from ``every`` image, so
+    both splits agree; rows for ``chosen``, repeated ``copies`` times); ``(None, None)`` if any image lies in ``root``."""
+    first = [p.relative_to(root).parts for p in every]
+    if any(len(parts) < 2 for parts in first):
+        return None, None
+    names = tuple(sorted({parts[0] for parts in first}))
+    rows = np.array([names.index(p.relative_to(root).parts[0]) for p in chosen] * copies, dtype=np.int64)[:, None]
+    return {"class": names}, rows

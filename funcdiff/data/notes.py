@@ -29,6 +29,7 @@ PROGRAMS = {
 """General MIDI programs (0-based) and their instruments."""
 PITCHES = range(48, 85)
 """MIDI pitches C3 to C6 (60 is middle C, 261.6 Hz)."""
+NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 VELOCITIES = (40, 80, 120)
 TEST_FRACTION = 0.1
 """The share of (program, pitch) pairs held out, all velocities together; fixed (seed 0)."""
@@ -64,6 +65,9 @@ class NoteDataset(MasterClips):
     Attributes:
         notes: ``(program, pitch, velocity)`` of each item.
         keys: ``"program-pitch-velocity"`` of each item, its name in the cache.
+        vocabulary: ``{"instrument": ..., "pitch": ...}``, the names of every instrument of `PROGRAMS` and of every
+            pitch of `PITCHES` ("C3" to "C6", `pitch_name`), the labels' names (`funcdiff.data.labelled`).
+        label_rows: each item's instrument and pitch, indices into ``vocabulary``, ``(n, 2)``.
         cache_path: the cache file.
         duration: seconds per clip (1.0).
 
@@ -90,7 +94,15 @@ class NoteDataset(MasterClips):
         chosen = split_indices([f"{p}-{k}" for p, k, _ in notes], split, fraction=TEST_FRACTION, seed=0)[:limit]
         self.notes = [notes[i] for i in chosen]
         self.keys = [f"{p}-{k}-{v}" for p, k, v in self.notes]
+        self.vocabulary = {"instrument": tuple(PROGRAMS.values()), "pitch": tuple(pitch_name(k) for k in PITCHES)}
+        programs_index = {program: i for i, program in enumerate(PROGRAMS)}
+        self.label_rows = np.array([(programs_index[p], k - PITCHES.start) for p, k, _ in self.notes], dtype=np.int64).reshape(-1, 2)
         self._load(cache_dir, "notes", MASTER_RATE, lambda keys: render_notes(keys, progress))
+
+
+def pitch_name(pitch: int) -> str:
+    """The scientific name of a MIDI pitch: 60 is "C4" (middle C), 61 "C#4", 48 "C3"."""
+    return f"{NOTE_NAMES[pitch % 12]}{pitch // 12 - 1}"
 
 
 def render_notes(keys: list[str], progress: bool | None = None) -> Int16[np.ndarray, "k 32000"]:

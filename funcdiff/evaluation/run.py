@@ -35,18 +35,19 @@ def sample_resolutions(
     chunk_points: int | None = None,
     progress: bool = True,
     cond: Tensor | None = None,
+    guidance_scale: float | None = None,
 ) -> Iterator[tuple[int, Float[Tensor, "b c *spatial"], float]]:
     """``(resolution, samples on the CPU, seconds per sample)`` for each resolution in turn, every one from the same
     seed; with ``nested``, the prior's noise is nested across resolutions (drawn at the largest, which the others
-    must divide), so a seed gives the same picture at every size. ``cond`` (latents of a diffusion autoencoder, one
-    per sample) goes to the model."""
+    must divide), so a seed gives the same picture at every size. ``cond`` (latents of a diffusion autoencoder, or
+    labels, one per sample) goes to the model, guided by ``guidance_scale`` (`funcdiff.sampling.sample`)."""
     for resolution in resolutions:
         generator.manual_seed(seed)
         start = time.perf_counter()
         samples = sample(model, process, resolution, batch=num, steps=steps, sampler=sampler, grid=grid, options=options,
                          generator=generator, device=device,
                          chunk_points=chunk_points, nest_resolution=max(resolutions) if nested else None, progress=progress,
-                         cond=cond).cpu()
+                         cond=cond, guidance_scale=guidance_scale).cpu()
         yield resolution, samples, (time.perf_counter() - start) / num
 
 

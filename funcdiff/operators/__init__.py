@@ -1,6 +1,8 @@
 """Neural operators for function-space diffusion (docs/math.md §8, §17): sparse depthwise kernel integrals, points <-> grid
 interpolation, a grid U-Net, the ∞-Diff denoiser, its encoder, the Fourier neural operator and the latent MLP."""
 
+from collections.abc import Mapping, Sequence
+
 from funcdiff.operators.kernels.backends import ConvPlan, available_backends, choose_backend
 from funcdiff.operators.models.autoencoder import DiffusionAutoencoder
 from funcdiff.operators.base import LatentEncoder, NeuralOperator
@@ -12,6 +14,7 @@ from funcdiff.operators.models.fno import FNO_PRESETS, FNOConfig, FourierNeuralO
 from funcdiff.operators.models.infty_diff import InftyDiffOperator
 from funcdiff.operators.layers.interpolate import dct_reader, dct_resize, grid_to_points, knn_to_grid
 from funcdiff.operators.layers.kernel_resampling import Resampling, resample_kernel, resampled_size
+from funcdiff.operators.models.label_conditional import LabelConditional
 from funcdiff.operators.models.latent import LatentMLP
 from funcdiff.operators.kernels.lattice import LatticeHash
 from funcdiff.operators.layers.modulation import parameter_count
@@ -46,6 +49,15 @@ def autoencoder_preset(
     return DiffusionAutoencoder(decoder, SparseEncoder(encoder))
 
 
+def conditional_preset(
+    name: str, *, channels: int, resolution: int | tuple[int, ...], vocabulary: Mapping[str, Sequence[str]], z_dim: int = 64,
+    dropout: float = 0.1, ndim: int = 2, resampling: Resampling = "bandlimited",
+) -> LabelConditional:
+    """A `LabelConditional` of a preset's operator (`operator_preset`) with label embeddings of ``z_dim``."""
+    operator = operator_preset(name, channels=channels, resolution=resolution, ndim=ndim, z_dim=z_dim, resampling=resampling)
+    return LabelConditional(operator, vocabulary, z_dim=z_dim, dropout=dropout)
+
+
 __all__ = [
     "ConvPlan",
     "DiffusionAutoencoder",
@@ -56,6 +68,7 @@ __all__ = [
     "FourierNeuralOperator",
     "GridUNet",
     "InftyDiffOperator",
+    "LabelConditional",
     "LatentEncoder",
     "LatentMLP",
     "LatentMLPConfig",
@@ -68,6 +81,7 @@ __all__ = [
     "available_backends",
     "choose_backend",
     "compile_operator",
+    "conditional_preset",
     "dct_resize",
     "fno_preset_config",
     "grid_to_points",

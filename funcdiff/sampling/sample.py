@@ -11,8 +11,10 @@ from jaxtyping import jaxtyped
 from torch import nn
 
 from funcdiff._typing import DenseField, Float, Tensor
+from funcdiff.conditioning import LabelConditioning, check_labels
 from funcdiff.operators.base import NeuralOperator
 from funcdiff.processes.base import DiffusionProcess
+from funcdiff.sampling.free_guidance import free_guidance
 from funcdiff.sampling.grids import uniform_t
 from funcdiff.sampling.guidance import Guidance
 from funcdiff.sampling.samplers import GridFunction, SamplerFunction, resolve_sampler
@@ -70,6 +72,7 @@ def sample(
     nest_resolution: int | tuple[int, ...] | None = None,
     start: DenseField | None = None,
     cond: Tensor | None = None,
+    guidance_scale: float | None = None,
     progress: bool = False,
 ) -> Float[Tensor, "b c *spatial"]:
     """Draw ``batch`` samples on a grid of ``resolution`` with an operator trained at ``reference_shape``.
@@ -98,7 +101,9 @@ def sample(
         nest_resolution: draw the prior's white noise at this finer resolution and coarsen it (`nested_prior`).
         start: the starting state itself instead of a prior (e.g. an inverted and lifted state); ``resolution``
             must be its grid.
-        cond: passed to the model (e.g. an autoencoder's latents, one per sample).
+        cond: passed to the model (e.g. an autoencoder's latents, or a label-conditional model's labels, one per sample).
+        guidance_scale: classifier-free guidance of a label-conditional model toward the labels ``cond``
+            (`free_guidance`; 1 is the conditional model, larger values follow the labels more closely).
         progress: show a progress bar.
     """
     reference = tuple(reference_shape) if reference_shape is not None else tuple(model.reference_shape)
@@ -117,6 +122,10 @@ def sample(
         y_start = nested_prior(process, batch, shape, domain.grid_shape(nest_resolution), reference, generator=generator, device=device)
 
     dense = functools.partial(model.forward_dense, chunk_points=chunk_points)  # the samplers check what it returns
+    if guidance_scale is not None:
+        dense = free_guidance(model, dense, cond, guidance_scale)
+    elif isinstance(model, LabelConditioning) and cond is not None:
+        check_labels(cond, model.vocabulary)
     with eval_mode(model):
         out = function(dense, y_start, grid(process, steps), process=process, cond=cond, guidance=guidance, generator=generator,
                        reference_shape=reference, progress=progress, **(options or {}))

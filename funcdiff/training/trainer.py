@@ -22,7 +22,8 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from funcdiff.data import ResolutionMixture, infinite_loader
-from funcdiff.conditioning import EncodedConditioning
+from funcdiff.conditioning import EncodedConditioning, LabelConditioning
+from funcdiff.data.labels import Labelled, fields_of
 from funcdiff.operators.base import NeuralOperator
 from funcdiff.operators.compiling import compile_operator
 from funcdiff.owner_lock import OwnerLock
@@ -95,7 +96,7 @@ def _check_before_work(settings: TrainSettings, data: Dataset | Sequence[Tensor]
         raise ValueError("autocast='fp16' needs a CUDA device; use 'bf16' on the CPU")
     if len(data) == 0:
         raise ValueError("the training data set is empty")
-    shape = tuple(data[0].shape)
+    shape = tuple(fields_of(data)[0].shape)
     ResolutionMixture(settings.downscales).check(shape[1:])
     coarsest = tuple(s // max(settings.downscales) for s in shape[1:])
     if isinstance(settings.points, int) and settings.points > math.prod(coarsest):
@@ -130,7 +131,9 @@ class Trainer:
     Args:
         model: the network, initialised (seed it before building it for a reproducible run).
         process: the diffusion process (it owns the domain and the mollifier).
-        data: the training examples (a data set or a list of tensors), all of one shape ``(c, *spatial)``.
+        data: the training examples (a data set or a list of tensors), all of one shape ``(c, *spatial)``; for a
+            `LabelConditioning` model, a `funcdiff.data.Labelled` data set of the model's vocabulary (other models
+            train on a labelled data set's fields alone).
         settings: optimiser, loop, budget and output settings.
         sampler: how the periodic samples are drawn: a registered sampler's name (``"auto"`` picks by the process's
             protocol, `funcdiff.sampling.resolve_sampler`) or a sampler function of the common signature.
@@ -178,6 +181,11 @@ class Trainer:
         if self.data_shape[0] != process.domain.channels or len(self.data_shape) - 1 != process.domain.ndim:
             raise ValueError(f"data of shape {self.data_shape} does not fit the domain {process.domain!r}")
         self.reference_shape = tuple(model.reference_shape)
+        self.labels = isinstance(model, LabelConditioning)
+        if self.labels and (not isinstance(data, Labelled) or data.vocabulary != model.vocabulary):
+            have = f"labels {data.vocabulary}" if isinstance(data, Labelled) else "no labels"
+            raise ValueError(f"a label-conditional model of the labels {model.vocabulary} needs data labelled alike "
+                             f"(funcdiff.data.labelled); the data have {have}")
         self.resolutions = ResolutionMixture(settings.downscales, settings.seed)
         self.sampler = sampler
         # Seeded before each sampling; the prior and any sampler that draws noise draw from it.
@@ -329,10 +337,14 @@ class Trainer:
     @torch.no_grad()
     def _sample_latents(self) -> Tensor | None:
         """For an `EncodedConditioning` operator, the EMA encoder's latents of the first ``sample_count`` training
-        examples (whose decodings the samples then are; the examples are written beside them once), else None."""
+        examples (whose decodings the samples then are; the examples are written beside them once); for a
+        `LabelConditioning` one, those examples' labels; else None."""
+        count = min(self.settings.sample_count, len(self.dataset))
+        if self.labels:
+            return self.dataset.labels[:count].to(self.ctx.device)
         if not isinstance(self.ema, EncodedConditioning):
             return None
-        examples = torch.stack([self.dataset[i] for i in range(min(self.settings.sample_count, len(self.dataset)))])
+        examples = torch.stack([fields_of(self.dataset)[i] for i in range(count)])
         folder, domain = self.out_dir / "samples", self.process.domain
         if not any(folder.glob("inputs_*")):
             domain.save_samples(examples, folder, f"inputs_{domain.label(tuple(examples.shape[2:]))}", individual=False)
@@ -380,13 +392,15 @@ class Trainer:
             failed = updating = False
             try:
                 while not self._done(start, signals):
-                    x0 = self.resolutions.batch(self.process.domain, next(loader).to(ctx.device, non_blocking=True), self.step)
+                    fields, labels = batch if isinstance(batch := next(loader), (tuple, list)) else (batch, None)
+                    x0 = self.resolutions.batch(self.process.domain, fields.to(ctx.device, non_blocking=True), self.step)
+                    cond = labels.to(ctx.device) if self.labels else None
                     seed = step_seed(c.seed, ctx.rank, self.step)  # noise and dropout: a function of the run, rank and step
                     self.noise.manual_seed(seed)
                     torch.manual_seed(seed + 1)
                     with _autocast(c, ctx.device):
                         loss = self.process.loss(loss_model(net, self.process, x0, points=c.points, generator=self.noise), x0,
-                                                 points=c.points, generator=self.noise, reference_shape=self.reference_shape)
+                                                 points=c.points, generator=self.noise, reference_shape=self.reference_shape, cond=cond)
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()  # on every process, even for a non-finite loss, so DDP's all-reduce never waits
                     norms = [nn.utils.clip_grad_norm_(group, c.grad_clip if c.grad_clip > 0 else math.inf) for group in self.clip_groups]

@@ -64,3 +64,13 @@ def test_the_real_files_when_installed() -> None:
     assert train[0].shape == (1, 14, 14) and test[0].shape == (1, 28, 28)
     assert test[0].min() >= -1 and test[0].max() <= 1
     assert np.bincount(test.labels).tolist() == [1000] * len(CLASSES)
+
+
+def test_the_classes_label_the_images(fashion_root: Path) -> None:
+    """`labelled` pairs each image with its class, named by `CLASSES`."""
+    from funcdiff.data.labels import labelled
+
+    data = labelled(FashionMNIST(root=fashion_root, split="test"))
+    assert data.vocabulary == {"class": CLASSES}
+    image, label = data[3]
+    assert torch.equal(image, FashionMNIST(root=fashion_root, split="test")[3]) and label.tolist() == [3]

@@ -289,3 +289,23 @@ def test_the_cache_can_be_turned_off_and_a_failing_cache_is_skipped(
         dataset = ImageFolder(image_tree, cache=True, cache_dir=tmp_path / "file", **options)
     assert dataset.cache_path is None and "cannot cache" in caplog.text
     torch.testing.assert_close(dataset[0], ImageFolder(image_tree, **options, cache=True)[0], rtol=0, atol=0)
+
+
+def test_one_subfolder_per_class_labels_the_images_in_both_splits(tmp_path: Path) -> None:
+    """Classes are the first folders below the root, sorted, the same in both splits; mirrored copies keep their
+    image's class; images directly in the root give no labels (`labelled` refuses them)."""
+    from funcdiff.data.labels import labelled
+
+    for i in range(12):
+        save_random_image(tmp_path / "tree" / ("cat" if i % 3 else "ant") / ("deep" if i == 4 else "") / f"{i}.png", (8, 8), seed=i)
+    train = ImageFolder(tmp_path / "tree", resolution=8, channels=1, flip=True, cache=False, test_fraction=0.25)
+    test = ImageFolder(tmp_path / "tree", resolution=8, channels=1, cache=False, test_fraction=0.25, split="test")
+    assert train.vocabulary == test.vocabulary == {"class": ("ant", "cat")}
+    expected = [0 if int(p.stem) % 3 == 0 else 1 for p in train.paths]
+    assert labelled(train).labels[:, 0].tolist() == expected * 2
+    assert [int(row) for row in test.label_rows[:, 0]] == [0 if int(p.stem) % 3 == 0 else 1 for p in test.paths]
+    save_random_image(tmp_path / "tree" / "loose.png", (8, 8))
+    flat = ImageFolder(tmp_path / "tree", resolution=8, channels=1, cache=False)
+    assert flat.vocabulary is None
+    with pytest.raises(ValueError, match="no labels"):
+        labelled(flat)

@@ -128,6 +128,20 @@ def test_split_by_program_and_pitch_is_disjoint_and_stable(note_cache: Path) -> 
     assert NoteDataset(resolution=1000, limit=7, programs=CLEAN, cache_dir=note_cache).keys == train.keys[:7]
 
 
+def test_pitches_are_named_as_musicians_name_them() -> None:
+    """MIDI 60 is middle C, C4; the names run in semitones; the vocabulary spans C3 to C6."""
+    assert [notes.pitch_name(k) for k in (48, 60, 61, 69, 84)] == ["C3", "C4", "C#4", "A4", "C6"]
+
+
+@needs_fluidsynth
+def test_each_note_is_labelled_by_its_instrument_and_pitch(note_cache: Path) -> None:
+    """`label_rows` index the vocabulary: each item's instrument name and pitch name are those of its MIDI note."""
+    data = NoteDataset(resolution=1000, programs=(71, 73), limit=20, cache_dir=note_cache)
+    for (program, pitch, _), (instrument, name) in zip(data.notes, data.label_rows):
+        assert data.vocabulary["instrument"][instrument] == notes.PROGRAMS[program]
+        assert data.vocabulary["pitch"][name] == notes.pitch_name(pitch)
+
+
 @needs_fluidsynth
 def test_cached_notes_need_no_fluidsynth(note_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Once cached, notes load without FluidSynth: nothing is rendered again."""

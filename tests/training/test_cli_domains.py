@@ -109,3 +109,33 @@ def test_the_fourier_neural_operator_trains_samples_and_resumes_from_the_command
     refused = subprocess.run([sys.executable, "-m", "funcdiff", "train", "--preset", "paper-256", "--operator", "fno", "--dry-run"],
                              cwd=tmp_path, env=env, capture_output=True, text=True)
     assert refused.returncode != 0 and "operator" in refused.stdout + refused.stderr
+
+
+def test_a_label_conditional_model_trains_on_class_folders_and_samples_the_classes_asked_for(tmp_path: Path) -> None:
+    """``--conditional`` on a folder with one subfolder per class records the classes; ``sample --class`` with
+    ``--guidance-scale`` draws them; an unknown class, guidance for a plain model and labels of unlabelled data are
+    refused in one line naming the problem."""
+    from tests.data.files import save_random_image
+
+    for i in range(8):
+        save_random_image(tmp_path / "shapes" / ("disc" if i % 2 else "stripe") / f"{i}.png", (16, 16), mode="L", seed=i)
+    common = ["--resolution", "16", "--channels", "1", "--steps", "2", *SMALL]
+    run("-m", "funcdiff", "train", "--data", "./shapes", "--conditional", *common, "--out-dir", "run", cwd=tmp_path)
+    config = json.loads((tmp_path / "run" / "checkpoint" / "config.json").read_text())
+    assert config["operator"]["kind"] == "label_conditional" and config["operator"]["vocabulary"] == {"class": ["disc", "stripe"]}
+    run("-m", "funcdiff", "sample", "--checkpoint", "run/checkpoint", "--resolutions", "16", "32", "--num", "2", "--class", "Disc",
+        "--class", "1", "--guidance-scale", "3", "--sample-steps", "2", "--out-dir", "s", cwd=tmp_path)
+    assert read_png(tmp_path / "s" / "32px.png").shape[-1] > 0
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run("-m", "funcdiff", "train", "--data", "./shapes", *common, "--out-dir", "plain", cwd=tmp_path)
+    for args, message in ((["sample", "--checkpoint", "run/checkpoint", "--class", "square"], "no class 'square' of 'class'"),
+                          (["sample", "--checkpoint", "plain/checkpoint", "--guidance-scale", "2"], "label-conditional checkpoints"),
+                          (["train", "--data", "icons", "--conditional", "--dry-run", "--data-limit", "2"], None),
+                          (["train", "--data", "icons", "--conditional", "--data-limit", "2", "--resolution", "16", "--steps", "1",
+                            "--out-dir", "icons"], "no labels to condition on")):
+        done = subprocess.run([sys.executable, "-m", "funcdiff", *args], cwd=tmp_path, env=env, capture_output=True, text=True)
+        if message is None:
+            assert done.returncode == 0, done.stderr
+        else:
+            assert done.returncode != 0 and message in done.stderr, done.stderr
+            assert len([line for line in done.stderr.splitlines() if "error" in line]) == 1, done.stderr
