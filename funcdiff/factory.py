@@ -84,6 +84,8 @@ class TrainConfig(TrainSettings):
         sigma_pixels: the mollifier's standard deviation in grid cells (pixels, or samples for audio) at the training
             resolution (0 = white noise).
         sigma_min: the noise left at the end of the flow (flow).
+        coupling: how a flow pairs noise with the data of a batch: "independent" or "ot" (minibatch optimal transport,
+            straighter paths; docs/math.md §11) (flow).
         point_scheme: how each step's training points are drawn: "uniform" (without replacement) or "stratified"
             (one per block of cells, so they cover the grid evenly).
         sampler: a registered sampler (`funcdiff.sampling.SAMPLERS`): "ddim", "ddpm" or "dpmpp" (DPM-Solver++ 2M)
@@ -114,6 +116,7 @@ class TrainConfig(TrainSettings):
     prediction: PredictionName = "auto"
     sigma_pixels: float = 1.0
     sigma_min: float = 0.0
+    coupling: str = "independent"
     point_scheme: Literal["uniform", "stratified"] = "uniform"
     sampler: str = "auto"
     autoencoder: bool = False
@@ -156,6 +159,7 @@ class TrainConfig(TrainSettings):
             "prediction": self.prediction == "auto" or self.prediction in _PREDICTIONS.get(self.family, ()),
             "sigma_pixels": math.isfinite(self.sigma_pixels) and self.sigma_pixels >= 0,
             "sigma_min": 0 <= self.sigma_min < 1,
+            "coupling": self.coupling == "independent" or (self.coupling == "ot" and self.family == "flow"),
             "diffusion_steps": self.diffusion_steps >= 2 and (self.family == "flow" or self.sample_steps <= self.diffusion_steps),
             "sample_steps": self.sample_steps >= 1 and (self.family == "flow" or self.sample_steps <= self.diffusion_steps),
             "sampler": self.sampler == "auto" or (self.sampler in SAMPLERS and SAMPLERS[self.sampler].protocol is
@@ -270,7 +274,7 @@ def build_process(config: TrainConfig, data_shape: tuple[int, ...], *, duration:
     mollifier = GaussianMollifier(config.sigma_pixels / data_shape[1]) if config.sigma_pixels > 0 else IdentityMollifier()
     prediction = _PREDICTIONS[config.family][0] if config.prediction == "auto" else config.prediction
     if config.family == "flow":
-        return FunctionalFlowMatching(domain, mollifier, sigma_min=config.sigma_min, prediction=prediction)
+        return FunctionalFlowMatching(domain, mollifier, sigma_min=config.sigma_min, prediction=prediction, coupling=config.coupling)
     return MollifiedDDPM(domain, lookup(config.schedule)(config.diffusion_steps), mollifier, prediction)
 
 

@@ -9,6 +9,7 @@ from jaxtyping import jaxtyped
 from funcdiff._typing import DenseField, Float, Tensor
 from funcdiff.domains.base import Domain, check_field
 from funcdiff.mollifiers.base import Mollifier, check_inv_snr
+from funcdiff.processes.coupling import Coupling, ot_pairing
 from funcdiff.processes.base import FlowProcess, PointModel, broadcast, check_component, subsampled_mse
 from funcdiff.registry import component_dict, register
 
@@ -30,10 +31,14 @@ class FunctionalFlowMatching(FlowProcess):
         prediction: what the network outputs: ``"velocity"`` (``u_s``) or ``"x1"`` (the unmollified data, turned
             into the velocity ``(T xhat1 - (1 - sigma_min) y_s) / (1 - (1 - sigma_min) s)``).
         inv_snr: the Wiener filter's inverse signal-to-noise ratio for reported samples (docs/math.md §1).
+        coupling: how training pairs noise with the data of a batch: ``"independent"`` (as drawn) or ``"ot"`` (minibatch
+            optimal transport between the path's endpoints ``T eps`` and ``T x1``, `ot_pairing`), which straightens the
+            learned paths (docs/math.md §11).
     """
 
     def __init__(
-        self, domain: Domain, mollifier: Mollifier, sigma_min: float = 0.0, prediction: FlowPrediction = "velocity", inv_snr: float = 0.05
+        self, domain: Domain, mollifier: Mollifier, sigma_min: float = 0.0, prediction: FlowPrediction = "velocity", inv_snr: float = 0.05,
+        coupling: str = "independent",
     ) -> None:
         check_component(domain, Domain, "domain")
         check_component(mollifier, Mollifier, "mollifier")
@@ -42,7 +47,10 @@ class FunctionalFlowMatching(FlowProcess):
         if prediction not in get_args(FlowPrediction):
             raise ValueError(f"prediction must be one of {get_args(FlowPrediction)}, got {prediction!r}")
         check_inv_snr(inv_snr)
+        if coupling not in get_args(Coupling):
+            raise ValueError(f"coupling must be one of {get_args(Coupling)}, got {coupling!r}")
         self.domain = domain
+        self.coupling = coupling
         self.mollifier = mollifier
         self.sigma_min = float(sigma_min)
         self.prediction: FlowPrediction = prediction
@@ -50,7 +58,7 @@ class FunctionalFlowMatching(FlowProcess):
 
     def __repr__(self) -> str:
         return (f"FunctionalFlowMatching(domain={self.domain!r}, mollifier={self.mollifier!r}, sigma_min={self.sigma_min:g}, "
-                f"prediction={self.prediction!r})")
+                f"prediction={self.prediction!r}, coupling={self.coupling!r})")
 
     def _noise_scale(self, s: Float[Tensor, " b"]) -> Float[Tensor, " b"]:
         """``1 - (1 - sigma_min) s`` in float64."""
@@ -97,12 +105,14 @@ class FunctionalFlowMatching(FlowProcess):
         s: Float[Tensor, " b"] | None = None,
     ) -> Float[Tensor, ""]:
         """The subsampled conditional flow matching loss (docs/math.md §11); ``x0`` is the data (``x1`` of the path), the
-        noise white at ``reference_shape`` (the model's; docs/math.md §15)."""
+        noise white at ``reference_shape`` (the model's; docs/math.md §15), paired with the data by ``coupling``."""
         check_field(self.domain, x0, "x0")
         b, spatial = x0.shape[0], tuple(x0.shape[2:])
         if s is None:
             s = torch.rand(b, generator=generator, device=x0.device)
         noise = self.domain.white_noise(b, tuple(x0.shape[1:]), reference_shape or spatial, generator=generator, dtype=x0.dtype, device=x0.device)
+        if self.coupling == "ot":
+            noise = noise[ot_pairing(self.mollifier.mollify(x0), self.mollifier.mollify(noise))]
         y_s, u_s = self.path(x0, s, noise)
         target = u_s if self.prediction == "velocity" else x0
         return subsampled_mse(model, self.domain, y_s, target, s.to(x0.dtype), points=points, generator=generator, cond=cond)
@@ -110,5 +120,6 @@ class FunctionalFlowMatching(FlowProcess):
     def to_dict(self) -> dict[str, Any]:
         """The JSON-safe configuration that rebuilds this process (`funcdiff.registry.build`)."""
         return component_dict(
-            self.kind, domain=self.domain, mollifier=self.mollifier, sigma_min=self.sigma_min, prediction=self.prediction, inv_snr=self.inv_snr
+            self.kind, domain=self.domain, mollifier=self.mollifier, sigma_min=self.sigma_min, prediction=self.prediction, inv_snr=self.inv_snr,
+            coupling=self.coupling,
         )
