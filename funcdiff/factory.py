@@ -28,7 +28,8 @@ from funcdiff.domains.grid import GridDomain
 from funcdiff.mollifiers.gaussian import GaussianMollifier, IdentityMollifier
 from funcdiff.operators import FNO_OF, FNO_PRESETS, autoencoder_preset, conditional_preset, operator_preset
 from funcdiff.operators.layers.kernel_resampling import Resampling
-from funcdiff.processes.base import DenoisingProcess, DiffusionProcess, FlowProcess
+from funcdiff.processes.base import DenoisingProcess, DiffusionProcess, FlowProcess, SigmaProcess
+from funcdiff.processes.edm import MollifiedEDM
 from funcdiff.processes.flow import FunctionalFlowMatching
 from funcdiff.processes.mollified import MollifiedDDPM
 from funcdiff.processes.schedules import Schedule
@@ -36,12 +37,14 @@ from funcdiff.registry import lookup, registered_kinds
 from funcdiff.sampling import SAMPLERS
 from funcdiff.training.config import TrainSettings
 
-ProcessName = Literal["ddpm", "flow", "mollified_ddpm", "flow_matching"]
-PROCESS_KINDS = {"mollified_ddpm": "ddpm", "flow_matching": "flow"}
-"""The registered kinds of the two process families the flags build, and the family (short) names they go by."""
+ProcessName = Literal["ddpm", "flow", "edm", "mollified_ddpm", "flow_matching", "mollified_edm"]
+PROCESS_KINDS = {"mollified_ddpm": "ddpm", "flow_matching": "flow", "mollified_edm": "edm"}
+"""The registered kinds of the three process families the flags build, and the family (short) names they go by."""
+_PROTOCOLS = {"ddpm": DenoisingProcess, "flow": FlowProcess, "edm": SigmaProcess}
+"""The protocol each family's samplers run."""
 PredictionName = Literal["auto", "mollified_eps", "x0", "velocity", "x1"]
 
-_PREDICTIONS: dict[str, tuple[str, ...]] = {"ddpm": ("x0", "mollified_eps"), "flow": ("x1", "velocity")}
+_PREDICTIONS: dict[str, tuple[str, ...]] = {"ddpm": ("x0", "mollified_eps"), "flow": ("x1", "velocity"), "edm": ("auto",)}
 """Each process family's predictions; the first is what ``"auto"`` picks."""
 
 
@@ -72,11 +75,13 @@ class TrainConfig(TrainSettings):
         resampling: how the operator's kernels and grid read-out change resolution: "bandlimited" (no images of the
             trained band, docs/math.md §16) or "linear" (multilinear, as the first releases did).
         process: "ddpm" or its registered kind "mollified_ddpm" (the mollified DDPM, docs/math.md §3-6), "flow" or
-            "flow_matching" (functional flow matching, docs/math.md §11); other kinds through a run file (--config).
+            "flow_matching" (functional flow matching, docs/math.md §11), "edm" or "mollified_edm" (the mollified EDM,
+            docs/math.md §19); other kinds through a run file (--config).
         diffusion_steps: the number T of diffusion steps (ddpm).
         schedule: the noise schedule (ddpm): a registered schedule builder of ``num_steps``, "cosine" (Nichol &
             Dhariwal 2021), "linear" or "constant" (or a user's, registered by a plugin).
-        prediction: what the network predicts: "auto" (ddpm: x0; flow: x1), "mollified_eps" or "x0" (ddpm),
+        prediction: what the network predicts: "auto" (ddpm: x0; flow: x1; edm: its preconditioned output, the only
+            choice), "mollified_eps" or "x0" (ddpm),
             "velocity" or "x1" (flow). The paper predicts the mollified noise; the data are the defaults here: after
             500 CPU steps of the demo x0 gave clean icon shapes where mollified-eps still gave speckle, and after the
             demo's four minutes a flow predicting x1 gave clean shapes where one predicting the velocity gave speckle
@@ -84,12 +89,14 @@ class TrainConfig(TrainSettings):
         sigma_pixels: the mollifier's standard deviation in grid cells (pixels, or samples for audio) at the training
             resolution (0 = white noise).
         sigma_min: the noise left at the end of the flow (flow).
+        sigma_data: the standard deviation of the mollified data, for EDM's preconditioning (edm).
         coupling: how a flow pairs noise with the data of a batch: "independent" or "ot" (minibatch optimal transport,
             straighter paths; docs/math.md §11) (flow).
         point_scheme: how each step's training points are drawn: "uniform" (without replacement) or "stratified"
             (one per block of cells, so they cover the grid evenly).
         sampler: a registered sampler (`funcdiff.sampling.SAMPLERS`): "ddim", "ddpm" or "dpmpp" (DPM-Solver++ 2M)
-            (ddpm), "euler" or "heun" (flow), for samples written during training; "auto" picks ddim or heun.
+            (ddpm), "euler" or "heun" (flow), "edm_heun" or "edm_ddim" (edm), for samples written during training;
+            "auto" picks ddim, heun or edm_heun.
         autoencoder: train a diffusion autoencoder (docs/math.md §9): the preset's denoiser conditioned on a latent and a
             `SparseEncoder` of the same preset that makes it, jointly.
         z_dim: the autoencoder's latent size, or the size of the label embeddings (``conditional``).
@@ -116,6 +123,7 @@ class TrainConfig(TrainSettings):
     prediction: PredictionName = "auto"
     sigma_pixels: float = 1.0
     sigma_min: float = 0.0
+    sigma_data: float = 0.5
     coupling: str = "independent"
     point_scheme: Literal["uniform", "stratified"] = "uniform"
     sampler: str = "auto"
@@ -126,7 +134,7 @@ class TrainConfig(TrainSettings):
 
     @property
     def family(self) -> str:
-        """The process family, ``"ddpm"`` or ``"flow"``, whichever name (family or registered kind) ``process`` uses."""
+        """The process family, ``"ddpm"``, ``"flow"`` or ``"edm"``, whichever name (family or registered kind) ``process`` uses."""
         return PROCESS_KINDS.get(self.process, self.process)
 
     @property
@@ -160,10 +168,11 @@ class TrainConfig(TrainSettings):
             "sigma_pixels": math.isfinite(self.sigma_pixels) and self.sigma_pixels >= 0,
             "sigma_min": 0 <= self.sigma_min < 1,
             "coupling": self.coupling == "independent" or (self.coupling == "ot" and self.family == "flow"),
-            "diffusion_steps": self.diffusion_steps >= 2 and (self.family == "flow" or self.sample_steps <= self.diffusion_steps),
-            "sample_steps": self.sample_steps >= 1 and (self.family == "flow" or self.sample_steps <= self.diffusion_steps),
+            "diffusion_steps": self.diffusion_steps >= 2 and (self.family != "ddpm" or self.sample_steps <= self.diffusion_steps),
+            "sample_steps": self.sample_steps >= 1 and (self.family != "ddpm" or self.sample_steps <= self.diffusion_steps),
+            "sigma_data": math.isfinite(self.sigma_data) and self.sigma_data > 0,
             "sampler": self.sampler == "auto" or (self.sampler in SAMPLERS and SAMPLERS[self.sampler].protocol is
-                                                   (DenoisingProcess if self.family == "ddpm" else FlowProcess)),
+                                                   _PROTOCOLS.get(self.family)),
         }
 
 
@@ -273,6 +282,8 @@ def build_process(config: TrainConfig, data_shape: tuple[int, ...], *, duration:
     domain = build_domain(config, data_shape, duration=duration)
     mollifier = GaussianMollifier(config.sigma_pixels / data_shape[1]) if config.sigma_pixels > 0 else IdentityMollifier()
     prediction = _PREDICTIONS[config.family][0] if config.prediction == "auto" else config.prediction
+    if config.family == "edm":
+        return MollifiedEDM(domain, mollifier, sigma_data=config.sigma_data)
     if config.family == "flow":
         return FunctionalFlowMatching(domain, mollifier, sigma_min=config.sigma_min, prediction=prediction, coupling=config.coupling)
     return MollifiedDDPM(domain, lookup(config.schedule)(config.diffusion_steps), mollifier, prediction)

@@ -135,6 +135,33 @@ class FlowProcess(DiffusionProcess, Protocol):
                                   "sigma_s T eps; guidance and log-SNR time grids need them")
 
 
+@runtime_checkable
+class SigmaProcess(DiffusionProcess, Protocol):
+    """A process in noise-level space, ``y_sigma = T x0 + sigma T eps`` (variance exploding), with a preconditioned
+    denoiser ``D(y; sigma) ~ E[T x0 | y]``: what `sample_edm_heun` and `sample_edm_ddim` run (docs/math.md §19).
+    Noise times ``tau`` in ``[0, 1]`` (1 noise, 0 data) map to noise levels by `sigma`."""
+
+    @abstractmethod
+    def sigma(self, tau: Float[Tensor, " k"]) -> Float[Tensor, " k"]:
+        """The noise level at noise time ``tau`` in float64: ``sigma_max`` at 1, ``sigma_min`` at 0."""
+
+    @abstractmethod
+    def time(self, sigma: Float[Tensor, " b"]) -> Float[Tensor, " b"]:
+        """The model's time for noise level ``sigma``."""
+
+    @abstractmethod
+    def model_input(self, y: DenseField, sigma: Float[Tensor, " b"]) -> DenseField:
+        """What the network sees at ``(y, sigma)`` (``c_in y``)."""
+
+    @abstractmethod
+    def denoised(self, output: DenseField, y: DenseField, sigma: Float[Tensor, " b"]) -> DenseField:
+        """``D = T xhat0`` from the network's output at ``(y, sigma)`` (``c_skip y + c_out F``)."""
+
+    @abstractmethod
+    def finalize(self, d: DenseField) -> DenseField:
+        """The reported sample for the final estimate ``D = T xhat0`` (``W D``, docs/math.md §1)."""
+
+
 def mollified_noise(
     domain: Domain,
     mollifier: Mollifier,

@@ -14,7 +14,7 @@ from beartype import beartype
 from jaxtyping import jaxtyped
 
 from funcdiff._typing import Float, Tensor
-from funcdiff.processes.base import DenoisingProcess, DiffusionProcess, FlowProcess
+from funcdiff.processes.base import DenoisingProcess, DiffusionProcess, FlowProcess, SigmaProcess
 from funcdiff.processes.schedules import respace
 
 TimeGrid = Float[Tensor, " k"]
@@ -60,7 +60,7 @@ def log_snr_table(process: DiffusionProcess) -> tuple[Float[Tensor, " m"], Float
     """``(tau, lambda)``: noise times and the log-SNR ``log(a^2 / s^2)`` there, increasing in ``lambda``, finite only.
 
     A `DenoisingProcess` gives its integer steps (``a^2 = abar``, ``s^2 = 1 - abar``); a `FlowProcess` a fine table
-    of ``s`` from its `FlowProcess.coefficients`.
+    of ``s`` from its `FlowProcess.coefficients`; a `SigmaProcess` a fine table of its levels (``a = 1``, ``s = sigma``).
     """
     if isinstance(process, DenoisingProcess):
         tau = torch.arange(process.num_steps, -1, -1, dtype=torch.float64, device="cpu") / process.num_steps
@@ -69,8 +69,11 @@ def log_snr_table(process: DiffusionProcess) -> tuple[Float[Tensor, " m"], Float
     elif isinstance(process, FlowProcess):
         tau = torch.linspace(1, 0, _FLOW_TABLE, dtype=torch.float64, device="cpu")
         lam = _flow_log_snr(process, tau)
+    elif isinstance(process, SigmaProcess):
+        tau = torch.linspace(1, 0, _FLOW_TABLE, dtype=torch.float64, device="cpu")
+        lam = -2 * torch.log(process.sigma(tau))
     else:
-        raise ValueError(f"{type(process).__name__} is neither a DenoisingProcess nor a FlowProcess: it has no log-SNR")
+        raise ValueError(f"{type(process).__name__} is not a DenoisingProcess, FlowProcess or SigmaProcess: it has no log-SNR")
     keep = lam.isfinite()
     return tau[keep], lam[keep]
 

@@ -11,8 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from funcdiff.processes.base import DenoisingProcess, DiffusionProcess, FlowProcess
+from funcdiff.processes.base import DenoisingProcess, DiffusionProcess, FlowProcess, SigmaProcess
 from funcdiff.sampling.denoising import sample_ddim, sample_ddpm, sample_dpmpp
+from funcdiff.sampling.edm import sample_edm_ddim, sample_edm_heun
 from funcdiff.sampling.flow import sample_euler, sample_heun
 from funcdiff.sampling.grids import karras, uniform_logsnr, uniform_t
 
@@ -43,7 +44,7 @@ class SamplerEntry:
 SAMPLERS: dict[str, SamplerEntry] = {}
 """Sampler names to their entries, built-in and registered."""
 
-AUTO: dict[type, str] = {DenoisingProcess: "ddim", FlowProcess: "heun"}
+AUTO: dict[type, str] = {DenoisingProcess: "ddim", FlowProcess: "heun", SigmaProcess: "edm_heun"}
 """What ``"auto"`` picks for each process protocol (first match)."""
 
 GRIDS: dict[str, GridFunction] = {"uniform_t": uniform_t, "uniform_logsnr": uniform_logsnr, "karras": karras}
@@ -65,6 +66,9 @@ for _entry in (
     SamplerEntry(name="dpmpp", function=sample_dpmpp, protocol=DenoisingProcess, options=("clip",)),
     SamplerEntry(name="euler", function=sample_euler, protocol=FlowProcess),
     SamplerEntry(name="heun", function=sample_heun, protocol=FlowProcess, calls_per_step=2),
+    SamplerEntry(name="edm_heun", function=sample_edm_heun, protocol=SigmaProcess, calls_per_step=2, calls_last_step=3,
+                 options=("churn", "churn_range", "churn_noise")),
+    SamplerEntry(name="edm_ddim", function=sample_edm_ddim, protocol=SigmaProcess, calls_last_step=2),
 ):
     register_sampler(_entry)
 
@@ -88,8 +92,8 @@ def resolve_sampler(name: str, process: DiffusionProcess) -> SamplerEntry:
     if name == "auto":
         picks = [n for protocol, n in AUTO.items() if isinstance(process, protocol)]
         if not picks:
-            raise ValueError(f"no default sampler for {type(process).__name__}: it is neither a DenoisingProcess nor a "
-                             "FlowProcess; name a registered sampler that runs it")
+            raise ValueError(f"no default sampler for {type(process).__name__}: it is not a DenoisingProcess, FlowProcess or "
+                             "SigmaProcess; name a registered sampler that runs it")
         name = picks[0]
     if name not in SAMPLERS:
         raise ValueError(f"sampler must be one of {sampler_names()}, got {name!r}")

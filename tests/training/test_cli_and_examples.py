@@ -59,7 +59,7 @@ def test_every_flag_says_what_it_does(capsys) -> None:
         assert "--" + field.name.replace("_", "-") in text, field.name
     assert "the paper's 0.25" in text and "(default: 0.25)" in text
     assert "Wiener filter at the end" in text  # a continuation line of the docstring joins its entry
-    assert "--process {ddpm,flow,mollified_ddpm,flow_matching}" in text
+    assert "--process {ddpm,flow,edm,mollified_ddpm,flow_matching,mollified_edm}" in text
 
 
 def test_bad_flags_are_refused(capsys) -> None:

@@ -1,0 +1,169 @@
+"""The mollified EDM family (docs/math.md §19) against a Gaussian oracle computed by eigendecomposition: the
+training target's minimal loss, the samplers' limit, their orders, the cost of matching DDIM at 100 steps, the sampled
+distribution, and the plumbing (priors, grids, the sampler table, guidance, churn)."""
+
+import math
+
+import pytest
+import torch
+
+from funcdiff import GaussianMollifier, GridDomain, IdentityMollifier, InpaintingGuidance
+from funcdiff.operators import operator_preset
+from funcdiff.processes import MollifiedEDM
+from funcdiff.registry import build
+from funcdiff.sampling import karras, resolve_sampler, sample, sample_ddim, sample_edm_ddim, sample_edm_heun, uniform_t
+from tests.helpers import mollifier_matrix
+from tests.processes.test_dpm_solver import rms_errors
+from tests.processes.test_samplers import N, GaussianData, make_process
+
+
+class GaussianEDM:
+    """x0 ~ N(m, C) on the 8-cell grid of `GaussianData`, and the network output ``F`` whose denoiser is the exact
+    ``E[T x0 | y_sigma] = T (m + C (C + sigma^2 I)^-1 (T^-1 y - m))``."""
+
+    def __init__(self, process: MollifiedEDM) -> None:
+        u = (torch.arange(N, dtype=torch.float64) + 0.5) / N
+        self.mean = 0.5 * torch.sin(2 * math.pi * u)
+        self.cov = 0.2 * torch.exp(-((u[:, None] - u[None, :]) ** 2) / (2 * 0.15**2)) + 0.01 * torch.eye(N, dtype=torch.float64)
+        mollifier = process.mollifier
+        self.T = torch.eye(N, dtype=torch.float64) if isinstance(mollifier, IdentityMollifier) else mollifier_matrix((N,), mollifier.sigma)
+        self.process = process
+        self.calls = 0
+
+    def exact_d(self, y: torch.Tensor, sigma: float) -> torch.Tensor:
+        """``E[T x0 | y]`` for states ``(b, 1, N)``."""
+        x = torch.linalg.solve(self.T, y.reshape(-1, N).T) - self.mean[:, None]
+        gain = self.cov @ torch.linalg.inv(self.cov + sigma**2 * torch.eye(N, dtype=torch.float64))
+        return (self.T @ (self.mean[:, None] + gain @ x)).T.reshape(y.shape)
+
+    def __call__(self, scaled: torch.Tensor, t: torch.Tensor, cond) -> torch.Tensor:
+        """``F`` from the inputs the sampler gives: ``c_in y`` and ``c_noise``."""
+        self.calls += 1
+        p = self.process
+        sigma = p.sigma_min * (p.sigma_max / p.sigma_min) ** float(t[0])
+        total = sigma**2 + p.sigma_data**2
+        y = scaled * math.sqrt(total)
+        c_skip, c_out = p.sigma_data**2 / total, sigma * p.sigma_data / math.sqrt(total)
+        return (self.exact_d(y, sigma) - c_skip * y) / c_out
+
+    def exact_sample(self, y_start: torch.Tensor) -> torch.Tensor:
+        """The probability-flow map from ``sigma_max`` to ``sigma_min`` (each eigen-coordinate of ``x - m`` scaled by the
+        ratio of its standard deviations), then the exact ``D`` at ``sigma_min``: what the samplers converge to."""
+        p = self.process
+        c, q = torch.linalg.eigh(self.cov)
+        x = torch.linalg.solve(self.T, y_start.reshape(-1, N).T) - self.mean[:, None]
+        z = ((c + p.sigma_min**2) / (c + p.sigma_max**2)).sqrt()[:, None] * (q.T @ x)
+        return self.exact_d((self.T @ (q @ z + self.mean[:, None])).T.reshape(y_start.shape), p.sigma_min)
+
+
+def edm(mollifier=GaussianMollifier(0.06), **options) -> MollifiedEDM:
+    """A 1-D mollified EDM."""
+    return MollifiedEDM(GridDomain(1, 1), mollifier, **options)
+
+
+def edm_errors(sampler, data: GaussianEDM, counts: tuple[int, ...], num: int = 256) -> list[float]:
+    """RMS distance of the sampler's ``D`` from `GaussianEDM.exact_sample` per step count."""
+    process = data.process
+    y = process.prior(num, (1, N), (N,), generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    exact = data.exact_sample(y)
+    outputs = (sampler(data, y, uniform_t(process, k), process=process, reference_shape=(N,), denoise=False) for k in counts)
+    return [(out - exact).pow(2).mean().sqrt().item() for out in outputs]
+
+
+@pytest.mark.parametrize("mollifier", [GaussianMollifier(0.06), IdentityMollifier()], ids=["mollified", "white-noise"])
+def test_the_oracles_network_reaches_the_minimal_loss(mollifier) -> None:
+    """At a fixed level the exact network's loss is ``tr(T (C - C (C + sigma^2)^-1 C) T^T) / (N c_out^2)`` (the
+    posterior variance of ``T x0``, in ``F``'s units); a network off by a constant loses its square more."""
+    process = edm(mollifier)
+    data = GaussianEDM(process)
+    x0 = (data.mean[:, None] + torch.linalg.cholesky(data.cov) @ torch.randn(N, 20000, generator=torch.Generator().manual_seed(0),
+                                                                             dtype=torch.float64)).T[:, None]
+    sigma = 0.7
+    posterior = data.cov - data.cov @ torch.linalg.solve(data.cov + sigma**2 * torch.eye(N, dtype=torch.float64), data.cov)
+    c_out = sigma * process.sigma_data / math.sqrt(sigma**2 + process.sigma_data**2)
+    minimal = float(torch.trace(data.T @ posterior @ data.T.T)) / N / c_out**2
+
+    def network(points, t, cond, shift=0.0):
+        dense = data(points.values.transpose(1, 2), t, cond).transpose(1, 2)
+        return dense + shift
+
+    generator = torch.Generator().manual_seed(3)
+    loss = process.loss(network, x0, points=1.0, generator=generator, sigma=torch.full((20000,), sigma, dtype=torch.float64))
+    assert float(loss) == pytest.approx(minimal, rel=0.03)
+    shifted = process.loss(lambda p, t, c: network(p, t, c, 0.1), x0, points=1.0, generator=torch.Generator().manual_seed(3),
+                           sigma=torch.full((20000,), sigma, dtype=torch.float64))
+    assert float(shifted) == pytest.approx(minimal + 0.01, rel=0.03)
+
+
+@pytest.mark.parametrize("mollifier", [GaussianMollifier(0.06), IdentityMollifier()], ids=["mollified", "white-noise"])
+def test_heun_is_second_order_and_ddim_first(mollifier) -> None:
+    """Halving the step divides Heun's error by about 4 and the Euler (DDIM) step's by about 2."""
+    data = GaussianEDM(edm(mollifier))
+    for sampler, low, high in ((sample_edm_heun, 3.0, 6.0), (sample_edm_ddim, 1.6, 2.6)):
+        errors = edm_errors(sampler, data, (16, 32, 64, 128))
+        ratios = [a / b for a, b in zip(errors, errors[1:])]
+        print(sampler.__name__, [f"{e:.2e}" for e in errors], [f"{r:.2f}" for r in ratios])
+        assert all(low < r < high for r in ratios[1:]), (sampler.__name__, ratios)
+
+
+def test_heun_beats_ddim_at_equal_calls_and_matches_a_hundred_ddim_steps_with_half_the_calls() -> None:
+    """Karras et al.'s 18 levels (17 Heun steps and the final denoising: 35 network calls) land nearer the exact flow's
+    end than DDIM with as many calls (34 steps); 24 Heun steps (49 calls) are as near as DDIM's 100 steps. On this
+    data 17 Heun steps do not reach DDIM's 100 (measured 2.2e-2 against 1.2e-2 in noise-level space and 6.3e-3 on the
+    mollified cosine DDPM): the issue's 35-call target is missed here, and the test says by how much."""
+    data = GaussianEDM(edm())
+    calls = data.calls
+    heun_17 = edm_errors(sample_edm_heun, data, (17,))[0]
+    assert data.calls - calls == 35 and resolve_sampler("edm_heun", data.process).model_calls(17) == 35
+    heun_24 = edm_errors(sample_edm_heun, data, (24,))[0]
+    ddim_34, ddim_100 = edm_errors(sample_edm_ddim, data, (34, 100))
+    ddpm_ddim = rms_errors(sample_ddim, GaussianData(make_process(GaussianMollifier(0.06))), (100,))[0]
+    print(f"heun 17: {heun_17:.2e}, heun 24: {heun_24:.2e}; ddim 34: {ddim_34:.2e}, ddim 100: {ddim_100:.2e} "
+          f"(cosine DDPM: {ddpm_ddim:.2e})")
+    assert heun_17 < 0.75 * ddim_34 and heun_24 <= ddim_100
+    assert heun_17 < 2.5 * ddim_100
+
+
+def test_samples_have_the_mollified_datas_moments() -> None:
+    """4,000 samples of the exact denoiser through `sample` (Wiener filter off) have mean ``T m`` and covariance
+    ``T C T^T`` (within sampling error), at both noise levels' defaults."""
+    process = edm()
+    data = GaussianEDM(process)
+    y = process.prior(4000, (1, N), (N,), generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    out = sample_edm_heun(data, y, uniform_t(process, 30), process=process, denoise=False).reshape(-1, N)
+    mean, cov = data.T @ data.mean, data.T @ data.cov @ data.T.T
+    assert (out.mean(0) - mean).abs().max() < 4 * cov.diag().sqrt().max() / math.sqrt(4000)
+    assert (torch.cov(out.T) - cov).abs().max() < 0.1 * cov.abs().max()
+
+
+def test_the_plumbing_priors_grids_table_guidance_and_churn() -> None:
+    """The prior is ``sigma_max T eps`` (nested noise too), ``uniform_t`` and ``karras`` give the same ``rho``-spaced
+    levels, ``auto`` picks Heun, the config round-trips, guidance and churn run, bad settings are refused."""
+    process = edm(GaussianMollifier(0.05))
+    noise = torch.randn(2, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(process.prior(2, (1, 16, 16), (16, 16), noise=noise), 80.0 * process.mollifier.mollify(noise))
+    torch.testing.assert_close(process.sigma(uniform_t(process, 6)), process.sigma(karras(process, 6)))
+    levels = process.sigma(uniform_t(process, 17))
+    expected = [(80 ** (1 / 7) + i / 17 * (0.002 ** (1 / 7) - 80 ** (1 / 7))) ** 7 for i in range(18)]
+    torch.testing.assert_close(levels, torch.tensor(expected, dtype=torch.float64))
+    assert resolve_sampler("auto", process).name == "edm_heun"
+    assert isinstance(build(process.to_dict()), MollifiedEDM) and build(process.to_dict()).to_dict() == process.to_dict()
+    data = GaussianEDM(edm())
+    known = torch.zeros(1, 1, N)
+    mask = torch.zeros(1, 1, N)
+    mask[..., :4] = 1
+    y = data.process.prior(4, (1, N), (N,), generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    free = sample_edm_heun(data, y, uniform_t(data.process, 10), process=data.process)
+    guided = sample_edm_heun(data, y, uniform_t(data.process, 10), process=data.process,
+                             guidance=InpaintingGuidance(known.double(), mask.double(), data.process.mollifier, weight=1.0))
+    assert (guided[..., :4].abs().mean()) < 0.5 * free[..., :4].abs().mean()
+    churned = sample_edm_heun(data, y, uniform_t(data.process, 10), process=data.process, churn=10.0, reference_shape=(N,),
+                              generator=torch.Generator().manual_seed(0))
+    assert churned.isfinite().all() and not torch.allclose(churned, free)
+    with pytest.raises(ValueError, match="reference_shape"):
+        sample_edm_heun(data, y, uniform_t(data.process, 3), process=data.process, churn=1.0)
+    with pytest.raises(ValueError, match="sigma_min < sigma_max"):
+        edm(sigma_min=1.0, sigma_max=0.5)
+    operator = operator_preset("tiny", channels=1, resolution=16)
+    assert sample(operator, MollifiedEDM(GridDomain(2, 1), GaussianMollifier(0.05)), 16, batch=2,
+                  steps=3).shape == (2, 1, 16, 16)
