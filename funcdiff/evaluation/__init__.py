@@ -3,6 +3,7 @@ against real data with `funcdiff.metrics` and `funcdiff.metrics.audio`, and the 
 
 from funcdiff.evaluation.audio import audio_table, describe_audio, evaluate_audio, write_audio_report
 from funcdiff.evaluation.audio_study import AudioRow, AudioStudy, Pitch, band_limited, run_audio_study, semitone_distance
+from funcdiff.evaluation.classes import ClassRow, ClassStudy, class_study, describe_classes
 from funcdiff.evaluation.evaluators import EVALUATORS, Evaluator, evaluator_for, register_evaluator
 from funcdiff.evaluation.report import table, write_report
 from funcdiff.evaluation.run import describe, evaluate, read_image_folder, sample_resolutions
@@ -10,6 +11,10 @@ from funcdiff.evaluation.study import Row, Study, bicubic, detail_gain, real_set
 
 __all__ = [
     "EVALUATORS",
+    "ClassRow",
+    "ClassStudy",
+    "class_study",
+    "describe_classes",
     "AudioRow",
     "AudioStudy",
     "Pitch",
