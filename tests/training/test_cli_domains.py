@@ -139,3 +139,22 @@ def test_a_label_conditional_model_trains_on_class_folders_and_samples_the_class
         else:
             assert done.returncode != 0 and message in done.stderr, done.stderr
             assert len([line for line in done.stderr.splitlines() if "error" in line]) == 1, done.stderr
+
+
+def test_the_edm_family_and_ot_coupled_flows_train_and_sample_from_the_command_line(tmp_path: Path) -> None:
+    """``--process edm`` records a mollified EDM and samples with Heun (``auto``) or the DDIM step; ``--coupling ot``
+    records the flow's coupling; OT for a DDPM is refused naming the setting."""
+    common = ["--data", "icons", "--data-limit", "8", "--resolution", "16", "--steps", "2", *SMALL]
+    run("-m", "funcdiff", "train", *common, "--process", "edm", "--sigma-data", "0.6", "--out-dir", "edm", cwd=tmp_path)
+    process = json.loads((tmp_path / "edm" / "checkpoint" / "config.json").read_text())["process"]
+    assert process["kind"] == "mollified_edm" and process["sigma_data"] == 0.6
+    for sampler in ("auto", "edm_ddim"):
+        run("-m", "funcdiff", "sample", "--checkpoint", "edm/checkpoint", "--resolutions", "16", "32", "--num", "2", "--sample-steps", "3",
+            "--sampler", sampler, "--out-dir", f"s-{sampler}", cwd=tmp_path)
+        assert read_png(tmp_path / f"s-{sampler}" / "32px.png").shape[-1] > 0
+    run("-m", "funcdiff", "train", *common, "--process", "flow", "--coupling", "ot", "--out-dir", "ot", cwd=tmp_path)
+    assert json.loads((tmp_path / "ot" / "checkpoint" / "config.json").read_text())["process"]["coupling"] == "ot"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    refused = subprocess.run([sys.executable, "-m", "funcdiff", "train", "--coupling", "ot", "--dry-run"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True)
+    assert refused.returncode != 0 and "coupling" in refused.stderr
