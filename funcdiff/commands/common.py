@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 import torch
 import tyro
 
-from funcdiff.conditioning import UNSPECIFIED, LabelConditioning, parse_labels
+from funcdiff.conditioning import LabelConditioning, parse_labels
 from funcdiff.domains.io import read_png
 from funcdiff.operators.base import NeuralOperator
 from funcdiff.processes.base import DenoisingProcess, DiffusionProcess
@@ -82,7 +82,8 @@ class SampleOptions:
             pays at high resolution: 1.25x at 1024 px on a CPU).
         classes: for a label-conditional checkpoint (``train --conditional``), the labels of the samples, taken in
             turn: a class (``--class Sandal``, or its index) or, for several kinds, ``--class
-            "instrument=church organ,pitch=C4"`` (kinds left out are any); default: every class of the first kind.
+            "instrument=church organ,pitch=C4"`` (kinds left out are any); default: each kind's classes spread
+            over the samples (every class in turn where there are more samples than classes).
         guidance_scale: classifier-free guidance toward those labels (docs/math.md §18): 1 (or none) samples the
             conditional model, larger values follow the labels more closely, 0 ignores them.
     """
@@ -127,8 +128,9 @@ def sampling_choice(o: SampleOptions, process: DiffusionProcess) -> dict[str, ob
 
 
 def sampling_labels(model: NeuralOperator, o: SampleOptions) -> torch.Tensor | None:
-    """The labels ``(num, k)`` of a label-conditional model's samples: the ``--class`` values in turn, or every
-    class of its first kind in turn; None for other models.
+    """The labels ``(num, k)`` of a label-conditional model's samples: the ``--class`` values in turn, or for each
+    kind of ``n`` classes, sample ``i`` gets class ``i mod n`` (``num >= n``) or ``floor(i n / num)`` (fewer samples
+    than classes: spread over them); None for other models.
 
     Raises:
         ValueError: for ``--class`` or ``--guidance-scale`` with another model, or a class the model does not know.
@@ -143,9 +145,9 @@ def sampling_labels(model: NeuralOperator, o: SampleOptions) -> torch.Tensor | N
         raise ValueError(f"--guidance-scale must be a finite number, got {o.guidance_scale}")
     if o.classes:
         rows = [parse_labels(text, vocabulary) for text in o.classes]
-    else:
-        rows = [(i, *[UNSPECIFIED] * (len(vocabulary) - 1)) for i in range(len(next(iter(vocabulary.values()))))]
-    return torch.tensor([rows[i % len(rows)] for i in range(o.num)], dtype=torch.int64)
+        return torch.tensor([rows[i % len(rows)] for i in range(o.num)], dtype=torch.int64)
+    sizes = [len(names) for names in vocabulary.values()]
+    return torch.tensor([[i % n if o.num >= n else i * n // o.num for n in sizes] for i in range(o.num)], dtype=torch.int64)
 
 
 def memory_bytes(device: str) -> int:

@@ -203,3 +203,19 @@ def test_a_label_conditional_model_trains_on_labelled_data_and_samples_its_examp
         Trainer(model, process, fields, settings, overwrite=True, progress=False)
     with pytest.raises(ValueError, match="needs data labelled alike"):
         Trainer(model, process, Labelled(fields, np.zeros(8), {"class": ("x",)}), settings, overwrite=True, progress=False)
+
+
+def test_default_sampling_labels_spread_each_kind_and_flags_are_refused_for_plain_models() -> None:
+    """Without ``--class``: each kind cycles through its classes, or spreads over them when there are fewer samples;
+    ``--class`` values are taken in turn; ``--class`` or ``--guidance-scale`` for a plain model is refused."""
+    from funcdiff.commands.common import SampleOptions, sampling_labels
+    from funcdiff.operators import operator_preset
+
+    model = conditional_preset("tiny", channels=1, resolution=8, ndim=1, vocabulary={"i": tuple("abcd"), "p": tuple("0123456789")}, z_dim=4)
+    assert sampling_labels(model, SampleOptions(num=5)).tolist() == [[0, 0], [1, 2], [2, 4], [3, 6], [0, 8]]
+    assert sampling_labels(model, SampleOptions(num=12))[:, 1].tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
+    assert sampling_labels(model, SampleOptions(num=3, classes=("p=3", "i=b"))).tolist() == [[UNSPECIFIED, 3], [1, UNSPECIFIED], [UNSPECIFIED, 3]]
+    plain = operator_preset("tiny", channels=1, resolution=8)
+    assert sampling_labels(plain, SampleOptions()) is None
+    with pytest.raises(ValueError, match="label-conditional checkpoints"):
+        sampling_labels(plain, SampleOptions(guidance_scale=2.0))
