@@ -95,7 +95,7 @@ class TrainConfig(TrainSettings):
         point_scheme: how each step's training points are drawn: "uniform" (without replacement) or "stratified"
             (one per block of cells, so they cover the grid evenly).
         sampler: a registered sampler (`funcdiff.sampling.SAMPLERS`): "ddim", "ddpm" or "dpmpp" (DPM-Solver++ 2M)
-            (ddpm), "euler" or "heun" (flow), "edm_heun" or "edm_ddim" (edm), for samples written during training;
+            (ddpm), "euler" or "heun" (flow), "edm_heun", "edm_dpmpp" or "edm_ddim" (edm), for samples written during training;
             "auto" picks ddim, heun or edm_heun.
         autoencoder: train a diffusion autoencoder (docs/math.md §9): the preset's denoiser conditioned on a latent and a
             `SparseEncoder` of the same preset that makes it, jointly.

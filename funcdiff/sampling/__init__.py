@@ -3,7 +3,7 @@ built outside them, guidance for any process, the sampler table (names, protocol
 `sample`, which the command line, evaluation, the tasks and the trainer all call."""
 
 from funcdiff.sampling.denoising import Callback, encode_ddim, sample_ddim, sample_ddpm, sample_dpmpp
-from funcdiff.sampling.edm import sample_edm_ddim, sample_edm_heun
+from funcdiff.sampling.edm import sample_edm_ddim, sample_edm_dpmpp, sample_edm_heun
 from funcdiff.sampling.free_guidance import free_guidance
 from funcdiff.sampling.flow import data_estimate, sample_euler, sample_heun
 from funcdiff.sampling.grids import (
@@ -30,5 +30,5 @@ __all__ = [
     "AUTO", "GRIDS", "SAMPLERS", "Callback", "GridFunction", "Guidance", "InpaintingGuidance", "SamplerEntry", "SamplerFunction",
     "TimeGrid", "check_grid", "data_estimate", "discrete_steps", "encode_ddim", "eval_mode", "fitting_samplers", "flow_times", "free_guidance",
     "karras", "log_snr_table", "nested_prior", "register_sampler", "resolve_grid", "resolve_sampler", "sample", "sample_ddim",
-    "sample_ddpm", "sample_dpmpp", "sample_edm_ddim", "sample_edm_heun", "sample_euler", "sample_heun", "sampler_names", "step_grid", "taken_options", "uniform_logsnr", "uniform_t",
+    "sample_ddpm", "sample_dpmpp", "sample_edm_ddim", "sample_edm_dpmpp", "sample_edm_heun", "sample_euler", "sample_heun", "sampler_names", "step_grid", "taken_options", "uniform_logsnr", "uniform_t",
 ]

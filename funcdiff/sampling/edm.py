@@ -1,5 +1,6 @@
 """Samplers of any `SigmaProcess` (docs/math.md §19): Heun's second-order method with optional stochastic churn
-(Karras et al. 2022, Alg. 2) and its first-order Euler step, which is deterministic DDIM written in noise-level space."""
+(Karras et al. 2022, Alg. 2), its first-order Euler step, which is deterministic DDIM written in noise-level space,
+and DPM-Solver++ (2M) in noise-level space (Lu et al. 2022; docs/math.md §12)."""
 
 import math
 
@@ -33,11 +34,12 @@ def _denoised(model: DenseModel, process: SigmaProcess, y: DenseField, sigma: fl
 
 
 def _run(
-    model: DenseModel, process: SigmaProcess, y_start: DenseField, grid: TimeGrid, *, heun: bool, cond: Tensor | None,
+    model: DenseModel, process: SigmaProcess, y_start: DenseField, grid: TimeGrid, *, method: str, cond: Tensor | None,
     guidance: Guidance | None, callback: Callback | None, generator: torch.Generator | None, reference_shape: tuple[int, ...] | None,
     progress: bool, denoise: bool, churn: float, churn_range: tuple[float, float], churn_noise: float,
 ) -> DenseField:
-    """Steps between the grid's levels ``sigma(tau)``, then ``D`` at the last (the Euler step to ``sigma = 0``)."""
+    """Steps of ``method`` ("heun", "euler", "dpmpp") between the grid's levels ``sigma(tau)``, then ``D`` at the last
+    (the Euler step to ``sigma = 0``)."""
     check_start(process.domain, y_start, "y_start")
     if churn < 0 or churn_noise < 0 or not churn_range[0] <= churn_range[1]:
         raise ValueError(f"need churn >= 0, churn_noise >= 0 and an ordered churn_range, got {churn}, {churn_noise}, {churn_range}")
@@ -46,7 +48,7 @@ def _run(
     sigmas = process.sigma(torch.as_tensor(grid, dtype=torch.float64)).tolist()
     taus = torch.as_tensor(grid, dtype=torch.float64).tolist()
     gamma_max = min(churn / max(len(sigmas) - 1, 1), math.sqrt(2) - 1)
-    y = y_start
+    y, previous = y_start, None
     with torch.no_grad():
         for k in tqdm(range(len(sigmas) - 1), desc="sampling", disable=not progress, leave=False):
             sigma, sigma_next = sigmas[k], sigmas[k + 1]
@@ -57,11 +59,17 @@ def _run(
                                         generator=generator, dtype=y.dtype, device=y.device)
                 y, sigma = y + churn_noise * math.sqrt(raised**2 - sigma**2) * fresh, raised
             d = _denoised(model, process, y, sigma, cond, guidance)
-            slope = (y - d) / sigma
-            y_next = y + (sigma_next - sigma) * slope
-            if heun:
-                d_next = _denoised(model, process, y_next, sigma_next, cond, guidance)
-                y_next = y + (sigma_next - sigma) * (slope + (y_next - d_next) / sigma_next) / 2
+            if method == "dpmpp":
+                # y' = (s'/s) y + (1 - s'/s) D'', D'' = (1 + 1/2r) D - (1/2r) D_prev, r = h_prev / h, h = log(s / s')
+                h = math.log(sigma / sigma_next)
+                extrapolated = d if previous is None else d + (d - previous[0]) * h / (2 * previous[1])
+                y_next, previous = sigma_next / sigma * y + (1 - sigma_next / sigma) * extrapolated, (d, h)
+            else:
+                slope = (y - d) / sigma
+                y_next = y + (sigma_next - sigma) * slope
+                if method == "heun":
+                    d_next = _denoised(model, process, y_next, sigma_next, cond, guidance)
+                    y_next = y + (sigma_next - sigma) * (slope + (y_next - d_next) / sigma_next) / 2
             y = y_next
             if callback is not None:
                 callback(taus[k + 1], y, d)
@@ -109,7 +117,7 @@ def sample_edm_heun(
         churn_range: ``(S_tmin, S_tmax)``, the levels that churn.
         churn_noise: ``S_noise``, the fresh noise's scale.
     """
-    return _run(model, process, y_start, grid, heun=True, cond=cond, guidance=guidance, callback=callback, generator=generator,
+    return _run(model, process, y_start, grid, method="heun", cond=cond, guidance=guidance, callback=callback, generator=generator,
                 reference_shape=reference_shape, progress=progress, denoise=denoise, churn=churn, churn_range=churn_range,
                 churn_noise=churn_noise)
 
@@ -131,6 +139,30 @@ def sample_edm_ddim(
 ) -> DenseField:
     """Euler steps ``y' = D + (sigma' / sigma)(y - D)`` between the grid's levels, then ``D``: deterministic DDIM, which
     is this step in noise-level space (docs/math.md §19); ``steps + 1`` network calls. Arguments as `sample_edm_heun`."""
-    return _run(model, process, y_start, grid, heun=False, cond=cond, guidance=guidance, callback=callback, generator=generator,
+    return _run(model, process, y_start, grid, method="euler", cond=cond, guidance=guidance, callback=callback, generator=generator,
+                reference_shape=reference_shape, progress=progress, denoise=denoise, churn=0.0, churn_range=(0.0, math.inf),
+                churn_noise=1.0)
+
+
+@jaxtyped(typechecker=beartype)
+def sample_edm_dpmpp(
+    model: DenseModel,
+    y_start: DenseField,
+    grid: TimeGrid,
+    *,
+    process: SigmaProcess,
+    cond: Tensor | None = None,
+    guidance: Guidance | None = None,
+    callback: Callback | None = None,
+    generator: torch.Generator | None = None,
+    reference_shape: tuple[int, ...] | None = None,
+    progress: bool = False,
+    denoise: bool = True,
+) -> DenseField:
+    """DPM-Solver++ (2M) between the grid's levels, then ``D``: with ``h = log(sigma / sigma')`` and the previous step's
+    ``h_prev``, ``y' = (sigma' / sigma) y + (1 - sigma' / sigma)((1 + 1 / 2r) D - (1 / 2r) D_prev)``, ``r = h_prev / h``
+    (the first step first-order, which is the DDIM step); ``steps + 1`` network calls (docs/math.md §19). Arguments
+    as `sample_edm_heun`."""
+    return _run(model, process, y_start, grid, method="dpmpp", cond=cond, guidance=guidance, callback=callback, generator=generator,
                 reference_shape=reference_shape, progress=progress, denoise=denoise, churn=0.0, churn_range=(0.0, math.inf),
                 churn_noise=1.0)

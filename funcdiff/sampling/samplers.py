@@ -13,7 +13,7 @@ from typing import Any
 
 from funcdiff.processes.base import DenoisingProcess, DiffusionProcess, FlowProcess, SigmaProcess
 from funcdiff.sampling.denoising import sample_ddim, sample_ddpm, sample_dpmpp
-from funcdiff.sampling.edm import sample_edm_ddim, sample_edm_heun
+from funcdiff.sampling.edm import sample_edm_ddim, sample_edm_dpmpp, sample_edm_heun
 from funcdiff.sampling.flow import sample_euler, sample_heun
 from funcdiff.sampling.grids import karras, uniform_logsnr, uniform_t
 
@@ -69,6 +69,7 @@ for _entry in (
     SamplerEntry(name="edm_heun", function=sample_edm_heun, protocol=SigmaProcess, calls_per_step=2, calls_last_step=3,
                  options=("churn", "churn_range", "churn_noise")),
     SamplerEntry(name="edm_ddim", function=sample_edm_ddim, protocol=SigmaProcess, calls_last_step=2),
+    SamplerEntry(name="edm_dpmpp", function=sample_edm_dpmpp, protocol=SigmaProcess, calls_last_step=2),
 ):
     register_sampler(_entry)
 
