@@ -69,7 +69,7 @@ class SampleOptions:
         resolutions: sampling grid sides in pixels (any, not only the training one).
         num: samples per resolution.
         sampler: a registered sampler: "ddim", "ddpm" or "dpmpp" (DPM-Solver++ 2M) for a ddpm checkpoint, "euler" or
-            "heun" for a flow; "auto" picks ddim or heun.
+            "heun" for a flow, "edm_heun", "edm_dpmpp" or "edm_ddim" for an edm one; "auto" picks ddim, heun or edm_heun.
         grid: the time grid: "uniform_t" (evenly spaced steps), "uniform_logsnr" (evenly spaced log-SNR) or "karras"
             (Karras et al. 2022, rho = 7).
         sample_steps: sampler steps.
