@@ -160,8 +160,9 @@ def memory_bytes(device: str) -> int:
 def check_sampling_estimates(o: SampleOptions, device: str, yes: bool, model: NeuralOperator, process: DiffusionProcess) -> None:
     """`check_sampling_estimate` at each of the resolutions ``o`` asks for."""
     calls = resolve_sampler(o.sampler, process).model_calls(o.sample_steps)
+    guided = o.guidance_scale is not None and o.guidance_scale != 1  # a guided call evaluates a doubled batch
     for resolution in o.resolutions:
-        check_sampling_estimate(model, process, process.domain.grid_shape(resolution), f"{resolution} px", num=o.num,
+        check_sampling_estimate(model, process, process.domain.grid_shape(resolution), f"{resolution} px", num=o.num * (2 if guided else 1),
                                 calls=calls, device=device, yes=yes, chunk_points=o.chunk_points)
 
 

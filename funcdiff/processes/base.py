@@ -3,7 +3,9 @@ subsampled loss.
 
 Time conventions, stated once: a `DenoisingProcess` counts integer steps ``t`` down from ``T`` (noise) to 0 (data)
 and models receive ``t / T``; a `FlowProcess` runs continuous time ``s`` up from 0 (noise) to 1 (data) and models
-receive ``s``. Either way a model sees one float time in ``[0, 1]`` per example.
+receive ``s``; a `SigmaProcess` runs noise levels ``sigma`` down from ``sigma_max`` to ``sigma_min`` (noise times
+``tau`` from 1 to 0 map to them) and models receive ``log(sigma / sigma_min) / log(sigma_max / sigma_min)``. Either
+way a model sees one float time per example, in ``[0, 1]`` over the sampled range.
 """
 
 import functools
@@ -138,7 +140,8 @@ class FlowProcess(DiffusionProcess, Protocol):
 @runtime_checkable
 class SigmaProcess(DiffusionProcess, Protocol):
     """A process in noise-level space, ``y_sigma = T x0 + sigma T eps`` (variance exploding), with a preconditioned
-    denoiser ``D(y; sigma) ~ E[T x0 | y]``: what `sample_edm_heun` and `sample_edm_ddim` run (docs/math.md §19).
+    denoiser ``D(y; sigma) ~ E[T x0 | y]``: what `sample_edm_heun`, `sample_edm_dpmpp` and `sample_edm_ddim` run
+    (docs/math.md §19).
     Noise times ``tau`` in ``[0, 1]`` (1 noise, 0 data) map to noise levels by `sigma`."""
 
     @abstractmethod

@@ -24,10 +24,23 @@ def pairwise_sq_distances(a: DenseField, b: DenseField) -> Float[Tensor, "n m"]:
 
 
 @jaxtyped(typechecker=beartype)
-def ot_pairing(target: DenseField, source: DenseField) -> Int[Tensor, " b"]:
+def ot_pairing(target: DenseField, source: DenseField, cond: Tensor | None = None) -> Int[Tensor, " b"]:
     """The permutation ``p`` minimising ``sum_i ||target_i - source_{p_i}||^2``: exact optimal transport between the
-    two batches' empirical measures (equal weights, so an optimal plan is a permutation; Hungarian algorithm)."""
+    two batches' empirical measures (equal weights, so an optimal plan is a permutation; Hungarian algorithm).
+
+    With ``cond`` (one condition per example, e.g. class labels), examples are paired only within groups of equal
+    conditions, so the noise each condition sees stays white (docs/math.md §11); unique conditions stay unpaired.
+    """
     if target.shape != source.shape:
         raise ValueError(f"target and source must have one shape, got {tuple(target.shape)} and {tuple(source.shape)}")
-    _, columns = linear_sum_assignment(pairwise_sq_distances(target, source).cpu().numpy())
-    return torch.from_numpy(np.asarray(columns, dtype=np.int64)).to(target.device)
+    costs = pairwise_sq_distances(target, source).cpu().numpy()
+    if cond is None:
+        group = np.zeros(len(target), dtype=np.int64)
+    else:
+        group = torch.unique(cond.reshape(len(cond), -1), dim=0, return_inverse=True)[1].cpu().numpy()
+    pairing = np.arange(len(target))
+    for g in np.unique(group):
+        members = np.flatnonzero(group == g)
+        _, columns = linear_sum_assignment(costs[np.ix_(members, members)])
+        pairing[members] = members[columns]
+    return torch.from_numpy(pairing.astype(np.int64)).to(target.device)

@@ -61,9 +61,9 @@ class MollifiedEDM(SigmaProcess):
         return (low + tau.double() * (high - low)) ** self.rho
 
     def time(self, sigma: Float[Tensor, " b"]) -> Float[Tensor, " b"]:
-        """``c_noise = log(sigma / sigma_min) / log(sigma_max / sigma_min)``, as float32 at least."""
-        t = torch.log(sigma.double() / self.sigma_min) / math.log(self.sigma_max / self.sigma_min)
-        return t.to(torch.promote_types(sigma.dtype, torch.float32))
+        """``c_noise = log(sigma / sigma_min) / log(sigma_max / sigma_min)`` in float32 (outside ``[0, 1]`` for training
+        levels outside the sampled range)."""
+        return (torch.log(sigma.double() / self.sigma_min) / math.log(self.sigma_max / self.sigma_min)).float()
 
     def _scales(self, sigma: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(c_skip, c_out, c_in)`` in float64."""

@@ -112,7 +112,7 @@ class FunctionalFlowMatching(FlowProcess):
             s = torch.rand(b, generator=generator, device=x0.device)
         noise = self.domain.white_noise(b, tuple(x0.shape[1:]), reference_shape or spatial, generator=generator, dtype=x0.dtype, device=x0.device)
         if self.coupling == "ot":
-            noise = noise[ot_pairing(self.mollifier.mollify(x0), self.mollifier.mollify(noise))]
+            noise = noise[ot_pairing(self.mollifier.mollify(x0), self.mollifier.mollify(noise), cond)]
         y_s, u_s = self.path(x0, s, noise)
         target = u_s if self.prediction == "velocity" else x0
         return subsampled_mse(model, self.domain, y_s, target, s.to(x0.dtype), points=points, generator=generator, cond=cond)

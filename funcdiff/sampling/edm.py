@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from funcdiff._typing import DenseField, Tensor
 from funcdiff.processes.base import DenseModel, SigmaProcess, check_output, check_start, mollified_noise
 from funcdiff.sampling.denoising import Callback
-from funcdiff.sampling.grids import TimeGrid
+from funcdiff.sampling.grids import TimeGrid, check_grid
 from funcdiff.sampling.guidance import Guidance
 
 
@@ -41,13 +41,14 @@ def _run(
     """Steps of ``method`` ("heun", "euler", "dpmpp") between the grid's levels ``sigma(tau)``, then ``D`` at the last
     (the Euler step to ``sigma = 0``)."""
     check_start(process.domain, y_start, "y_start")
+    check_grid(grid)
     if churn < 0 or churn_noise < 0 or not churn_range[0] <= churn_range[1]:
         raise ValueError(f"need churn >= 0, churn_noise >= 0 and an ordered churn_range, got {churn}, {churn_noise}, {churn_range}")
     if churn and reference_shape is None:
         raise ValueError("churn adds fresh noise, whose variance depends on the training grid: pass reference_shape")
     sigmas = process.sigma(torch.as_tensor(grid, dtype=torch.float64)).tolist()
     taus = torch.as_tensor(grid, dtype=torch.float64).tolist()
-    gamma_max = min(churn / max(len(sigmas) - 1, 1), math.sqrt(2) - 1)
+    gamma_max = min(churn / len(sigmas), math.sqrt(2) - 1)
     y, previous = y_start, None
     with torch.no_grad():
         for k in tqdm(range(len(sigmas) - 1), desc="sampling", disable=not progress, leave=False):
@@ -112,8 +113,8 @@ def sample_edm_heun(
         reference_shape: the training grid (churn's noise is white at it).
         progress: show a progress bar.
         denoise: report ``W D`` (else ``D = T xhat0`` itself).
-        churn: ``S_churn``: raise each level in ``churn_range`` by ``gamma = min(churn / steps, sqrt(2) - 1)`` with fresh
-            noise first (0: deterministic).
+        churn: ``S_churn``: raise each level in ``churn_range`` by ``gamma = min(churn / levels, sqrt(2) - 1)`` with
+            fresh noise first, ``levels = steps + 1`` as Karras et al.'s ``N`` (0: deterministic).
         churn_range: ``(S_tmin, S_tmax)``, the levels that churn.
         churn_noise: ``S_noise``, the fresh noise's scale.
     """

@@ -11,7 +11,7 @@ from jaxtyping import jaxtyped
 from torch import nn
 
 from funcdiff._typing import DenseField, Float, Tensor
-from funcdiff.conditioning import LabelConditioning, check_labels
+from funcdiff.conditioning import LabelConditioning
 from funcdiff.operators.base import NeuralOperator
 from funcdiff.processes.base import DiffusionProcess
 from funcdiff.sampling.free_guidance import free_guidance
@@ -122,10 +122,12 @@ def sample(
         y_start = nested_prior(process, batch, shape, domain.grid_shape(nest_resolution), reference, generator=generator, device=device)
 
     dense = functools.partial(model.forward_dense, chunk_points=chunk_points)  # the samplers check what it returns
-    if guidance_scale is not None:
+    if isinstance(model, LabelConditioning) and cond is not None and cond.shape[0] != batch:
+        raise ValueError(f"cond must hold one row of labels per sample: {batch}, got {cond.shape[0]}")
+    if guidance_scale is not None and guidance_scale != 1:
         dense = free_guidance(model, dense, cond, guidance_scale)
-    elif isinstance(model, LabelConditioning) and cond is not None:
-        check_labels(cond, model.vocabulary)
+    elif guidance_scale is not None or (isinstance(model, LabelConditioning) and cond is not None):
+        free_guidance(model, dense, cond, 1.0)  # the same checks; scale 1 is the conditional model, at half the cost
     with eval_mode(model):
         out = function(dense, y_start, grid(process, steps), process=process, cond=cond, guidance=guidance, generator=generator,
                        reference_shape=reference, progress=progress, **(options or {}))

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from funcdiff import GaussianMollifier, GridDomain
+from funcdiff import GaussianMollifier, GridDomain, Points
 from funcdiff.processes.coupling import ot_pairing
 from funcdiff.processes.flow import FunctionalFlowMatching
 
@@ -45,5 +45,22 @@ def test_an_ot_flow_trains_on_shorter_paths_than_an_independent_one() -> None:
         lengths[coupling] = sum(losses)  # a zero model at s = 0: the loss is the mean squared velocity
     assert lengths["ot"] < 0.9 * lengths["independent"]
     assert FunctionalFlowMatching(domain, mollifier, coupling="ot").to_dict()["coupling"] == "ot"
+    seen = []
+    FunctionalFlowMatching(domain, mollifier, coupling="ot").loss(lambda p, t, c: seen.append(p) or torch.zeros_like(p.values), data,
+                                                                 points=1.0, generator=torch.Generator().manual_seed(0), s=torch.ones(32))
+    torch.testing.assert_close(seen[0].values, Points.from_dense(mollifier.mollify(data)).values, atol=1e-5, rtol=0)  # data kept in order
     with pytest.raises(ValueError, match="coupling must be one of"):
         FunctionalFlowMatching(domain, mollifier, coupling="sinkhorn")
+
+
+def test_conditional_examples_are_paired_only_with_their_own_condition() -> None:
+    """With conditions, the pairing permutes within each group of equal conditions (optimally there) and leaves an
+    example whose condition is unique with its own noise."""
+    generator = torch.Generator().manual_seed(4)
+    target, source = torch.randn(7, 1, 4, 4, generator=generator), torch.randn(7, 1, 4, 4, generator=generator)
+    cond = torch.tensor([[0], [1], [0], [1], [0], [2], [1]])
+    pairing = ot_pairing(target, source, cond)
+    assert bool((cond[pairing] == cond).all()) and int(pairing[5]) == 5
+    for group in ([0, 2, 4], [1, 3, 6]):
+        sub = ot_pairing(target[group], source[group])
+        assert pairing[group].tolist() == [group[j] for j in sub.tolist()]

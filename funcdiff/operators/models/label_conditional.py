@@ -24,9 +24,10 @@ class LabelConditional(nn.Module, NeuralOperator, LabelConditioning):
     for "any"): the sum of one embedding per kind (row ``classes`` of each table stands for `UNSPECIFIED`) is the
     latent ``z`` of the wrapped operator, which modulates its blocks as a diffusion autoencoder's latent does.
 
-    In training mode every label is replaced by `UNSPECIFIED` with probability ``dropout``, independently per kind and
-    example, so the one network is also the model of the data given some kinds or none, and classifier-free guidance
-    (`funcdiff.sampling.sample`'s ``guidance_scale``) can extrapolate from it. ``cond=None`` specifies nothing.
+    In training mode an example's labels are all replaced by `UNSPECIFIED` with probability ``dropout``, and with
+    several kinds each kind also alone with probability ``dropout``, so the one network is also the model of the data
+    given some kinds or none, and classifier-free guidance (`funcdiff.sampling.sample`'s ``guidance_scale``) can
+    extrapolate from it. ``cond=None`` specifies nothing.
 
     Args:
         operator: the denoiser, built with a latent of ``z_dim`` (e.g. ``operator_preset(..., z_dim=64)``).
@@ -63,8 +64,9 @@ class LabelConditional(nn.Module, NeuralOperator, LabelConditioning):
         """The latent of ``labels`` (after training's dropout, in training mode)."""
         check_labels(labels, self._vocabulary)
         if self.training and self.dropout > 0:
-            dropped = torch.rand(labels.shape, device=labels.device) < self.dropout
-            labels = labels.masked_fill(dropped, UNSPECIFIED)
+            whole = torch.rand(labels.shape[0], 1, device=labels.device) < self.dropout
+            alone = torch.rand(labels.shape, device=labels.device) < self.dropout if labels.shape[1] > 1 else torch.zeros_like(whole)
+            labels = labels.masked_fill(whole | alone, UNSPECIFIED)
         rows = [torch.where(column == UNSPECIFIED, len(names), column)
                 for column, names in zip(labels.unbind(1), self._vocabulary.values())]
         return torch.stack([table(row) for table, row in zip(self.embeddings, rows)]).sum(0)
