@@ -46,10 +46,9 @@ class GaussianEDM:
         total = sigma**2 + p.sigma_data**2
         y = scaled * math.sqrt(total)
         c_skip, c_out = p.sigma_data**2 / total, sigma * p.sigma_data / math.sqrt(total)
-        mollified = (self.exact_d(y, sigma) - c_skip * y) / c_out  # c_out F for output="mollified", c_out T F for "data"
-        if p.output == "mollified":
-            return mollified
-        return torch.linalg.solve(self.T, mollified.reshape(-1, N).T).T.reshape(y.shape)
+        if p.prediction == "preconditioned":
+            return (self.exact_d(y, sigma) - c_skip * y) / c_out
+        return torch.linalg.solve(self.T, self.exact_d(y, sigma).reshape(-1, N).T).T.reshape(y.shape)  # D = T F
 
     def exact_sample(self, y_start: torch.Tensor) -> torch.Tensor:
         """The probability-flow map from ``sigma_max`` to ``sigma_min`` (each eigen-coordinate of ``x - m`` scaled by the
@@ -75,21 +74,23 @@ def edm_errors(sampler, data: GaussianEDM, counts: tuple[int, ...], num: int = 2
     return [(out - exact).pow(2).mean().sqrt().item() for out in outputs]
 
 
-@pytest.mark.parametrize("output", ["data", "mollified"])
+@pytest.mark.parametrize("prediction", ["x0", "preconditioned"])
 @pytest.mark.parametrize("mollifier", [GaussianMollifier(0.06), IdentityMollifier()], ids=["mollified", "white-noise"])
-def test_the_oracles_network_reaches_the_minimal_loss(mollifier, output: str) -> None:
-    """At a fixed level the exact network's loss is the posterior variance of ``x0`` (``output="data"``) or of ``T x0``
-    (``"mollified"``) in ``F``'s units, ``tr(S (C - C (C + sigma^2)^-1 C) S^T) / (N c_out^2)`` with ``S = I`` or ``T``;
-    a network off by a constant loses its square more."""
-    process = edm(mollifier, output=output)
+def test_the_oracles_network_reaches_the_minimal_loss(mollifier, prediction: str) -> None:
+    """At a fixed level the exact network's loss is the posterior variance of ``x0``, ``tr(C - C (C + sigma^2)^-1 C) /
+    N`` (``prediction="x0"``), or of ``T x0`` in ``F``'s units, ``tr(T (...) T^T) / (N c_out^2)``
+    (``"preconditioned"``); a network off by a constant loses its square more."""
+    process = edm(mollifier, prediction=prediction)
     data = GaussianEDM(process)
     x0 = (data.mean[:, None] + torch.linalg.cholesky(data.cov) @ torch.randn(N, 20000, generator=torch.Generator().manual_seed(0),
                                                                              dtype=torch.float64)).T[:, None]
     sigma = 0.7
     posterior = data.cov - data.cov @ torch.linalg.solve(data.cov + sigma**2 * torch.eye(N, dtype=torch.float64), data.cov)
     c_out = sigma * process.sigma_data / math.sqrt(sigma**2 + process.sigma_data**2)
-    seen = data.T if output == "mollified" else torch.eye(N, dtype=torch.float64)
-    minimal = float(torch.trace(seen @ posterior @ seen.T)) / N / c_out**2
+    if prediction == "preconditioned":
+        minimal = float(torch.trace(data.T @ posterior @ data.T.T)) / N / c_out**2
+    else:
+        minimal = float(torch.trace(posterior)) / N
 
     def network(points, t, cond, shift=0.0):
         dense = data(points.values.transpose(1, 2), t, cond).transpose(1, 2)
