@@ -55,15 +55,16 @@ DEMO_CONFIG = TrainConfig(data="icons", resolution=32, train_resolutions=(32, 64
 one), four minutes of training. At equal time it beat training at 32 px alone on every score (README)."""
 
 AUDIO_DEMO_CONFIG = dataclasses.replace(DEMO_CONFIG, data="notes", resolution=4000, train_resolutions=(), points=1.0,
-                                        preset="audio-small", operator="fno", time_budget=480.0, sample_count=8,
-                                        out_dir="runs/demo-notes")
+                                        preset="audio-small", operator="fno", conditional=True, time_budget=480.0,
+                                        sample_count=8, out_dir="runs/demo-notes")
 """The audio demo: the Fourier neural operator of audio-small's size (fno-audio) on recorded notes at 4 kHz with every
-sample, eight minutes of training. At equal time it beat audio-small (README, "Audio and volumes")."""
+sample, conditioned on instrument and pitch, eight minutes of training. At equal time it beat audio-small, and
+conditioning gave the notes their pitch (README, "Audio and volumes")."""
 
 DEMOS = {
     "icons": DEMO_CONFIG,
     "notes": AUDIO_DEMO_CONFIG,
-    "digits": dataclasses.replace(AUDIO_DEMO_CONFIG, data="digits", out_dir="runs/demo-digits"),
+    "digits": dataclasses.replace(AUDIO_DEMO_CONFIG, data="digits", conditional=False, out_dir="runs/demo-digits"),
     "shapes": dataclasses.replace(DEMO_CONFIG, data="shapes", resolution=16, train_resolutions=(), points=0.25, preset="tiny", lr=1e-3, ema_warmup=True,
                                   time_budget=180.0, sample_count=8, out_dir="runs/demo-shapes"),
 }
@@ -75,7 +76,7 @@ class Demo(Train):
     """Train on a built-in data set for a few minutes on a CPU, then sample at 1x, 2x and 4x its resolution.
 
     ``--data icons`` (the default): cpu-small at 32, 64 and 128 px for four minutes; ``notes`` or ``digits``: fno-audio at 4 kHz
-    for eight minutes, sampled at 4, 8 and 16 kHz; ``shapes``: volumes, tiny at 16^3 for three minutes, sampled at
+    for eight minutes (notes conditioned on instrument and pitch), sampled at 4, 8 and 16 kHz; ``shapes``: volumes, tiny at 16^3 for three minutes, sampled at
     16^3 and 32^3. Any other flag changes that demo's setting; with ``--autoencoder`` a latent model is trained after
     the autoencoder (``train-latent``'s defaults) and the samples decode its latents.
 

@@ -53,10 +53,13 @@ def test_volumes_train_and_sample_with_slice_pictures(tmp_path: Path) -> None:
 
 
 def test_the_demo_takes_each_data_sets_defaults_and_the_users_flags(tmp_path: Path) -> None:
-    """``demo --data notes`` is the audio demo (4 kHz, the FNO of audio-small's size, eight minutes); flags the user gives win."""
+    """``demo --data notes`` is the audio demo (4 kHz, the FNO of audio-small's size conditioned on instrument and
+    pitch, eight minutes); flags the user gives win."""
     notes = json.loads(run("-m", "funcdiff", "demo", "--data", "notes", "--dry-run", cwd=tmp_path).stdout)
-    assert (notes["resolution"], notes["preset"], notes["operator"], notes["time_budget"], notes["out_dir"]) == \
-        (4000, "audio-small", "fno", 480.0, "runs/demo-notes")
+    assert (notes["resolution"], notes["preset"], notes["operator"], notes["conditional"], notes["time_budget"], notes["out_dir"]) == \
+        (4000, "audio-small", "fno", True, 480.0, "runs/demo-notes")
+    digits = json.loads(run("-m", "funcdiff", "demo", "--data", "digits", "--no-conditional", "--dry-run", cwd=tmp_path).stdout)
+    assert digits["conditional"] is False and digits["operator"] == "fno"
     changed = json.loads(run("-m", "funcdiff", "demo", "--data", "shapes", "--lr", "0.002", "--dry-run", cwd=tmp_path).stdout)
     assert (changed["resolution"], changed["preset"], changed["lr"]) == (16, "tiny", 0.002)
     # a flag that repeats the icons demo's value is still the user's choice
