@@ -247,6 +247,16 @@ def make_dataset(name_or_path: str | Path, *, resolution: int | tuple[int, int],
     return maker(resolution=resolution, split=split, **options)
 
 
+def make_split(name_or_path: str | Path, *, resolution: int | tuple[int, int], split: Split, channels: int | None = None,
+               limit: int | None = None) -> Dataset:
+    """`make_dataset` with only the options the data set takes: image folders read with ``channels``, and the first
+    ``limit`` examples (by the data set's own ``limit`` where it has one, else a `Subset`)."""
+    accepted = inspect.signature(dataset_class(name_or_path)).parameters
+    options = {k: v for k, v in {"channels": channels, "limit": limit}.items() if v is not None and k in accepted}
+    dataset = make_dataset(name_or_path, resolution=resolution, split=split, **options)
+    return dataset if limit is None or "limit" in accepted else Subset(dataset, range(min(limit, len(dataset))))
+
+
 def build_dataset(config: TrainConfig, *, split: Split = "train") -> Dataset:
     """The data a config names, limited to ``data_limit`` examples (at construction, where the data set takes a
     ``limit``); ``channels``, ``flip``, ``duration`` and ``data_cache`` go to the data sets that take them.

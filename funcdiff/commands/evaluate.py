@@ -99,6 +99,8 @@ def run(command: Eval) -> int:
                                         chunk_points=o.chunk_points, cond=cond, guidance_scale=o.guidance_scale))
         samples, seconds = {r: x for r, x, _ in drawn}, {r: s for r, _, s in drawn}
         details.update(checkpoint=str(command.checkpoint), sampler=o.sampler, grid=o.grid, steps=o.sample_steps, ema=o.ema)
+        if labels is not None:  # a label-conditional model: which labels, how guided
+            details.update(classes=", ".join(o.classes) or "each kind's classes spread", guidance=1.0 if o.guidance_scale is None else o.guidance_scale)
     else:
         if command.data is None:
             raise ValueError("--samples needs --data, the real data set to compare with")

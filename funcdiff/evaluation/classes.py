@@ -3,7 +3,6 @@ class's samples scored against held-out images of that class, and a classifier t
 asked which class they show, at each guidance scale (`funcdiff eval --per-class`)."""
 
 import dataclasses
-import inspect
 import json
 import re
 from collections.abc import Sequence
@@ -14,7 +13,6 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
-from torch.utils.data import Subset
 
 from funcdiff._typing import Float, Int, Tensor
 from funcdiff.conditioning import UNSPECIFIED, LabelConditioning
@@ -22,7 +20,7 @@ from funcdiff.data.array_cache import digest
 from funcdiff.data.icons import default_cache_dir
 from funcdiff.data.labels import labelled
 from funcdiff.domains.io import image_grid, write_png
-from funcdiff.factory import dataset_class, make_dataset
+from funcdiff.factory import make_split
 from funcdiff.metrics.classifier import ImageClassifier, classify, train_classifier
 from funcdiff.metrics.pyramid import swd_per_level
 from funcdiff.operators.base import NeuralOperator
@@ -71,9 +69,7 @@ def class_images(data: str | Path, resolution: int, split: str, *, channels: int
                  ) -> tuple[Float[Tensor, "n c h w"], Int[Tensor, " n"], tuple[str, ...], str]:
     """A labelled image data set's images (its first ``limit``, when given; image folders read with ``channels``),
     their classes of its first kind, the class names and the kind."""
-    takes_channels = "channels" in inspect.signature(dataset_class(data)).parameters
-    whole = make_dataset(data, resolution=resolution, split=split, **({"channels": channels} if takes_channels else {}))
-    dataset = labelled(whole if limit is None else Subset(whole, range(min(limit, len(whole)))))
+    dataset = labelled(make_split(data, resolution=resolution, split=split, channels=channels, limit=limit))
     kind, names = next(iter(dataset.vocabulary.items()))
     images = torch.stack([dataset.fields[i] for i in range(len(dataset))]).float()
     return images, dataset.labels[:, 0], names, kind

@@ -84,7 +84,7 @@ def evaluate(
     real: dict[int, Tensor] = {}
 
     def real_at(side: int) -> tuple[Tensor, Tensor]:
-        reference, other = real_sets(data, side, num, seed=seed, limit=data_limit)
+        reference, other = real_sets(data, side, num, seed=seed, limit=data_limit, channels=samples[min(samples)].shape[1])
         real[side] = reference
         return reference, other
 

@@ -14,7 +14,7 @@ from jaxtyping import jaxtyped
 
 from funcdiff._typing import Float, Tensor
 from funcdiff.domains.grid import box_average
-from funcdiff.factory import make_dataset
+from funcdiff.factory import make_split
 from funcdiff.metrics import SetScores, score_sets
 
 RealSets = Callable[[int], tuple[Float[Tensor, "n c *spatial"], Float[Tensor, "m c *spatial"]]]
@@ -146,14 +146,15 @@ def run_study(
 
 @jaxtyped(typechecker=beartype)
 def real_sets(
-    data: str | Path, resolution: int, num: int, *, seed: int = 0, limit: int | None = None
+    data: str | Path, resolution: int, num: int, *, seed: int = 0, limit: int | None = None, channels: int | None = None,
 ) -> tuple[Float[Tensor, "n c *spatial"], Float[Tensor, "n c *spatial"]]:
     """``num`` held-out examples (the reference) and ``num`` training examples (the floor's set) at ``resolution``
     (images at a side in pixels, clips at a sample rate in Hz), each a seeded random subset (of the first ``limit``
-    examples of each split, when given), so the two are disjoint real sets of the same distribution."""
+    examples of each split, when given), so the two are disjoint real sets of the same distribution; image folders
+    are read with ``channels``."""
     sets = []
     for split in ("test", "train"):
-        dataset = make_dataset(data, resolution=resolution, split=split, **({} if limit is None else {"limit": limit}))
+        dataset = make_split(data, resolution=resolution, split=split, channels=channels, limit=limit)
         if len(dataset) < num:
             raise ValueError(f"the {split} split of {data!r} has {len(dataset)} examples, fewer than num={num}")
         order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:num]

@@ -90,3 +90,15 @@ def test_the_study_credits_the_class_asked_for_and_only_that(half_folder: Path, 
     assert accuracy == 1.0 and isinstance(cached, nn.Module)
     with pytest.raises(ValueError, match="label-conditional"):
         class_study(operator_preset("tiny", channels=1, resolution=16), process, str(half_folder), scales=(1.0,), num=2, steps=2, out_dir=tmp_path / "x")
+
+
+def test_real_sets_read_folders_with_the_models_channels_and_limit_any_data_set(half_folder: Path) -> None:
+    """`make_split` gives a grey folder its channels and limits a data set without a ``limit`` of its own by a
+    `Subset`; `real_sets` draws grey reference and floor sets from it."""
+    from funcdiff.evaluation import real_sets
+    from funcdiff.factory import make_split
+
+    limited = make_split(str(half_folder), resolution=16, split="train", channels=1, limit=3)
+    assert len(limited) == 3 and limited[0].shape == (1, 16, 16)
+    reference, other = real_sets(str(half_folder), 16, 2, channels=1)
+    assert reference.shape == other.shape == (2, 1, 16, 16)

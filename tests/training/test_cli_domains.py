@@ -116,11 +116,11 @@ def test_the_fourier_neural_operator_trains_samples_and_resumes_from_the_command
 
 def test_a_label_conditional_model_trains_on_class_folders_and_samples_the_classes_asked_for(tmp_path: Path) -> None:
     """``--conditional`` on a folder with one subfolder per class records the classes; ``sample --class`` with
-    ``--guidance-scale`` draws them; an unknown class, guidance for a plain model and labels of unlabelled data are
+    ``--guidance-scale`` draws them, ``eval`` records both; an unknown class, guidance for a plain model and labels of unlabelled data are
     refused in one line naming the problem."""
     from tests.data.files import save_random_image
 
-    for i in range(8):
+    for i in range(40):
         save_random_image(tmp_path / "shapes" / ("disc" if i % 2 else "stripe") / f"{i}.png", (16, 16), mode="L", seed=i)
     common = ["--resolution", "16", "--channels", "1", "--steps", "2", *SMALL]
     run("-m", "funcdiff", "train", "--data", "./shapes", "--conditional", *common, "--out-dir", "run", cwd=tmp_path)
@@ -129,6 +129,10 @@ def test_a_label_conditional_model_trains_on_class_folders_and_samples_the_class
     run("-m", "funcdiff", "sample", "--checkpoint", "run/checkpoint", "--resolutions", "16", "32", "--num", "2", "--class", "Disc",
         "--class", "1", "--guidance-scale", "3", "--sample-steps", "2", "--out-dir", "s", cwd=tmp_path)
     assert read_png(tmp_path / "s" / "32px.png").shape[-1] > 0
+    run("-m", "funcdiff", "eval", "--checkpoint", "run/checkpoint", "--num", "2", "--sample-steps", "2", "--guidance-scale", "2",
+        "--class", "disc", "--out-dir", "ev", cwd=tmp_path)
+    details = json.loads((tmp_path / "ev" / "scores.json").read_text())["details"]
+    assert (details["classes"], details["guidance"]) == ("disc", 2.0)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     run("-m", "funcdiff", "train", "--data", "./shapes", *common, "--out-dir", "plain", cwd=tmp_path)
     for args, message in ((["sample", "--checkpoint", "run/checkpoint", "--class", "square"], "no class 'square' of 'class'"),
