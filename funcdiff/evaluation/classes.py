@@ -76,10 +76,12 @@ def class_images(data: str | Path, resolution: int, split: str, *, channels: int
 
 
 def trained_classifier(data: str | Path, resolution: int, *, channels: int, limit: int | None = None, seed: int = 0,
-                       cache_dir: Path | None = None) -> tuple[nn.Module, float]:
+                       cache_dir: Path | None = None, train: tuple[Tensor, Tensor, tuple[str, ...], str] | None = None,
+                       ) -> tuple[nn.Module, float]:
     """An `ImageClassifier` trained on the training split of ``data`` at ``resolution``, and its accuracy on the test
-    split; cached (safetensors and JSON) in ``<cache_dir>/classifiers``, keyed by the data, resolution, limit and seed."""
-    images, labels, names, _ = class_images(data, resolution, "train", channels=channels, limit=limit)
+    split; cached (safetensors and JSON) in ``<cache_dir>/classifiers``, keyed by the data, resolution, limit and seed.
+    ``train``: the training split as `class_images` gives it, when the caller has it already."""
+    images, labels, names, _ = train or class_images(data, resolution, "train", channels=channels, limit=limit)
     root = (default_cache_dir() if cache_dir is None else Path(cache_dir)) / "classifiers"
     name = re.sub(r"[^\w.-]", "_", Path(str(data)).name)[:40]
     key = digest(str(Path(str(data)).expanduser().resolve()) if Path(str(data)).expanduser().is_dir() else str(data),
@@ -137,9 +139,10 @@ def class_study(
         raise ValueError(f"--per-class scores square images; this model's grid is {reference}")
     side = reference[0]
     channels = process.domain.channels
-    classifier, accuracy = trained_classifier(data, side, channels=channels, limit=limit, seed=seed)
+    train = class_images(data, side, "train", channels=channels, limit=limit)
+    classifier, accuracy = trained_classifier(data, side, channels=channels, limit=limit, seed=seed, train=train)
     test_images, test_labels, names, kind = class_images(data, side, "test", channels=channels, limit=limit)
-    train_images, train_labels, _, _ = class_images(data, side, "train", channels=channels, limit=limit)
+    train_images, train_labels, _, _ = train
     vocabulary = model.vocabulary
     if next(iter(vocabulary.items())) != (kind, names):
         raise ValueError(f"the data's {kind!r} classes {names} are not the model's {next(iter(vocabulary.items()))}")

@@ -36,7 +36,7 @@ def _denoised(model: DenseModel, process: SigmaProcess, y: DenseField, sigma: fl
 def _run(
     model: DenseModel, process: SigmaProcess, y_start: DenseField, grid: TimeGrid, *, method: str, cond: Tensor | None,
     guidance: Guidance | None, callback: Callback | None, generator: torch.Generator | None, reference_shape: tuple[int, ...] | None,
-    progress: bool, denoise: bool, churn: float, churn_range: tuple[float, float], churn_noise: float,
+    progress: bool, denoise: bool, churn: float = 0.0, churn_range: tuple[float, float] = (0.0, math.inf), churn_noise: float = 1.0,
 ) -> DenseField:
     """Steps of ``method`` ("heun", "euler", "dpmpp") between the grid's levels ``sigma(tau)``, then ``D`` at the last
     (the Euler step to ``sigma = 0``)."""
@@ -141,8 +141,7 @@ def sample_edm_ddim(
     """Euler steps ``y' = D + (sigma' / sigma)(y - D)`` between the grid's levels, then ``D``: deterministic DDIM, which
     is this step in noise-level space (docs/math.md §19); ``steps + 1`` network calls. Arguments as `sample_edm_heun`."""
     return _run(model, process, y_start, grid, method="euler", cond=cond, guidance=guidance, callback=callback, generator=generator,
-                reference_shape=reference_shape, progress=progress, denoise=denoise, churn=0.0, churn_range=(0.0, math.inf),
-                churn_noise=1.0)
+                reference_shape=reference_shape, progress=progress, denoise=denoise)
 
 
 @jaxtyped(typechecker=beartype)
@@ -165,5 +164,4 @@ def sample_edm_dpmpp(
     (the first step first-order, which is the DDIM step); ``steps + 1`` network calls (docs/math.md §19). Arguments
     as `sample_edm_heun`."""
     return _run(model, process, y_start, grid, method="dpmpp", cond=cond, guidance=guidance, callback=callback, generator=generator,
-                reference_shape=reference_shape, progress=progress, denoise=denoise, churn=0.0, churn_range=(0.0, math.inf),
-                churn_noise=1.0)
+                reference_shape=reference_shape, progress=progress, denoise=denoise)
