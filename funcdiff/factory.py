@@ -74,6 +74,9 @@ class TrainConfig(TrainSettings):
             preset's size: tiny, cpu-small and audio-small become fno-tiny, fno-small and fno-audio; docs/math.md §17).
         resampling: how the operator's kernels and grid read-out change resolution: "bandlimited" (no images of the
             trained band, docs/math.md §16) or "linear" (multilinear, as the first releases did).
+        oversample: the Fourier neural operator's blocks run on this many times its grid's cells per axis, so that
+            their nonlinear products do not fold into images of the band (docs/math.md §17; ``--operator fno`` only),
+            or None for the preset's.
         process: "ddpm" or its registered kind "mollified_ddpm" (the mollified DDPM, docs/math.md §3-6), "flow" or
             "flow_matching" (functional flow matching, docs/math.md §11), "edm" or "mollified_edm" (the mollified EDM,
             docs/math.md §19); other kinds through a run file (--config).
@@ -116,6 +119,7 @@ class TrainConfig(TrainSettings):
     duration: float = 1.0
     preset: str = "cpu-small"
     resampling: Resampling = "bandlimited"
+    oversample: int | None = None
     operator: Literal["infty_diff", "fno"] = "infty_diff"
     process: ProcessName = "ddpm"
     diffusion_steps: int = 1000
@@ -308,13 +312,15 @@ def build_model(config: TrainConfig, data_shape: tuple[int, ...], vocabulary: Vo
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         if config.autoencoder:
-            return autoencoder_preset(preset, channels=channels, resolution=resolution, z_dim=config.z_dim, resampling=config.resampling)
+            return autoencoder_preset(preset, channels=channels, resolution=resolution, z_dim=config.z_dim, resampling=config.resampling,
+                                      oversample=config.oversample)
         if config.conditional:
             if vocabulary is None:
                 raise ValueError("conditional: the data's label vocabulary is needed to build the model")
             return conditional_preset(preset, channels=channels, resolution=resolution, vocabulary=vocabulary, z_dim=config.z_dim,
-                                      dropout=config.label_dropout, ndim=len(resolution), resampling=config.resampling)
-        return operator_preset(preset, channels=channels, resolution=resolution, resampling=config.resampling)
+                                      dropout=config.label_dropout, ndim=len(resolution), resampling=config.resampling,
+                                      oversample=config.oversample)
+        return operator_preset(preset, channels=channels, resolution=resolution, resampling=config.resampling, oversample=config.oversample)
 
 
 def build_run(config: TrainConfig) -> tuple[nn.Module, DiffusionProcess, Dataset]:

@@ -1,6 +1,7 @@
 """Neural operators for function-space diffusion (docs/math.md §8, §17): sparse depthwise kernel integrals, points <-> grid
 interpolation, a grid U-Net, the ∞-Diff denoiser, its encoder, the Fourier neural operator and the latent MLP."""
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 
 from funcdiff.operators.kernels.backends import ConvPlan, available_backends, choose_backend
@@ -29,32 +30,40 @@ FNO_OF = {infty_diff: fno for fno, infty_diff in ENCODER_OF.items()}
 
 def operator_preset(
     name: str, *, channels: int, resolution: int | tuple[int, ...], ndim: int = 2, z_dim: int = 0, resampling: Resampling = "bandlimited",
+    oversample: int | None = None,
 ) -> InftyDiffOperator | FourierNeuralOperator:
     """An `InftyDiffOperator` built from `preset_config` (``paper-256``, ``paper-128``, ``cpu-small``, ``audio-small``,
     ``tiny``), or a `FourierNeuralOperator` from `fno_preset_config` (``fno-small``, ``fno-audio``, ``fno-tiny``;
-    band-limited by construction, so ``resampling`` does not apply to them)."""
+    band-limited by construction, so ``resampling`` does not apply to them; ``oversample`` replaces the preset's
+    `FNOConfig.oversample`, and is refused for the others)."""
     if name in FNO_PRESETS:
         shape = (resolution,) * ndim if isinstance(resolution, int) else tuple(resolution)
-        return FourierNeuralOperator(fno_preset_config(name, channels=channels, resolution=shape, z_dim=z_dim))
+        config = fno_preset_config(name, channels=channels, resolution=shape, z_dim=z_dim)
+        return FourierNeuralOperator(config if oversample is None else dataclasses.replace(config, oversample=oversample))
+    if oversample is not None:
+        raise ValueError(f"oversample is a setting of the Fourier neural operator (--operator fno), not of the ∞-Diff preset {name!r}")
     return InftyDiffOperator(preset_config(name, channels=channels, resolution=resolution, ndim=ndim, z_dim=z_dim, resampling=resampling))
 
 
 def autoencoder_preset(
     name: str, *, channels: int, resolution: int | tuple[int, ...], z_dim: int, ndim: int = 2, resampling: Resampling = "bandlimited",
+    oversample: int | None = None,
 ) -> DiffusionAutoencoder:
     """A `DiffusionAutoencoder` of a preset's operator (`operator_preset`) and a `SparseEncoder` (of the ∞-Diff preset
     `ENCODER_OF` an FNO preset) with latents of ``z_dim``."""
-    decoder = operator_preset(name, channels=channels, resolution=resolution, ndim=ndim, z_dim=z_dim, resampling=resampling)
+    decoder = operator_preset(name, channels=channels, resolution=resolution, ndim=ndim, z_dim=z_dim, resampling=resampling,
+                              oversample=oversample)
     encoder = preset_config(ENCODER_OF.get(name, name), channels=channels, resolution=resolution, ndim=ndim, z_dim=z_dim, resampling=resampling)
     return DiffusionAutoencoder(decoder, SparseEncoder(encoder))
 
 
 def conditional_preset(
     name: str, *, channels: int, resolution: int | tuple[int, ...], vocabulary: Mapping[str, Sequence[str]], z_dim: int = 64,
-    dropout: float = 0.1, ndim: int = 2, resampling: Resampling = "bandlimited",
+    dropout: float = 0.1, ndim: int = 2, resampling: Resampling = "bandlimited", oversample: int | None = None,
 ) -> LabelConditional:
     """A `LabelConditional` of a preset's operator (`operator_preset`) with label embeddings of ``z_dim``."""
-    operator = operator_preset(name, channels=channels, resolution=resolution, ndim=ndim, z_dim=z_dim, resampling=resampling)
+    operator = operator_preset(name, channels=channels, resolution=resolution, ndim=ndim, z_dim=z_dim, resampling=resampling,
+                               oversample=oversample)
     return LabelConditional(operator, vocabulary, z_dim=z_dim, dropout=dropout)
 
 

@@ -14,7 +14,7 @@ from funcdiff.json_config import JsonConfig
 from funcdiff.operators.base import NeuralOperator
 from funcdiff.operators.kernels import native
 from funcdiff.operators.layers.chunking import pointwise
-from funcdiff.operators.layers.interpolate import dct_reader, knn_to_grid
+from funcdiff.operators.layers.interpolate import dct_reader, dct_resize, knn_to_grid
 from funcdiff.operators.layers.modulation import Modulation, TimeEmbedding, position_features
 from funcdiff.operators.layers.spectral import SpectralConv
 from funcdiff.points import Points
@@ -40,6 +40,10 @@ class FNOConfig(JsonConfig):
         position_features: ``cos(pi k u)``, ``sin(pi k u)`` of each point's coordinates for ``k = 1..`` this many.
         depthwise: spectral layers filter each channel alone (a global depthwise convolution) and leave channel mixing
             to the blocks' MLPs: ``width`` times fewer spectral weights, for long 1-D grids such as audio.
+        oversample: the blocks run on ``grid_shape`` times this per axis, reached band-limited (`dct_resize`) from the
+            grid the points move to (docs/math.md §17): their nonlinear products up to this many times the grid's band
+            then lie below the finer grid's Nyquist frequency instead of folding about the grid's into mirrored
+            images of the band, and the read-out drops what the points' grid cannot hold.
     """
 
     channels: int
@@ -54,13 +58,14 @@ class FNOConfig(JsonConfig):
     z_dim: int = 0
     position_features: int = 0
     depthwise: bool = False
+    oversample: int = 1
 
     def __post_init__(self) -> None:
         ndim = len(self.reference_shape)
         if ndim not in (1, 2, 3) or len(self.grid_shape) != ndim or len(self.modes) != ndim:
             raise ValueError(f"reference_shape, grid_shape and modes must have 1 to 3 equal-length axes, got "
                              f"{self.reference_shape}, {self.grid_shape}, {self.modes}")
-        for name in ("channels", "width", "layers", "mlp_ratio", "knn"):
+        for name in ("channels", "width", "layers", "mlp_ratio", "knn", "oversample"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if min(self.modes) < 1 or any(m > n for m, n in zip(self.modes, self.grid_shape)):
@@ -153,6 +158,8 @@ class FourierNeuralOperator(nn.Module, NeuralOperator):
         if h.device.type == "cpu":
             native.load()  # the C++ neighbour search (built once per environment), ~20x faster than PyTorch's on sparse points
         grid = knn_to_grid(points.with_values(h), self.config.grid_shape, k=self.config.knn)
+        if self.config.oversample > 1:
+            grid = dct_resize(grid, tuple(self.config.oversample * n for n in self.config.grid_shape))
         for block in self.blocks:
             grid = block(grid, emb, cond)
         grid = self.norm_out(grid.movedim(1, -1)).movedim(-1, 1)
