@@ -20,7 +20,8 @@ from torch import nn
 from torch.utils.data import Dataset, Subset
 
 from funcdiff.data.folder import EXTENSIONS as IMAGE_EXTENSIONS
-from funcdiff.data.labels import Labelled, Vocabulary, fields_of, labelled
+from funcdiff.data.labels import Labelled, Vocabulary, labelled
+from funcdiff.data.scattered import example_shape, is_scattered
 from funcdiff.data.split import Split
 from funcdiff.domains.audio import AudioDomain
 from funcdiff.domains.base import Domain
@@ -272,8 +273,8 @@ def build_dataset(config: TrainConfig, *, split: Split = "train") -> Dataset:
     options = {"channels": config.channels, "flip": config.flip, "duration": config.duration, "limit": config.data_limit,
                "cache": None if config.data_cache else False}
     dataset = make_dataset(config.data, resolution=config.data_resolution, split=split, **{k: v for k, v in options.items() if k in accepted})
-    if dataset[0].shape[0] != config.channels:
-        raise ValueError(f"data {config.data!r} has {dataset[0].shape[0]} channel(s), not channels={config.channels}; "
+    if example_shape(dataset)[0] != config.channels:
+        raise ValueError(f"data {config.data!r} has {example_shape(dataset)[0]} channel(s), not channels={config.channels}; "
                          "channels applies to image folders")
     limited = config.data_limit is None or "limit" in accepted
     dataset = dataset if limited else Subset(dataset, range(min(config.data_limit, len(dataset))))
@@ -329,7 +330,12 @@ def build_run(config: TrainConfig) -> tuple[nn.Module, DiffusionProcess, Dataset
     if config.data_resolution % config.resolution:
         raise ValueError(f"resolution {config.resolution} must divide the largest of train_resolutions {config.train_resolutions}")
     data = build_dataset(config)
-    shape = tuple(fields_of(data)[0].shape)
+    shape = example_shape(data)
+    if is_scattered(data) and (config.autoencoder or config.operator != "fno" and config.preset not in FNO_PRESETS
+                               or config.sigma_pixels != 0 or config.family != "ddpm" or len(config.train_resolutions) > 1):
+        raise ValueError(f"data {config.data!r} are observations at scattered points: train them with the Fourier neural "
+                         "operator (--operator fno), the DDPM process with the identity mollifier (--sigma-pixels 0), one "
+                         "resolution and no autoencoder (docs/math.md §20)")
     factor = config.data_resolution // config.resolution
     if any(s % factor for s in shape[1:]):
         raise ValueError(f"resolution {config.resolution} must divide the data's grid {shape[1:]} at {config.data_resolution}")

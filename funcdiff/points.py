@@ -129,3 +129,53 @@ def grid_index(batch: int, shape: tuple[int, ...], *, device: torch.device | str
     axes = torch.meshgrid(*[torch.arange(s, device=device) for s in shape], indexing="ij")
     index = torch.stack(axes, dim=-1).reshape(-1, len(shape))
     return index.unsqueeze(0).expand(batch, -1, -1)
+
+
+@dataclass(frozen=True)
+class Scattered:
+    """Values of a function at ``n`` distinct positions anywhere in ``[0, 1]^d``, per example: observations that
+    never lay on a grid (docs/math.md §20).
+
+    Attributes:
+        values: the function's values there, channels last.
+        coords: each point's continuous coordinates in the closed unit cube.
+
+    Raises:
+        ValueError: for mismatched shapes, coordinates outside ``[0, 1]^d`` or not finite, or an example that holds
+            the same position twice.
+    """
+
+    values: PointValues
+    coords: PointCoords
+
+    def __post_init__(self) -> None:
+        if self.values.ndim != 3 or self.coords.ndim != 3 or self.values.shape[:2] != self.coords.shape[:2]:
+            raise ValueError(f"values must be (b, n, c) and coords (b, n, d) with equal (b, n); got {tuple(self.values.shape)} "
+                             f"and {tuple(self.coords.shape)}")
+        if not (self.values.dtype.is_floating_point and self.coords.dtype.is_floating_point):
+            raise TypeError(f"values and coords must be floating tensors, got {self.values.dtype} and {self.coords.dtype}")
+        if 0 in self.values.shape or self.coords.shape[-1] not in (1, 2, 3):
+            raise ValueError(f"scattered points need at least one example, point and channel in 1 to 3 dimensions, got values "
+                             f"{tuple(self.values.shape)} and coords {tuple(self.coords.shape)}")
+        outside = ~(torch.isfinite(self.coords) & (self.coords >= 0) & (self.coords <= 1)).all(-1)
+        if bool(outside.any()):
+            b, i = (int(v) for v in outside.nonzero()[0])
+            raise ValueError(f"coordinates must lie in the domain [0, 1]^{self.ndim}: example {b}, point {i} is at "
+                             f"{[round(float(u), 6) for u in self.coords[b, i]]}")
+        for b in range(self.coords.shape[0]):
+            repeated = self.coords.shape[1] - torch.unique(self.coords[b], dim=0).shape[0]
+            if repeated:
+                raise ValueError(f"the points of example {b} must be distinct: {repeated} duplicate position(s)")
+
+    @property
+    def ndim(self) -> int:
+        """Spatial dimension d of the domain."""
+        return self.coords.shape[-1]
+
+    def with_values(self, values: Float[Tensor, "b n c2"]) -> "Scattered":
+        """The same positions carrying other values."""
+        return Scattered(values, self.coords)
+
+    def to(self, device: torch.device | str) -> "Scattered":
+        """Both tensors on ``device``."""
+        return Scattered(self.values.to(device), self.coords.to(device))

@@ -11,7 +11,8 @@ of WAV/FLAC/OGG files). Built-in clips last 1 s, so ``n`` is the sample rate; sh
 `funcdiff.data.audio`.
 
 Volumes: `ShapeVolumes` ("shapes": procedural solid shapes as occupancy fields ``(1, r, r, r)``, exact nesting
-from a 64^3 master).
+from a 64^3 master), and the same shapes observed at scattered points, `ShapePoints` ("shapes-points"; items
+``{"values", "coords"}``, `funcdiff.data.scattered`).
 
 Every data set has a registered kind (`funcdiff.factory.make_dataset` picks one by name for the command
 line); `infinite_loader` yields
@@ -28,7 +29,8 @@ from funcdiff.data.loader import StreamSampler, epoch_permutation, infinite_load
 from funcdiff.data.notes import PROGRAMS, NoteDataset, midi_file
 from funcdiff.data.resolutions import ResolutionMixture
 from funcdiff.data.pixels import box_sums, sums_to_field
-from funcdiff.data.shapes import ShapeVolumes
+from funcdiff.data.scattered import as_scattered, example_shape, is_scattered
+from funcdiff.data.shapes import ShapePoints, ShapeVolumes
 from funcdiff.data.split import SPLITS, Split, is_held_out, split_indices
 
 __all__ = [
@@ -38,7 +40,11 @@ __all__ = [
     "PROGRAMS",
     "ResolutionMixture",
     "SPLITS",
+    "ShapePoints",
     "ShapeVolumes",
+    "as_scattered",
+    "example_shape",
+    "is_scattered",
     "AudioFolder",
     "DatasetNotFoundError",
     "FashionMNIST",

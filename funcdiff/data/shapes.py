@@ -196,3 +196,50 @@ class ShapeVolumes(Dataset):
             self._fields[index] = (counts.double() * (2 / self.factor**3) - 1).float()[None]
         return self._fields[index]
 
+
+
+@register("shapes-points")
+@final
+class ShapePoints(Dataset):
+    """The ``shapes`` observed at scattered points: each example's occupancy (+1 inside, -1 outside, exact from the
+    signed distance) at ``observations`` positions drawn uniformly in the unit cube, never on a grid (docs/math.md §20).
+
+    Example ``i`` is always the same shape at the same positions (both drawn from generators seeded by its index);
+    items are ``{"values": (n, 1), "coords": (n, 3)}`` (`funcdiff.data.scattered`), computed on first access and kept.
+
+    Args:
+        resolution: the side of the grid a model reads the points on and samples on (``shape``); the data have none.
+        split: "train" or "test", the same examples as `ShapeVolumes`'.
+        size: the number of examples of both splits together.
+        limit: use only the first ``limit`` examples of the split.
+        observations: positions per example.
+
+    Raises:
+        ValueError: if ``resolution``, ``size``, ``limit`` or ``observations`` is not positive.
+    """
+
+    scattered = True
+
+    def __init__(self, *, resolution: int, split: Split = "train", size: int = 2048, limit: int | None = None,
+                 observations: int = 4096) -> None:
+        for name, value in (("resolution", resolution), ("size", size), ("observations", observations), ("limit", limit)):
+            if (value is not None or name != "limit") and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        self.indices = split_indices([f"shape-{i}" for i in range(size)], split, fraction=TEST_FRACTION, seed=0)[:limit]
+        self.shape = (1, resolution, resolution, resolution)
+        self.observations = observations
+        self._items: dict[int, dict[str, Tensor]] = {}
+
+    def __len__(self) -> int:
+        """The number of examples in the split."""
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        """Example ``index``'s occupancy at its positions."""
+        if index not in self._items:
+            example = self.indices[index]
+            generator = torch.Generator().manual_seed(1_000_003 * 7 + example)
+            coords = torch.rand(self.observations, 3, generator=generator)
+            inside = union_sdf(random_primitives(example), coords) < 0
+            self._items[index] = {"values": inside.float()[:, None] * 2 - 1, "coords": coords}
+        return self._items[index]

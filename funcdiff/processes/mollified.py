@@ -9,7 +9,9 @@ from jaxtyping import jaxtyped
 from funcdiff._typing import DenseField, Float, Int, Tensor
 from funcdiff.domains.base import Domain, check_field
 from funcdiff.mollifiers.base import Mollifier, check_inv_snr
-from funcdiff.processes.base import DenoisingProcess, PointModel, broadcast, check_component, subsampled_mse
+from funcdiff.mollifiers.gaussian import IdentityMollifier
+from funcdiff.points import Scattered
+from funcdiff.processes.base import DenoisingProcess, PointModel, broadcast, check_component, check_output, subsampled_mse
 from funcdiff.processes.schedules import Schedule, posterior_coefficients
 from funcdiff.registry import component_dict, register
 
@@ -134,7 +136,7 @@ class MollifiedDDPM(DenoisingProcess):
     def loss(
         self,
         model: PointModel,
-        x0: DenseField,
+        x0: DenseField | Scattered,
         *,
         points: int | float,
         generator: torch.Generator | None,
@@ -147,8 +149,11 @@ class MollifiedDDPM(DenoisingProcess):
         Noise and ``T`` act on the full grid; the model sees ``y_t`` at ``points`` cells per example drawn by the
         domain (a count, or a fraction of the grid) and is scored there by the mean squared error.
         The noise is white at ``reference_shape`` (the model's), so data finer than it are noised as the sampler
-        noises that resolution (docs/math.md §15).
+        noises that resolution (docs/math.md §15). Observations at scattered points (`Scattered`) are noised where
+        they lie (`scattered_loss`).
         """
+        if isinstance(x0, Scattered):
+            return self.scattered_loss(model, x0, points=points, generator=generator, cond=cond, t=t)
         check_field(self.domain, x0, "x0")
         b, spatial = x0.shape[0], tuple(x0.shape[2:])
         if t is None:
@@ -156,6 +161,39 @@ class MollifiedDDPM(DenoisingProcess):
         noise = self.domain.white_noise(b, tuple(x0.shape[1:]), reference_shape or spatial, generator=generator, dtype=x0.dtype, device=x0.device)
         y_t = self.q_sample(x0, t, noise)
         return subsampled_mse(model, self.domain, y_t, self.target(x0, noise), self.time(t), points=points, generator=generator, cond=cond)
+
+    @jaxtyped(typechecker=beartype)
+    def scattered_loss(
+        self, model: PointModel, x0: Scattered, *, points: int | float, generator: torch.Generator | None, cond: Tensor | None = None,
+        t: Int[Tensor, " b"] | None = None,
+    ) -> Float[Tensor, ""]:
+        """The simple loss on observations at scattered points (docs/math.md §20): ``points`` of each example's
+        observations (a count, or a fraction of them), noised there by ``sqrt(abar_t) x0 + sqrt(1 - abar_t) eps``
+        with ``eps ~ N(0, 1)`` per point (each point stands for a cell of the reference grid, where the sampler starts
+        from ``N(0, I)``), and the mean squared error of the model's output there.
+
+        Raises:
+            ValueError: unless the mollifier is the identity (a Gaussian mollifier is a convolution over a grid, which
+                scattered observations do not give), or if ``points`` is more than the observations.
+        """
+        if not isinstance(self.mollifier, IdentityMollifier):
+            raise ValueError("observations at scattered points need the identity mollifier (--sigma-pixels 0): a Gaussian "
+                             "mollifier is a convolution over a grid")
+        b, n, c = x0.values.shape
+        count = points if isinstance(points, int) else max(1, round(points * n))
+        if not 0 < count <= n:
+            raise ValueError(f"points={points} must select between 1 and the {n} observations per example")
+        keep = torch.rand(b, n, generator=generator, device=x0.values.device).argsort(dim=1)[:, :count]
+        values = x0.values.gather(1, keep.unsqueeze(-1).expand(-1, -1, c))
+        coords = x0.coords.gather(1, keep.unsqueeze(-1).expand(-1, -1, x0.ndim))
+        if t is None:
+            t = torch.randint(1, self.num_steps + 1, (b,), generator=generator, device=values.device)
+        noise = torch.randn(values.shape, generator=generator, device=values.device, dtype=values.dtype)
+        a = self.alpha_bar(t).view(b, 1, 1).to(values.dtype)
+        output = model(Scattered(a.sqrt() * values + (1 - a).sqrt() * noise, coords), self.time(t), cond)
+        expected = noise if self.prediction == "mollified_eps" else values
+        check_output(output, expected.shape, "in the loss", model=model)
+        return (output - expected).square().mean()
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-safe configuration that rebuilds this process (`funcdiff.registry.build`)."""

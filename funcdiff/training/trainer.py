@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from funcdiff.data import ResolutionMixture, infinite_loader
 from funcdiff.conditioning import EncodedConditioning, LabelConditioning
 from funcdiff.data.labels import Labelled, fields_of
+from funcdiff.data.scattered import as_scattered, example_shape, is_scattered
 from funcdiff.operators.base import NeuralOperator
 from funcdiff.operators.compiling import compile_operator
 from funcdiff.owner_lock import OwnerLock
@@ -96,7 +97,11 @@ def _check_before_work(settings: TrainSettings, data: Dataset | Sequence[Tensor]
         raise ValueError("autocast='fp16' needs a CUDA device; use 'bf16' on the CPU")
     if len(data) == 0:
         raise ValueError("the training data set is empty")
-    shape = tuple(fields_of(data)[0].shape)
+    shape = example_shape(data)
+    if is_scattered(data):
+        if settings.downscales != (1,):
+            raise ValueError(f"observations at scattered points train at one resolution, got downscales {settings.downscales}")
+        return shape
     ResolutionMixture(settings.downscales).check(shape[1:])
     coarsest = tuple(s // max(settings.downscales) for s in shape[1:])
     if isinstance(settings.points, int) and settings.points > math.prod(coarsest):
@@ -393,7 +398,8 @@ class Trainer:
             try:
                 while not self._done(start, signals):
                     fields, labels = batch if isinstance(batch := next(loader), (tuple, list)) else (batch, None)
-                    x0 = self.resolutions.batch(self.process.domain, fields.to(ctx.device, non_blocking=True), self.step)
+                    x0 = (as_scattered(fields).to(ctx.device) if isinstance(fields, dict)
+                          else self.resolutions.batch(self.process.domain, fields.to(ctx.device, non_blocking=True), self.step))
                     cond = labels.to(ctx.device) if self.labels else None
                     seed = step_seed(c.seed, ctx.rank, self.step)  # noise and dropout: a function of the run, rank and step
                     self.noise.manual_seed(seed)

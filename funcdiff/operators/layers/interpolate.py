@@ -14,7 +14,7 @@ from funcdiff._typing import Float, Int, Tensor
 from funcdiff.mollifiers.dct import dct, idct
 from funcdiff.operators.kernels import native
 from funcdiff.operators.kernels.lattice import LatticeHash, lattice_keys
-from funcdiff.points import Points, grid_index
+from funcdiff.points import Points, Scattered, grid_index
 
 _QUERY_BUDGET = 1 << 22
 
@@ -111,6 +111,44 @@ def knn_to_grid(points: Points, grid_shape: tuple[int, ...], *, k: int = 3) -> F
     flat = points.values.reshape(b * n, c)
     out = sum(weight[..., j, None] * flat[rows[..., j]] for j in range(k))
     return out.movedim(-1, 1).reshape(b, c, *grid_shape)
+
+
+@jaxtyped(typechecker=beartype)
+def scattered_to_grid(points: Scattered, grid_shape: tuple[int, ...], *, k: int = 3) -> Float[Tensor, "b c *grid"]:
+    """`knn_to_grid` for points at continuous coordinates: each node's ``k`` nearest points by exact distance (a brute
+    force over node chunks, no lattice to search), weighted by inverse squared distance (docs/math.md §20)."""
+    b, n, c = points.values.shape
+    if len(grid_shape) != points.ndim:
+        raise ValueError(f"grid_shape must have {points.ndim} axes like the points' coordinates, got {grid_shape}")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    k = min(k, n)
+    with torch.no_grad():
+        nodes = cell_centres(grid_shape, dtype=points.coords.dtype, device=points.coords.device)
+        coords = points.coords.to(nodes.dtype)
+        parts = [torch.cdist(part.expand(b, -1, -1), coords).square().topk(k, dim=-1, largest=False)
+                 for part in nodes.split(max(1, _QUERY_BUDGET // (b * n)))]
+        dist = torch.cat([p.values for p in parts], dim=1)
+        rows = torch.cat([p.indices for p in parts], dim=1) + n * torch.arange(b, device=nodes.device).view(b, 1, 1)
+        weight = 1.0 / dist.clamp_min(1e-20)
+        weight = (weight / weight.sum(-1, keepdim=True)).to(points.values.dtype)
+    flat = points.values.reshape(b * n, c)
+    out = sum(weight[..., j, None] * flat[rows[..., j]] for j in range(k))
+    return out.movedim(-1, 1).reshape(b, c, *grid_shape)
+
+
+@jaxtyped(typechecker=beartype)
+def cosine_at(grid: Float[Tensor, "b c *grid"], coords: Float[Tensor, "b n d"]) -> Float[Tensor, "b n c"]:
+    """The grid's cosine interpolant (docs/math.md §16) at continuous coordinates in ``[0, 1]^d``, all its modes:
+    `dct_reader`'s per-point read for points that are on no grid."""
+    b, c, *grid_shape = grid.shape
+    if coords.shape[-1] != len(grid_shape):
+        raise ValueError(f"grid has {len(grid_shape)} spatial axes but coords have d={coords.shape[-1]}")
+    dtype = torch.float32 if grid.dtype in (torch.float16, torch.bfloat16) else grid.dtype
+    letters = "ijk"[: len(grid_shape)]
+    weights = [_cosine_weights(coords[..., a].to(dtype), g, g) for a, g in enumerate(grid_shape)]
+    equation = ",".join(f"bn{x}" for x in letters) + f",bc{letters}->bnc"
+    return torch.einsum(equation, *weights, grid.to(dtype)).to(grid.dtype).contiguous()
 
 
 _SAMPLE_DIMS = {1: 2, 2: 2, 3: 3}

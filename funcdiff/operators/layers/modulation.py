@@ -31,11 +31,16 @@ class SinusoidalEmbedding(nn.Module):
 
 
 def position_features(index: Int[Tensor, "b n d"], shape: tuple[int, ...], count: int, dtype: torch.dtype) -> Float[Tensor, "b n f"]:
-    """``cos(pi k u)`` and ``sin(pi k u)`` for ``k = 1..count`` of each cell-centre coordinate ``u = (index + 0.5) / N``
-    in ``[0, 1]``: where a point lies in the domain, the same at every resolution."""
+    """`coordinate_features` of each cell-centre coordinate ``u = (index + 0.5) / N``: where a point lies in the
+    domain, the same at every resolution."""
     size = torch.tensor(shape, dtype=dtype, device=index.device)
-    u = (index.to(dtype) + 0.5) / size
-    angle = (u.unsqueeze(-1) * (torch.pi * torch.arange(1, count + 1, dtype=dtype, device=index.device))).flatten(-2)
+    return coordinate_features((index.to(dtype) + 0.5) / size, count)
+
+
+def coordinate_features(coords: Float[Tensor, "b n d"], count: int) -> Float[Tensor, "b n f"]:
+    """``cos(pi k u)`` and ``sin(pi k u)`` for ``k = 1..count`` of each coordinate ``u`` in ``[0, 1]``."""
+    k = torch.pi * torch.arange(1, count + 1, dtype=coords.dtype, device=coords.device)
+    angle = (coords.unsqueeze(-1) * k).flatten(-2)
     return torch.cat([angle.cos(), angle.sin()], dim=-1)
 
 

@@ -1,6 +1,7 @@
 """The Fourier neural operator denoiser (Li et al. 2021): points to a fixed grid, spectral blocks, a band-limited read
 back to the points (docs/math.md §17)."""
 
+import functools
 from dataclasses import dataclass
 from typing import Any, final
 
@@ -14,10 +15,10 @@ from funcdiff.json_config import JsonConfig
 from funcdiff.operators.base import NeuralOperator
 from funcdiff.operators.kernels import native
 from funcdiff.operators.layers.chunking import pointwise
-from funcdiff.operators.layers.interpolate import dct_reader, dct_resize, knn_to_grid
-from funcdiff.operators.layers.modulation import Modulation, TimeEmbedding, position_features
+from funcdiff.operators.layers.interpolate import cosine_at, dct_reader, dct_resize, knn_to_grid, scattered_to_grid
+from funcdiff.operators.layers.modulation import Modulation, TimeEmbedding, coordinate_features
 from funcdiff.operators.layers.spectral import SpectralConv
-from funcdiff.points import Points
+from funcdiff.points import Points, Scattered
 from funcdiff.registry import register
 
 
@@ -146,33 +147,41 @@ class FourierNeuralOperator(nn.Module, NeuralOperator):
             got = None if cond is None else tuple(cond.shape)
             raise ValueError(f"cond must be a ({b}, {self.config.z_dim}) latent iff config.z_dim > 0, got {got}")
 
-    def _body(self, points: Points, t: Tensor, cond: Tensor | None, chunk: int | None) -> Tensor:
+    def _body(self, points: Points | Scattered, t: Tensor, cond: Tensor | None, chunk: int | None) -> Tensor:
         emb = self.time(t)
         count = self.config.position_features
 
-        def read_input(values: Tensor, index: Tensor) -> Tensor:
-            features = [values, position_features(index, points.shape, count, values.dtype)] if count else [values]
+        def read_input(values: Tensor, coords: Tensor) -> Tensor:
+            features = [values, coordinate_features(coords, count)] if count else [values]
             return self.linear_in(torch.cat(features, dim=-1))
 
-        h = pointwise(read_input, points.values, points.index, chunk=chunk)
-        if h.device.type == "cpu":
-            native.load()  # the C++ neighbour search (built once per environment), ~20x faster than PyTorch's on sparse points
-        grid = knn_to_grid(points.with_values(h), self.config.grid_shape, k=self.config.knn)
+        h = pointwise(read_input, points.values, points.coords, chunk=chunk)
+        if isinstance(points, Scattered):
+            grid = scattered_to_grid(points.with_values(h), self.config.grid_shape, k=self.config.knn)
+        else:
+            if h.device.type == "cpu":
+                native.load()  # the C++ neighbour search (built once per environment), ~20x faster than PyTorch's on sparse points
+            grid = knn_to_grid(points.with_values(h), self.config.grid_shape, k=self.config.knn)
         if self.config.oversample > 1:
             grid = dct_resize(grid, tuple(self.config.oversample * n for n in self.config.grid_shape))
         for block in self.blocks:
             grid = block(grid, emb, cond)
         grid = self.norm_out(grid.movedim(1, -1)).movedim(-1, 1)
-        read = dct_reader(grid, points.index.shape[1], points.shape, bounded=chunk is not None)
+        if isinstance(points, Scattered):
+            read, where = functools.partial(cosine_at, grid), points.coords
+        else:
+            read, where = dct_reader(grid, points.index.shape[1], points.shape, bounded=chunk is not None), points.index
 
-        def read_output(features: Tensor, index: Tensor) -> Tensor:
-            return self.linear_out(torch.cat([features, read(index)], dim=-1))
+        def read_output(features: Tensor, at: Tensor) -> Tensor:
+            return self.linear_out(torch.cat([features, read(at)], dim=-1))
 
-        return pointwise(read_output, h, points.index, chunk=chunk)
+        return pointwise(read_output, h, where, chunk=chunk)
 
     @jaxtyped(typechecker=beartype)
-    def forward(self, points: Points, t: Float[Tensor, " b"], cond: Float[Tensor, "b z"] | None = None) -> Float[Tensor, "b n c"]:
-        """The prediction at the given points of a grid of any shape."""
+    def forward(
+        self, points: Points | Scattered, t: Float[Tensor, " b"], cond: Float[Tensor, "b z"] | None = None
+    ) -> Float[Tensor, "b n c"]:
+        """The prediction at the given points of a grid of any shape, or at scattered points (docs/math.md §20)."""
         self._check(points.values, points.ndim, t, cond)
         return self._body(points, t, cond, None)
 
