@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = {name: ROOT / "docs" / f"{name}.md" for name in ("math", "reference-differences")}
-SECTIONS = {"math": 19, "reference-differences": 8}
+SECTIONS = {"math": 20, "reference-differences": 8}
 """How many numbered sections each document has: citations rely on the numbers, so they must not shift."""
 
 

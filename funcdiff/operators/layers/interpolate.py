@@ -145,10 +145,13 @@ def cosine_at(grid: Float[Tensor, "b c *grid"], coords: Float[Tensor, "b n d"]) 
     if coords.shape[-1] != len(grid_shape):
         raise ValueError(f"grid has {len(grid_shape)} spatial axes but coords have d={coords.shape[-1]}")
     dtype = torch.float32 if grid.dtype in (torch.float16, torch.bfloat16) else grid.dtype
-    letters = "ijk"[: len(grid_shape)]
     weights = [_cosine_weights(coords[..., a].to(dtype), g, g) for a, g in enumerate(grid_shape)]
-    equation = ",".join(f"bn{x}" for x in letters) + f",bc{letters}->bnc"
-    return torch.einsum(equation, *weights, grid.to(dtype)).to(grid.dtype).contiguous()
+    # The last axis by one batched product over all other nodes, then each earlier axis by a weighted sum per point:
+    # never the (b, n, *grid) product of the weights.
+    out = torch.bmm(grid.to(dtype).reshape(b, -1, grid_shape[-1]), weights[-1].transpose(1, 2))  # (b, c * rest, n)
+    for axis in reversed(range(len(grid_shape) - 1)):
+        out = (out.reshape(b, -1, grid_shape[axis], coords.shape[1]) * weights[axis].transpose(1, 2).unsqueeze(1)).sum(2)
+    return out.transpose(1, 2).to(grid.dtype).contiguous()
 
 
 _SAMPLE_DIMS = {1: 2, 2: 2, 3: 3}
