@@ -21,6 +21,7 @@ from funcdiff.operators.layers.interpolate import cosine_at, scattered_to_grid
 from funcdiff.points import Points, Scattered
 from funcdiff.processes import MollifiedDDPM
 from funcdiff.processes.schedules import table_schedule
+from funcdiff.sampling import sample, sample_at
 
 
 def test_scattered_points_refuse_positions_outside_the_domain_duplicates_and_bad_shapes() -> None:
@@ -165,3 +166,23 @@ def test_training_on_scattered_points_writes_a_model_that_samples_on_grids(tmp_p
                             cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (out / "checkpoint").exists() and list((out / "samples").glob("step0000003_8px*"))
+
+
+def test_sampling_at_the_cell_centres_of_a_grid_is_sampling_on_the_grid() -> None:
+    """docs/math.md §20: from the same start, deterministic DDIM at the cell centres given as scattered points equals
+    DDIM on the grid; at random positions every sampler of the DDPM runs, and a grid mollifier is refused."""
+    torch.manual_seed(0)
+    net = operator_preset("fno-tiny", channels=1, resolution=(4, 4, 4), ndim=3).double().eval()
+    process = MollifiedDDPM(GridDomain(ndim=3, channels=1), table_schedule(ALPHA_BAR), IdentityMollifier(), "x0")
+    start = torch.randn(2, 1, 4, 4, 4, dtype=torch.float64)
+    on_grid = sample(net, process, 4, batch=2, steps=5, sampler="ddim", start=start)
+    centres = Points.from_dense(start).coords
+    at_points = sample_at(net, process, centres, steps=5, sampler="ddim", start=start.flatten(2))
+    torch.testing.assert_close(at_points, on_grid.flatten(2).transpose(1, 2))
+    anywhere = torch.rand(2, 20, 3, dtype=torch.float64)
+    for name in ("ddpm", "dpmpp"):
+        out = sample_at(net, process, anywhere, steps=4, sampler=name, generator=torch.Generator().manual_seed(0))
+        assert out.shape == (2, 20, 1) and bool(out.isfinite().all()) and float(out.abs().max()) <= 1
+    mollified = MollifiedDDPM(GridDomain(ndim=3, channels=1), table_schedule(ALPHA_BAR), GaussianMollifier(0.1), "x0")
+    with pytest.raises(ValueError, match="identity mollifier"):
+        sample_at(net, mollified, anywhere, steps=2)

@@ -10,7 +10,7 @@ from funcdiff.sampling.grids import (
     TimeGrid, check_grid, discrete_steps, flow_times, karras, log_snr_table, step_grid, uniform_logsnr, uniform_t,
 )
 from funcdiff.sampling.guidance import Guidance, InpaintingGuidance
-from funcdiff.sampling.sample import eval_mode, nested_prior, sample
+from funcdiff.sampling.sample import eval_mode, nested_prior, sample, sample_at
 from funcdiff.sampling.samplers import (
     AUTO,
     GRIDS,
@@ -29,6 +29,6 @@ from funcdiff.sampling.samplers import (
 __all__ = [
     "AUTO", "GRIDS", "SAMPLERS", "Callback", "GridFunction", "Guidance", "InpaintingGuidance", "SamplerEntry", "SamplerFunction",
     "TimeGrid", "check_grid", "data_estimate", "discrete_steps", "encode_ddim", "eval_mode", "fitting_samplers", "flow_times", "free_guidance",
-    "karras", "log_snr_table", "nested_prior", "register_sampler", "resolve_grid", "resolve_sampler", "sample", "sample_ddim",
+    "karras", "log_snr_table", "nested_prior", "register_sampler", "resolve_grid", "resolve_sampler", "sample", "sample_at", "sample_ddim",
     "sample_ddpm", "sample_dpmpp", "sample_edm_ddim", "sample_edm_dpmpp", "sample_edm_heun", "sample_euler", "sample_heun", "sampler_names", "step_grid", "taken_options", "uniform_logsnr", "uniform_t",
 ]

@@ -13,6 +13,10 @@ from torch import nn
 from funcdiff._typing import DenseField, Float, Tensor
 from funcdiff.conditioning import LabelConditioning
 from funcdiff.operators.base import NeuralOperator
+from funcdiff.domains import GridDomain
+from funcdiff.mollifiers import IdentityMollifier
+from funcdiff.points import Scattered
+from funcdiff.processes import MollifiedDDPM
 from funcdiff.processes.base import DiffusionProcess
 from funcdiff.sampling.free_guidance import free_guidance
 from funcdiff.sampling.grids import uniform_t
@@ -132,3 +136,52 @@ def sample(
         out = function(dense, y_start, grid(process, steps), process=process, cond=cond, guidance=guidance, generator=generator,
                        reference_shape=reference, progress=progress, **(options or {}))
     return out.clamp(*domain.value_range)
+
+
+@torch.no_grad()
+@jaxtyped(typechecker=beartype)
+def sample_at(
+    model: NeuralOperator,
+    process: DiffusionProcess,
+    coords: Float[Tensor, "b n d"],
+    *,
+    steps: int = 100,
+    sampler: str | SamplerFunction = "auto",
+    start: Float[Tensor, "b c n"] | None = None,
+    cond: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+) -> Float[Tensor, "b n c"]:
+    """Samples at scattered positions ``coords`` in ``[0, 1]^d`` (one set per sample, docs/math.md §20) from an
+    operator that reads `Scattered` points and a white-noise DDPM (the identity mollifier), clipped to the domain's
+    value range.
+
+    The identity mollifier makes every step of the DDPM's samplers act point by point, so they run on the points as
+    on a grid of ``n`` cells: the same process on a 1-D domain, the noise ``N(0, 1)`` per point (its reference grid is
+    the points themselves), the model called on the points at ``coords``. At the cell centres of a grid, from the same
+    start, a deterministic sampler gives what `sample` gives on that grid.
+
+    Raises:
+        ValueError: for another process or mollifier, positions outside the domain or repeated, or a start that is
+            not ``(b, channels, n)``.
+    """
+    if not isinstance(process, MollifiedDDPM) or not isinstance(process.mollifier, IdentityMollifier):
+        raise ValueError("sampling at scattered points needs the DDPM with the identity mollifier (docs/math.md §20), got "
+                         f"{type(process).__name__} with {type(getattr(process, 'mollifier', None)).__name__}")
+    domain = process.domain
+    b, n, _ = coords.shape
+    Scattered(coords.new_zeros(b, n, domain.channels), coords)  # refuses positions outside the domain or repeated
+    points = MollifiedDDPM(GridDomain(ndim=1, channels=domain.channels, value_range=domain.value_range), process.schedule,
+                           IdentityMollifier(), process.prediction, process.inv_snr)
+    if start is not None and tuple(start.shape) != (b, domain.channels, n):
+        raise ValueError(f"start must have shape {(b, domain.channels, n)}, got {tuple(start.shape)}")
+    y = start if start is not None else torch.randn(b, domain.channels, n, generator=generator, device=coords.device, dtype=coords.dtype)
+
+    def on_points(values: Tensor, t: Tensor, condition: Tensor | None = None) -> Tensor:
+        return model(Scattered(values.transpose(1, 2), coords), t, condition).transpose(1, 2)
+
+    function = resolve_sampler(sampler, points).function if isinstance(sampler, str) else sampler
+    with eval_mode(model):
+        out = function(on_points, y, uniform_t(points, steps), process=points, cond=cond, generator=generator,
+                       reference_shape=(n,), progress=progress)
+    return out.clamp(*domain.value_range).transpose(1, 2)
