@@ -165,6 +165,7 @@ class TrainConfig(TrainSettings):
             "channels": self.channels in (1, 3),
             "duration": math.isfinite(self.duration) and self.duration > 0,
             "z_dim": self.z_dim >= 1,
+            "oversample": self.oversample is None or (self.oversample >= 1 and (self.operator == "fno" or self.preset in FNO_PRESETS)),
             "conditional": not (self.conditional and self.autoencoder),
             "label_dropout": 0 <= self.label_dropout < 1,
             "process": self.family in _PREDICTIONS,

@@ -152,8 +152,8 @@ class Scattered:
         if self.values.ndim != 3 or self.coords.ndim != 3 or self.values.shape[:2] != self.coords.shape[:2]:
             raise ValueError(f"values must be (b, n, c) and coords (b, n, d) with equal (b, n); got {tuple(self.values.shape)} "
                              f"and {tuple(self.coords.shape)}")
-        if not (self.values.dtype.is_floating_point and self.coords.dtype.is_floating_point):
-            raise TypeError(f"values and coords must be floating tensors, got {self.values.dtype} and {self.coords.dtype}")
+        if not self.values.dtype.is_floating_point or self.coords.dtype != self.values.dtype:
+            raise TypeError(f"values and coords must be floating tensors of one dtype, got {self.values.dtype} and {self.coords.dtype}")
         if 0 in self.values.shape or self.coords.shape[-1] not in (1, 2, 3):
             raise ValueError(f"scattered points need at least one example, point and channel in 1 to 3 dimensions, got values "
                              f"{tuple(self.values.shape)} and coords {tuple(self.coords.shape)}")
@@ -162,10 +162,15 @@ class Scattered:
             b, i = (int(v) for v in outside.nonzero()[0])
             raise ValueError(f"coordinates must lie in the domain [0, 1]^{self.ndim}: example {b}, point {i} is at "
                              f"{[round(float(u), 6) for u in self.coords[b, i]]}")
-        for b in range(self.coords.shape[0]):
-            repeated = self.coords.shape[1] - torch.unique(self.coords[b], dim=0).shape[0]
-            if repeated:
-                raise ValueError(f"the points of example {b} must be distinct: {repeated} duplicate position(s)")
+        b, n, d = self.coords.shape
+        order = torch.arange(n, device=self.coords.device).expand(b, n)
+        for axis in reversed(range(d)):  # stable sorts from the last axis to the first: lexicographic order
+            order = order.gather(1, self.coords[..., axis].gather(1, order).sort(dim=1, stable=True).indices)
+        rows = self.coords.gather(1, order.unsqueeze(-1).expand(b, n, d))
+        repeated = (rows[:, 1:] == rows[:, :-1]).all(-1).sum(1)
+        if bool(repeated.any()):
+            example = int(repeated.nonzero()[0])
+            raise ValueError(f"the points of example {example} must be distinct: {int(repeated[example])} duplicate position(s)")
 
     @property
     def ndim(self) -> int:
@@ -177,5 +182,7 @@ class Scattered:
         return Scattered(values, self.coords)
 
     def to(self, device: torch.device | str) -> "Scattered":
-        """Both tensors on ``device``."""
+        """Both tensors on ``device`` (these points themselves where they are there already)."""
+        if self.values.device == torch.device(device) and self.coords.device == torch.device(device):
+            return self
         return Scattered(self.values.to(device), self.coords.to(device))

@@ -25,6 +25,7 @@ from beartype.roar import BeartypeCallHintViolation
 from torch import nn
 from torch.utils.data import Dataset
 
+from funcdiff.data.scattered import example_shape
 from funcdiff.factory import TrainConfig, build_process, make_dataset
 from funcdiff.operators import NeuralOperator, operator_preset
 from funcdiff.processes.base import DiffusionProcess
@@ -83,7 +84,7 @@ def build_from_run_file(config: dict[str, Any]) -> tuple[nn.Module, DiffusionPro
     data = _dataset(config["data"])
     if len(data) == 0:
         raise ValueError(f"the data slot: {type(data).__name__} has no examples")
-    shape, domain = tuple(data[0].shape), process.domain
+    shape, domain = example_shape(data), process.domain
     if shape[0] != domain.channels or len(shape) - 1 != domain.ndim:
         raise ValueError(f"the data slot's examples have shape {shape}: {shape[0]} channel(s) on a {len(shape) - 1}-D grid, "
                          f"but the process's domain has {domain.channels} channel(s) on a {domain.ndim}-D grid: set the "

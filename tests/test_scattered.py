@@ -85,6 +85,16 @@ def test_the_operator_reads_scattered_points_as_it_reads_a_grid_at_the_same_posi
     torch.testing.assert_close(net(Scattered(grid.values, grid.coords), t), net(grid, t))
     net(Scattered(torch.randn(2, 30, 1, dtype=torch.float64), torch.rand(2, 30, 3, dtype=torch.float64)), t).square().sum().backward()
     assert all(p.grad is not None for p in net.parameters())
+    oversampled = operator_preset("fno-audio", channels=1, resolution=(12,), ndim=1, oversample=2).double()  # position features too
+    x = torch.randn(2, 1, 12, dtype=torch.float64)
+    grid = Points.from_dense(x)
+    torch.testing.assert_close(oversampled(Scattered(grid.values, grid.coords), t), oversampled(grid, t))
+    jaxtyping.config.update("jaxtyping_disable", True)  # as outside the tests: the explicit check answers
+    try:
+        with pytest.raises(TypeError, match="need points on a grid"):
+            operator_preset("tiny", channels=1, resolution=6, ndim=3)(Scattered(grid.values, torch.rand(2, 12, 3, dtype=torch.float64)), t)
+    finally:
+        jaxtyping.config.update("jaxtyping_disable", False)
 
 
 ALPHA_BAR = [1.0 - 0.0099 * t for t in range(101)]

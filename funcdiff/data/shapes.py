@@ -197,7 +197,6 @@ class ShapeVolumes(Dataset):
         return self._fields[index]
 
 
-
 @register("shapes-points")
 @final
 class ShapePoints(Dataset):

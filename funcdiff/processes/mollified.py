@@ -188,6 +188,7 @@ class MollifiedDDPM(DenoisingProcess):
         coords = x0.coords.gather(1, keep.unsqueeze(-1).expand(-1, -1, x0.ndim))
         if t is None:
             t = torch.randint(1, self.num_steps + 1, (b,), generator=generator, device=values.device)
+        self.check_steps(t)
         noise = torch.randn(values.shape, generator=generator, device=values.device, dtype=values.dtype)
         a = self.alpha_bar(t).view(b, 1, 1).to(values.dtype)
         output = model(Scattered(a.sqrt() * values + (1 - a).sqrt() * noise, coords), self.time(t), cond)

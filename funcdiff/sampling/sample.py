@@ -12,9 +12,9 @@ from torch import nn
 
 from funcdiff._typing import DenseField, Float, Tensor
 from funcdiff.conditioning import LabelConditioning
-from funcdiff.operators.base import NeuralOperator
 from funcdiff.domains import GridDomain
 from funcdiff.mollifiers import IdentityMollifier
+from funcdiff.operators.base import NeuralOperator
 from funcdiff.points import Scattered
 from funcdiff.processes import MollifiedDDPM
 from funcdiff.processes.base import DiffusionProcess

@@ -126,7 +126,7 @@ def scattered_to_grid(points: Scattered, grid_shape: tuple[int, ...], *, k: int 
     with torch.no_grad():
         nodes = cell_centres(grid_shape, dtype=points.coords.dtype, device=points.coords.device)
         coords = points.coords.to(nodes.dtype)
-        parts = [torch.cdist(part.expand(b, -1, -1), coords).square().topk(k, dim=-1, largest=False)
+        parts = [torch.cdist(part.expand(b, -1, -1), coords, compute_mode="donot_use_mm_for_euclid_dist").square().topk(k, dim=-1, largest=False)
                  for part in nodes.split(max(1, _QUERY_BUDGET // (b * n)))]
         dist = torch.cat([p.values for p in parts], dim=1)
         rows = torch.cat([p.indices for p in parts], dim=1) + n * torch.arange(b, device=nodes.device).view(b, 1, 1)
@@ -138,16 +138,22 @@ def scattered_to_grid(points: Scattered, grid_shape: tuple[int, ...], *, k: int 
 
 
 @jaxtyped(typechecker=beartype)
-def cosine_at(grid: Float[Tensor, "b c *grid"], coords: Float[Tensor, "b n d"]) -> Float[Tensor, "b n c"]:
-    """The grid's cosine interpolant (docs/math.md §16) at continuous coordinates in ``[0, 1]^d``, all its modes:
-    `dct_reader`'s per-point read for points that are on no grid."""
+def cosine_at(
+    grid: Float[Tensor, "b c *grid"], coords: Float[Tensor, "b n d"], modes: tuple[int, ...] | None = None
+) -> Float[Tensor, "b n c"]:
+    """The grid's cosine interpolant (docs/math.md §16) at continuous coordinates in ``[0, 1]^d``, its first ``modes``
+    per axis (all by default): `dct_reader`'s per-point read for points that are on no grid.
+
+    Memory: the first contraction holds ``b c n prod(grid[:-1])`` values; read many points in chunks."""
     b, c, *grid_shape = grid.shape
     if coords.shape[-1] != len(grid_shape):
         raise ValueError(f"grid has {len(grid_shape)} spatial axes but coords have d={coords.shape[-1]}")
+    modes = tuple(grid_shape) if modes is None else modes
+    if len(modes) != len(grid_shape) or not all(1 <= m <= g for m, g in zip(modes, grid_shape)):
+        raise ValueError(f"modes must give 1 to the grid's cells {tuple(grid_shape)} per axis, got {modes}")
     dtype = torch.float32 if grid.dtype in (torch.float16, torch.bfloat16) else grid.dtype
-    weights = [_cosine_weights(coords[..., a].to(dtype), g, g) for a, g in enumerate(grid_shape)]
-    # The last axis by one batched product over all other nodes, then each earlier axis by a weighted sum per point:
-    # never the (b, n, *grid) product of the weights.
+    weights = [_cosine_weights(coords[..., a].to(dtype), g, m) for a, (g, m) in enumerate(zip(grid_shape, modes))]
+    # The last axis by one batched product over all other nodes, then each earlier axis by a weighted sum per point.
     out = torch.bmm(grid.to(dtype).reshape(b, -1, grid_shape[-1]), weights[-1].transpose(1, 2))  # (b, c * rest, n)
     for axis in reversed(range(len(grid_shape) - 1)):
         out = (out.reshape(b, -1, grid_shape[axis], coords.shape[1]) * weights[axis].transpose(1, 2).unsqueeze(1)).sum(2)

@@ -168,7 +168,7 @@ class FourierNeuralOperator(nn.Module, NeuralOperator):
             grid = block(grid, emb, cond)
         grid = self.norm_out(grid.movedim(1, -1)).movedim(-1, 1)
         if isinstance(points, Scattered):
-            read, where = functools.partial(cosine_at, grid), points.coords
+            read, where = functools.partial(cosine_at, grid, modes=self.config.grid_shape), points.coords
         else:
             read, where = dct_reader(grid, points.index.shape[1], points.shape, bounded=chunk is not None), points.index
 

@@ -98,6 +98,9 @@ class InftyDiffOperator(nn.Module, NeuralOperator):
     @jaxtyped(typechecker=beartype)
     def forward(self, points: Points, t: Float[Tensor, " b"], cond: Float[Tensor, "b z"] | None = None) -> Float[Tensor, "b n c"]:
         """The prediction at the given points of a grid of any shape (kernels resampled from the reference shape)."""
+        if not isinstance(points, Points):
+            raise TypeError(f"the ∞-Diff operator's sparse convolutions need points on a grid (Points), got {type(points).__name__}: "
+                            "read scattered points with the Fourier neural operator (--operator fno, docs/math.md §20)")
         self._check(points.values, points.values.shape[-1], points.ndim, cond)
         if t.shape[0] != points.values.shape[0]:
             raise ValueError(f"t must have one time per example ({points.values.shape[0]}), got {tuple(t.shape)}")
