@@ -178,8 +178,14 @@ class Scattered:
         return self.coords.shape[-1]
 
     def with_values(self, values: Float[Tensor, "b n c2"]) -> "Scattered":
-        """The same positions carrying other values."""
-        return Scattered(values, self.coords)
+        """The same positions carrying other values (the positions are not checked again)."""
+        if values.shape[:2] != self.values.shape[:2] or values.dtype != self.coords.dtype or values.shape[2] == 0:
+            raise ValueError(f"values must be (b, n, c) of {tuple(self.values.shape[:2])} points in {self.coords.dtype}, "
+                             f"got {tuple(values.shape)} in {values.dtype}")
+        points = object.__new__(Scattered)
+        object.__setattr__(points, "values", values)
+        object.__setattr__(points, "coords", self.coords)
+        return points
 
     def to(self, device: torch.device | str) -> "Scattered":
         """Both tensors on ``device`` (these points themselves where they are there already)."""

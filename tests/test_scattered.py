@@ -17,7 +17,7 @@ from funcdiff.domains import GridDomain
 from funcdiff.factory import TrainConfig, build_run
 from funcdiff.mollifiers import GaussianMollifier, IdentityMollifier
 from funcdiff.operators import operator_preset
-from funcdiff.operators.layers.interpolate import cosine_at, scattered_to_grid
+from funcdiff.operators.layers.interpolate import cosine_at, knn_to_grid
 from funcdiff.points import Points, Scattered
 from funcdiff.processes import MollifiedDDPM
 from funcdiff.processes.schedules import table_schedule
@@ -37,6 +37,8 @@ def test_scattered_points_refuse_positions_outside_the_domain_duplicates_and_bad
     try:
         with pytest.raises(ValueError, match="equal"):
             Scattered(torch.zeros(1, 2, 1), torch.rand(1, 3, 2))
+        with pytest.raises(ValueError, match=r"values must be \(b, n, c\) of \(1, 2\) points"):
+            Scattered(torch.zeros(1, 2, 1), torch.rand(1, 2, 2)).with_values(torch.zeros(1, 3, 1))
     finally:
         jaxtyping.config.update("jaxtyping_disable", False)
     points = Scattered(values, torch.tensor([[[0.0, 1.0], [0.5, 0.5], [0.1, 0.5]]]))  # the closed cube's corners are in
@@ -63,7 +65,7 @@ def test_points_reach_the_grid_by_their_nearest_neighbours() -> None:
     rng = np.random.default_rng(0)
     coords, values = rng.random((2, 40, 2)), rng.standard_normal((2, 40, 3))
     coords[1, 0] = [0.125, 0.375]  # the centre of node (0, 1) of a 4 x 4 grid
-    got = scattered_to_grid(Scattered(torch.from_numpy(values), torch.from_numpy(coords)), (4, 4), k=3).numpy()
+    got = knn_to_grid(Scattered(torch.from_numpy(values), torch.from_numpy(coords)), (4, 4), k=3).numpy()
     centres = np.stack(np.meshgrid((np.arange(4) + 0.5) / 4, (np.arange(4) + 0.5) / 4, indexing="ij"), -1).reshape(-1, 2)
     for b in range(2):
         d2 = ((centres[:, None] - coords[b][None]) ** 2).sum(-1)

@@ -13,7 +13,7 @@ from funcdiff.operators.layers.conv import SparseDepthwiseConv
 from funcdiff.operators.models.encoder import SparseEncoder
 from funcdiff.operators.models.fno import FNO_PRESETS, FNOConfig, FourierNeuralOperator, fno_preset_config
 from funcdiff.operators.models.infty_diff import InftyDiffOperator
-from funcdiff.operators.layers.interpolate import cosine_at, dct_reader, dct_resize, grid_to_points, knn_to_grid, scattered_to_grid
+from funcdiff.operators.layers.interpolate import cosine_at, dct_reader, dct_resize, grid_to_points, knn_to_grid, nearest_scattered
 from funcdiff.operators.layers.kernel_resampling import Resampling, resample_kernel, resampled_size
 from funcdiff.operators.models.label_conditional import LabelConditional
 from funcdiff.operators.models.latent import LatentMLP
@@ -100,7 +100,7 @@ __all__ = [
     "preset_config",
     "resample_kernel",
     "resampled_size",
-    "scattered_to_grid",
+    "nearest_scattered",
     "cosine_at",
     "dct_reader",
 ]

@@ -170,18 +170,18 @@ def sample_at(
                          f"{type(process).__name__} with {type(getattr(process, 'mollifier', None)).__name__}")
     domain = process.domain
     b, n, _ = coords.shape
-    Scattered(coords.new_zeros(b, n, domain.channels), coords)  # refuses positions outside the domain or repeated
-    points = MollifiedDDPM(GridDomain(ndim=1, channels=domain.channels, value_range=domain.value_range), process.schedule,
-                           IdentityMollifier(), process.prediction, process.inv_snr)
+    positions = Scattered(coords.new_zeros(b, n, domain.channels), coords)  # refuses positions outside the domain or repeated
+    pointwise = MollifiedDDPM(GridDomain(ndim=1, channels=domain.channels, value_range=domain.value_range), process.schedule,
+                              IdentityMollifier(), process.prediction, process.inv_snr)
     if start is not None and tuple(start.shape) != (b, domain.channels, n):
         raise ValueError(f"start must have shape {(b, domain.channels, n)}, got {tuple(start.shape)}")
     y = start if start is not None else torch.randn(b, domain.channels, n, generator=generator, device=coords.device, dtype=coords.dtype)
 
     def on_points(values: Tensor, t: Tensor, condition: Tensor | None = None) -> Tensor:
-        return model(Scattered(values.transpose(1, 2), coords), t, condition).transpose(1, 2)
+        return model(positions.with_values(values.transpose(1, 2)), t, condition).transpose(1, 2)
 
-    function = resolve_sampler(sampler, points).function if isinstance(sampler, str) else sampler
+    function = resolve_sampler(sampler, pointwise).function if isinstance(sampler, str) else sampler
     with eval_mode(model):
-        out = function(on_points, y, uniform_t(points, steps), process=points, cond=cond, generator=generator,
+        out = function(on_points, y, uniform_t(pointwise, steps), process=pointwise, cond=cond, generator=generator,
                        reference_shape=(n,), progress=progress)
     return out.clamp(*domain.value_range).transpose(1, 2)

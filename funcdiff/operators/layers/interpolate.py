@@ -88,24 +88,26 @@ def nearest_points(
 
 
 @jaxtyped(typechecker=beartype)
-def knn_to_grid(points: Points, grid_shape: tuple[int, ...], *, k: int = 3) -> Float[Tensor, "b c *grid"]:
+def knn_to_grid(points: Points | Scattered, grid_shape: tuple[int, ...], *, k: int = 3) -> Float[Tensor, "b c *grid"]:
     """Features on a fixed grid by inverse-squared-distance weighting of the ``k`` nearest points (Qi et al. 2017, Eq. 2).
 
-    The neighbour search (`nearest_points`) and the weights need no gradient; the features do.
+    The neighbour search (`nearest_points` on a lattice; for `Scattered` points a brute force by distance,
+    `nearest_scattered`, docs/math.md §20) and the weights need no gradient; the features do.
 
     Args:
-        points: features at distinct lattice positions of any grid.
+        points: features at distinct lattice positions of any grid, or at scattered positions.
         grid_shape: the target grid, with nodes at cell centres like the points.
         k: the number of neighbours (at most the number of points are used).
     """
     b, n, c = points.values.shape
     if len(grid_shape) != points.ndim:
-        raise ValueError(f"grid_shape must have {points.ndim} axes like the points' grid, got {grid_shape}")
+        raise ValueError(f"grid_shape must have {points.ndim} axes like the points, got {grid_shape}")
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     k = min(k, n)
     with torch.no_grad():
-        rows, dist = nearest_points(points, grid_shape, k)
+        search = nearest_scattered if isinstance(points, Scattered) else nearest_points
+        rows, dist = search(points, grid_shape, k)
         weight = 1.0 / dist.clamp_min(1e-20)
         weight = (weight / weight.sum(-1, keepdim=True)).to(points.values.dtype)
     flat = points.values.reshape(b * n, c)
@@ -113,28 +115,16 @@ def knn_to_grid(points: Points, grid_shape: tuple[int, ...], *, k: int = 3) -> F
     return out.movedim(-1, 1).reshape(b, c, *grid_shape)
 
 
-@jaxtyped(typechecker=beartype)
-def scattered_to_grid(points: Scattered, grid_shape: tuple[int, ...], *, k: int = 3) -> Float[Tensor, "b c *grid"]:
-    """`knn_to_grid` for points at continuous coordinates: each node's ``k`` nearest points by exact distance (a brute
-    force over node chunks, no lattice to search), weighted by inverse squared distance (docs/math.md §20)."""
-    b, n, c = points.values.shape
-    if len(grid_shape) != points.ndim:
-        raise ValueError(f"grid_shape must have {points.ndim} axes like the points' coordinates, got {grid_shape}")
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    k = min(k, n)
-    with torch.no_grad():
-        nodes = cell_centres(grid_shape, dtype=points.coords.dtype, device=points.coords.device)
-        coords = points.coords.to(nodes.dtype)
-        parts = [torch.cdist(part.expand(b, -1, -1), coords, compute_mode="donot_use_mm_for_euclid_dist").square().topk(k, dim=-1, largest=False)
-                 for part in nodes.split(max(1, _QUERY_BUDGET // (b * n)))]
-        dist = torch.cat([p.values for p in parts], dim=1)
-        rows = torch.cat([p.indices for p in parts], dim=1) + n * torch.arange(b, device=nodes.device).view(b, 1, 1)
-        weight = 1.0 / dist.clamp_min(1e-20)
-        weight = (weight / weight.sum(-1, keepdim=True)).to(points.values.dtype)
-    flat = points.values.reshape(b * n, c)
-    out = sum(weight[..., j, None] * flat[rows[..., j]] for j in range(k))
-    return out.movedim(-1, 1).reshape(b, c, *grid_shape)
+def nearest_scattered(points: Scattered, grid_shape: tuple[int, ...], k: int) -> tuple[Int[Tensor, "b m k"], Float[Tensor, "b m k"]]:
+    """`nearest_points` for points at continuous coordinates: each node's ``k`` nearest by Euclidean distance (computed
+    directly, not by the matrix-product shortcut), a brute force over chunks of nodes; rows into the batch-flattened
+    points and squared distances."""
+    b, n, _ = points.values.shape
+    nodes = cell_centres(grid_shape, dtype=points.coords.dtype, device=points.coords.device)
+    parts = [torch.cdist(part.expand(b, -1, -1), points.coords, compute_mode="donot_use_mm_for_euclid_dist").square()
+             .topk(k, dim=-1, largest=False) for part in nodes.split(max(1, _QUERY_BUDGET // (b * n)))]
+    rows = torch.cat([p.indices for p in parts], dim=1) + n * torch.arange(b, device=nodes.device).view(b, 1, 1)
+    return rows, torch.cat([p.values for p in parts], dim=1)
 
 
 @jaxtyped(typechecker=beartype)

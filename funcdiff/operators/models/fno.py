@@ -15,7 +15,7 @@ from funcdiff.json_config import JsonConfig
 from funcdiff.operators.base import NeuralOperator
 from funcdiff.operators.kernels import native
 from funcdiff.operators.layers.chunking import pointwise
-from funcdiff.operators.layers.interpolate import cosine_at, dct_reader, dct_resize, knn_to_grid, scattered_to_grid
+from funcdiff.operators.layers.interpolate import cosine_at, dct_reader, dct_resize, knn_to_grid
 from funcdiff.operators.layers.modulation import Modulation, TimeEmbedding, coordinate_features
 from funcdiff.operators.layers.spectral import SpectralConv
 from funcdiff.points import Points, Scattered
@@ -156,12 +156,9 @@ class FourierNeuralOperator(nn.Module, NeuralOperator):
             return self.linear_in(torch.cat(features, dim=-1))
 
         h = pointwise(read_input, points.values, points.coords, chunk=chunk)
-        if isinstance(points, Scattered):
-            grid = scattered_to_grid(points.with_values(h), self.config.grid_shape, k=self.config.knn)
-        else:
-            if h.device.type == "cpu":
-                native.load()  # the C++ neighbour search (built once per environment), ~20x faster than PyTorch's on sparse points
-            grid = knn_to_grid(points.with_values(h), self.config.grid_shape, k=self.config.knn)
+        if isinstance(points, Points) and h.device.type == "cpu":
+            native.load()  # the C++ neighbour search (built once per environment), ~20x faster than PyTorch's on sparse points
+        grid = knn_to_grid(points.with_values(h), self.config.grid_shape, k=self.config.knn)
         if self.config.oversample > 1:
             grid = dct_resize(grid, tuple(self.config.oversample * n for n in self.config.grid_shape))
         for block in self.blocks:
