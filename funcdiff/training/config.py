@@ -71,6 +71,8 @@ class TrainSettings(JsonConfig):
         batch_size: examples per step and process.
         lr: the optimiser's learning rate.
         warmup_steps: raise the learning rate linearly from ``lr / warmup_steps`` to ``lr`` over this many steps.
+        lr_schedule: "constant" keeps ``lr`` after the warm-up; "cosine" lowers it from ``lr`` to 0 along half a cosine
+            between the warm-up's end and ``steps`` (which it needs), so a run of known length ends annealed.
         optimizer: "adam" or "adamw".
         adam_betas: the optimiser's two moment decays.
         weight_decay: AdamW's decoupled weight decay (Adam: L2 added to the gradient).
@@ -104,6 +106,7 @@ class TrainSettings(JsonConfig):
     batch_size: int = 16
     lr: float = 2e-4
     warmup_steps: int = 0
+    lr_schedule: Literal["constant", "cosine"] = "constant"
     optimizer: Literal["adam", "adamw"] = "adam"
     adam_betas: tuple[float, float] = (0.9, 0.99)
     weight_decay: float = 0.0
@@ -140,6 +143,8 @@ class TrainSettings(JsonConfig):
             raise SettingsError(bad)
         if self.steps is None and self.time_budget is None:
             raise ValueError("set steps or time_budget (or both): a run needs a way to stop")
+        if self.lr_schedule == "cosine" and (self.steps is None or self.steps <= self.warmup_steps):
+            raise ValueError(f"lr_schedule 'cosine' decays over steps: set steps above warmup_steps ({self.warmup_steps}), got {self.steps}")
 
     def checks(self) -> dict[str, bool]:
         """Each checked field's name and whether its value is valid."""

@@ -158,6 +158,19 @@ def test_learning_rate_warms_up_linearly_then_holds() -> None:
     assert learning_rate(TrainSettings(lr=1e-3), 0) == 1e-3
 
 
+def test_cosine_schedule_anneals_to_zero_after_the_warm_up() -> None:
+    """Cosine over 2 warm-up + 8 steps: lr/2, lr, then lr (1 + cos(pi k / 8)) / 2 for k = 0..8 (hand values), 0 after;
+    without steps it is refused, naming the setting."""
+    from funcdiff.training.trainer import learning_rate
+
+    cosine = TrainSettings(lr=1.0, warmup_steps=2, steps=10, lr_schedule="cosine")
+    half_cosines = [1.0, 0.9619397662556434, 0.8535533905932737, 0.6913417161825449, 0.5, 0.3086582838174551,
+                    0.14644660940672627, 0.03806023374435663, 0.0, 0.0]
+    assert [learning_rate(cosine, k) for k in range(12)] == pytest.approx([0.5, 1.0, *half_cosines], abs=1e-12)
+    with pytest.raises(ValueError, match="lr_schedule 'cosine'"):
+        TrainSettings(steps=None, time_budget=60.0, lr_schedule="cosine")
+
+
 def test_ema_warmup_forgets_early_weights_quickly() -> None:
     """With ema_warmup the decay is (1 + n) / (10 + n) until that passes ema_decay; without it, ema_decay."""
     from funcdiff.training.trainer import ema_decay
