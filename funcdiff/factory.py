@@ -94,6 +94,8 @@ class TrainConfig(TrainSettings):
             resolution (0 = white noise).
         sigma_min: the noise left at the end of the flow (flow).
         sigma_data: the standard deviation of the mollified data, for EDM's preconditioning (edm).
+        min_snr_gamma: weight the loss of each step by min-SNR-gamma (Hang et al. 2023; docs/math.md §5), e.g. 5
+            (ddpm); None: every step counts the same.
         coupling: how a flow pairs noise with the data of a batch: "independent" or "ot" (minibatch optimal transport,
             straighter paths; docs/math.md §11) (flow).
         point_scheme: how each step's training points are drawn: "uniform" (without replacement) or "stratified"
@@ -129,6 +131,7 @@ class TrainConfig(TrainSettings):
     sigma_pixels: float = 1.0
     sigma_min: float = 0.0
     sigma_data: float = 0.5
+    min_snr_gamma: float | None = None
     coupling: str = "independent"
     point_scheme: Literal["uniform", "stratified"] = "uniform"
     sampler: str = "auto"
@@ -177,6 +180,7 @@ class TrainConfig(TrainSettings):
             "diffusion_steps": self.diffusion_steps >= 2 and (self.family != "ddpm" or self.sample_steps <= self.diffusion_steps),
             "sample_steps": self.sample_steps >= 1 and (self.family != "ddpm" or self.sample_steps <= self.diffusion_steps),
             "sigma_data": math.isfinite(self.sigma_data) and self.sigma_data > 0,
+            "min_snr_gamma": self.min_snr_gamma is None or (math.isfinite(self.min_snr_gamma) and self.min_snr_gamma > 0 and self.family == "ddpm"),
             "sampler": self.sampler == "auto" or (self.sampler in SAMPLERS and SAMPLERS[self.sampler].protocol is
                                                    _PROTOCOLS.get(self.family)),
         }
@@ -302,7 +306,7 @@ def build_process(config: TrainConfig, data_shape: tuple[int, ...], *, duration:
         return MollifiedEDM(domain, mollifier, sigma_data=config.sigma_data, prediction=prediction)
     if config.family == "flow":
         return FunctionalFlowMatching(domain, mollifier, sigma_min=config.sigma_min, prediction=prediction, coupling=config.coupling)
-    return MollifiedDDPM(domain, lookup(config.schedule)(config.diffusion_steps), mollifier, prediction)
+    return MollifiedDDPM(domain, lookup(config.schedule)(config.diffusion_steps), mollifier, prediction, min_snr_gamma=config.min_snr_gamma)
 
 
 def build_model(config: TrainConfig, data_shape: tuple[int, ...], vocabulary: Vocabulary | None = None) -> nn.Module:

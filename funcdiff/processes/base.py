@@ -191,14 +191,23 @@ def subsampled_mse(
     points: int | float,
     generator: torch.Generator | None,
     cond: Tensor | None,
+    weight: Float[Tensor, " b"] | None = None,
 ) -> Float[Tensor, ""]:
     """The Monte-Carlo loss of docs/math.md §5 (paper Eq. 10): the model sees ``state`` at ``points`` cells per example
-    drawn by the domain and is scored there against ``target`` by the mean squared error."""
+    drawn by the domain and is scored there against ``target`` by the mean squared error (each example's times
+    ``weight``, if given)."""
     index = domain.draw_index(state.shape[0], tuple(state.shape[2:]), points, generator=generator, device=state.device)
     output = model(Points.gather(state, index), time, cond)
     expected = Points.gather(target, index).values
     check_output(output, expected.shape, "in the loss", model=model)
-    return (output - expected).square().mean()
+    return weighted_mean((output - expected).square(), weight)
+
+
+def weighted_mean(squares: Float[Tensor, "b *rest"], weight: Float[Tensor, " b"] | None) -> Float[Tensor, ""]:
+    """The mean of ``squares``, each example's entries counted ``weight`` times (plain mean without weights)."""
+    if weight is None:
+        return squares.mean()
+    return (squares.flatten(1).mean(dim=1) * weight.to(squares.dtype)).mean()
 
 
 def check_output(output: object, expected: tuple[int, ...], where: str, *, finite: bool = False, model: object = None) -> None:

@@ -1,5 +1,6 @@
 """MollifiedDDPM: DDPM whose states are mollified functions ``y_t = T x_t`` (Bond-Taylor & Willcocks 2024)."""
 
+import math
 from typing import Any, Literal, final, get_args
 
 import torch
@@ -11,7 +12,9 @@ from funcdiff.domains.base import Domain, check_field
 from funcdiff.mollifiers.base import Mollifier, check_inv_snr
 from funcdiff.mollifiers.gaussian import IdentityMollifier
 from funcdiff.points import Scattered
-from funcdiff.processes.base import DenoisingProcess, PointModel, broadcast, check_component, check_output, subsampled_mse
+from funcdiff.processes.base import (
+    DenoisingProcess, PointModel, broadcast, check_component, check_output, subsampled_mse, weighted_mean,
+)
 from funcdiff.processes.schedules import Schedule, posterior_coefficients
 from funcdiff.registry import component_dict, register
 
@@ -33,10 +36,14 @@ class MollifiedDDPM(DenoisingProcess):
         prediction: what the network outputs: ``"mollified_eps"`` (``T eps``, the paper's default) or ``"x0"``
             (the unmollified data).
         inv_snr: the Wiener filter's inverse signal-to-noise ratio for reported samples (docs/math.md §1).
+        min_snr_gamma: weight each step's loss by Hang et al. (2023)'s min-SNR-gamma, ``min(SNR_t, gamma) / gamma``
+            for ``x0`` and ``min(SNR_t, gamma) / SNR_t`` for ``mollified_eps`` with ``SNR_t = abar_t / (1 - abar_t)``
+            (docs/math.md §5); None: every step counts the same.
     """
 
     def __init__(
-        self, domain: Domain, schedule: Schedule, mollifier: Mollifier, prediction: Prediction = "mollified_eps", inv_snr: float = 0.05
+        self, domain: Domain, schedule: Schedule, mollifier: Mollifier, prediction: Prediction = "mollified_eps", inv_snr: float = 0.05,
+        min_snr_gamma: float | None = None,
     ) -> None:
         check_component(domain, Domain, "domain")
         check_component(schedule, Schedule, "schedule")
@@ -44,11 +51,14 @@ class MollifiedDDPM(DenoisingProcess):
         if prediction not in get_args(Prediction):
             raise ValueError(f"prediction must be one of {get_args(Prediction)}, got {prediction!r}")
         check_inv_snr(inv_snr)
+        if min_snr_gamma is not None and not (math.isfinite(min_snr_gamma) and min_snr_gamma > 0):
+            raise ValueError(f"min_snr_gamma must be a positive number or None, got {min_snr_gamma}")
         self.domain = domain
         self.schedule = schedule
         self.mollifier = mollifier
         self.prediction: Prediction = prediction
         self.inv_snr = float(inv_snr)
+        self.min_snr_gamma = None if min_snr_gamma is None else float(min_snr_gamma)
 
     def __repr__(self) -> str:
         return f"MollifiedDDPM(domain={self.domain!r}, T={self.num_steps}, mollifier={self.mollifier!r}, prediction={self.prediction!r})"
@@ -160,7 +170,18 @@ class MollifiedDDPM(DenoisingProcess):
             t = torch.randint(1, self.num_steps + 1, (b,), generator=generator, device=x0.device)
         noise = self.domain.white_noise(b, tuple(x0.shape[1:]), reference_shape or spatial, generator=generator, dtype=x0.dtype, device=x0.device)
         y_t = self.q_sample(x0, t, noise)
-        return subsampled_mse(model, self.domain, y_t, self.target(x0, noise), self.time(t), points=points, generator=generator, cond=cond)
+        return subsampled_mse(model, self.domain, y_t, self.target(x0, noise), self.time(t), points=points, generator=generator, cond=cond,
+                              weight=self.loss_weight(t))
+
+    def loss_weight(self, t: Int[Tensor, " b"]) -> Float[Tensor, " b"] | None:
+        """Each step's weight in the loss: min-SNR-gamma (see the class), or None when every step counts the same."""
+        if self.min_snr_gamma is None:
+            return None
+        a = self.alpha_bar(t)
+        snr = a / (1 - a)
+        if self.prediction == "x0":
+            return snr.clamp(max=self.min_snr_gamma) / self.min_snr_gamma
+        return (self.min_snr_gamma / snr).clamp(max=1.0)  # min(SNR, gamma) / SNR, finite where SNR is 0
 
     @jaxtyped(typechecker=beartype)
     def scattered_loss(
@@ -194,10 +215,11 @@ class MollifiedDDPM(DenoisingProcess):
         output = model(Scattered(a.sqrt() * values + (1 - a).sqrt() * noise, coords), self.time(t), cond)
         expected = noise if self.prediction == "mollified_eps" else values
         check_output(output, expected.shape, "in the loss", model=model)
-        return (output - expected).square().mean()
+        return weighted_mean((output - expected).square(), self.loss_weight(t))
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-safe configuration that rebuilds this process (`funcdiff.registry.build`)."""
         return component_dict(
-            self.kind, domain=self.domain, schedule=self.schedule, mollifier=self.mollifier, prediction=self.prediction, inv_snr=self.inv_snr
+            self.kind, domain=self.domain, schedule=self.schedule, mollifier=self.mollifier, prediction=self.prediction, inv_snr=self.inv_snr,
+            **({} if self.min_snr_gamma is None else {"min_snr_gamma": self.min_snr_gamma}),  # configs without it stay as they were
         )

@@ -20,6 +20,7 @@ from funcdiff import (
     sample_ddim,
     sample_ddpm,
 )
+from funcdiff.factory import TrainConfig, build_process
 from funcdiff.processes import Schedule, respace
 from funcdiff.registry import build
 from tests.helpers import mollifier_matrix, grid_of
@@ -219,3 +220,28 @@ def test_the_loss_noise_is_white_at_the_reference_shape(family: str) -> None:
     for reference, expected in [((16, 16), 4.0), (None, 1.0)]:
         loss = process.loss(zero, x0, points=1.0, generator=torch.Generator().manual_seed(0), reference_shape=reference)
         assert abs(float(loss) - expected) < 0.05 * expected, (reference, float(loss))
+
+
+def test_min_snr_gamma_weights_each_examples_error() -> None:
+    """With min_snr_gamma=2 and x0 prediction, a zero network's loss is the mean over examples of ``min(SNR_t, 2) / 2``
+    times the example's mean square, SNR_t = abar_t / (1 - abar_t) from the schedule; for mollified_eps the weight is
+    ``min(SNR_t, 2) / SNR_t``; the weight is saved with the process; a bad gamma is refused."""
+    schedule = cosine_schedule(1000)
+    process = MollifiedDDPM(GridDomain(1, 1), schedule, IdentityMollifier(), prediction="x0", min_snr_gamma=2.0)
+    x0 = torch.randn(4, 1, 8, generator=torch.Generator().manual_seed(0))
+    t = torch.tensor([1, 300, 700, 1000])
+    loss = process.loss(lambda p, time, cond: torch.zeros_like(p.values), x0, points=1.0, generator=torch.Generator().manual_seed(1), t=t)
+    abar = [float(schedule.alpha_bar[k]) for k in t]
+    snr = [a / (1 - a) for a in abar]
+    weights = [min(s, 2.0) / 2.0 for s in snr]
+    assert weights[0] == 1.0 and weights[-1] < 1e-3  # the check spans both sides of gamma
+    expected = sum(w * float(x0[i].square().mean()) for i, w in enumerate(weights)) / 4
+    assert float(loss) == pytest.approx(expected, rel=1e-6)
+    eps = MollifiedDDPM(GridDomain(1, 1), schedule, IdentityMollifier(), prediction="mollified_eps", min_snr_gamma=2.0)
+    assert eps.loss_weight(t).tolist() == pytest.approx([min(s, 2.0) / s for s in snr], rel=1e-9)
+    assert build(json.loads(json.dumps(process.to_dict()))).min_snr_gamma == 2.0
+    with pytest.raises(ValueError, match="min_snr_gamma"):
+        MollifiedDDPM(GridDomain(1, 1), schedule, IdentityMollifier(), min_snr_gamma=0.0)
+    with pytest.raises(ValueError, match="min_snr_gamma"):  # the flow and EDM families weight their losses themselves
+        TrainConfig(process="flow", min_snr_gamma=5.0)
+    assert build_process(TrainConfig(min_snr_gamma=5.0), (1, 32, 32)).min_snr_gamma == 5.0
