@@ -51,8 +51,9 @@ class MollifiedDDPM(DenoisingProcess):
         if prediction not in get_args(Prediction):
             raise ValueError(f"prediction must be one of {get_args(Prediction)}, got {prediction!r}")
         check_inv_snr(inv_snr)
-        if min_snr_gamma is not None and not (math.isfinite(min_snr_gamma) and min_snr_gamma > 0):
-            raise ValueError(f"min_snr_gamma must be a positive number or None, got {min_snr_gamma}")
+        if min_snr_gamma is not None and (isinstance(min_snr_gamma, bool) or not isinstance(min_snr_gamma, (int, float))
+                                          or not 0 < min_snr_gamma < math.inf):
+            raise ValueError(f"min_snr_gamma must be a finite number > 0 or None, got {min_snr_gamma!r}")
         self.domain = domain
         self.schedule = schedule
         self.mollifier = mollifier
@@ -61,7 +62,9 @@ class MollifiedDDPM(DenoisingProcess):
         self.min_snr_gamma = None if min_snr_gamma is None else float(min_snr_gamma)
 
     def __repr__(self) -> str:
-        return f"MollifiedDDPM(domain={self.domain!r}, T={self.num_steps}, mollifier={self.mollifier!r}, prediction={self.prediction!r})"
+        gamma = "" if self.min_snr_gamma is None else f", min_snr_gamma={self.min_snr_gamma:g}"
+        return (f"MollifiedDDPM(domain={self.domain!r}, T={self.num_steps}, mollifier={self.mollifier!r}, "
+                f"prediction={self.prediction!r}{gamma})")
 
     @property
     def num_steps(self) -> int:

@@ -71,8 +71,10 @@ class TrainSettings(JsonConfig):
         batch_size: examples per step and process.
         lr: the optimiser's learning rate.
         warmup_steps: raise the learning rate linearly from ``lr / warmup_steps`` to ``lr`` over this many steps.
-        lr_schedule: "constant" keeps ``lr`` after the warm-up; "cosine" lowers it from ``lr`` to 0 along half a cosine
-            between the warm-up's end and ``steps`` (which it needs), so a run of known length ends annealed.
+        lr_schedule: "constant" keeps ``lr`` after the warm-up; "cosine" lowers it from ``lr`` to 0 along half a cosine,
+            ``lr (1 + cos(pi p)) / 2`` at the fraction ``p`` of the steps between the warm-up's end and ``steps`` (which
+            it needs; a time budget that stops the run first leaves it part-way down, and resuming with more steps
+            stretches the curve from the step reached).
         optimizer: "adam" or "adamw".
         adam_betas: the optimiser's two moment decays.
         weight_decay: AdamW's decoupled weight decay (Adam: L2 added to the gradient).
@@ -144,7 +146,8 @@ class TrainSettings(JsonConfig):
         if self.steps is None and self.time_budget is None:
             raise ValueError("set steps or time_budget (or both): a run needs a way to stop")
         if self.lr_schedule == "cosine" and (self.steps is None or self.steps <= self.warmup_steps):
-            raise ValueError(f"lr_schedule 'cosine' decays over steps: set steps above warmup_steps ({self.warmup_steps}), got {self.steps}")
+            raise ValueError(f"lr_schedule 'cosine' follows steps, not a time budget: set steps above warmup_steps "
+                             f"({self.warmup_steps}), got {self.steps}")
 
     def checks(self) -> dict[str, bool]:
         """Each checked field's name and whether its value is valid."""

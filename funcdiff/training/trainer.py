@@ -117,13 +117,12 @@ def _differences(saved: Any, current: Any, prefix: str) -> list[str]:
 
 
 def learning_rate(settings: TrainSettings, step: int) -> float:
-    """The learning rate of step ``step`` (counted from 0): a linear warm-up over ``warmup_steps``, then ``lr``, or
-    with ``lr_schedule="cosine"`` ``lr (1 + cos(pi p)) / 2`` at the fraction ``p`` of the steps after the warm-up."""
+    """The learning rate of step ``step`` (from 0): a linear warm-up, then ``lr`` or its cosine decay (`TrainSettings`)."""
     if step < settings.warmup_steps:
         return settings.lr * (step + 1) / settings.warmup_steps
     if settings.lr_schedule == "cosine":
         assert settings.steps is not None  # validated: cosine needs steps
-        done = (step - settings.warmup_steps) / max(1, settings.steps - settings.warmup_steps)
+        done = (step - settings.warmup_steps) / (settings.steps - settings.warmup_steps)
         return settings.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
     return settings.lr
 

@@ -1,6 +1,7 @@
 """The process's contracts: schedules, the subsampled loss, the prior, guidance and clear errors for bad input."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -21,6 +22,7 @@ from funcdiff import (
     sample_ddpm,
 )
 from funcdiff.factory import TrainConfig, build_process
+from funcdiff.points import Scattered
 from funcdiff.processes import Schedule, respace
 from funcdiff.registry import build
 from tests.helpers import mollifier_matrix, grid_of
@@ -237,11 +239,25 @@ def test_min_snr_gamma_weights_each_examples_error() -> None:
     assert weights[0] == 1.0 and weights[-1] < 1e-3  # the check spans both sides of gamma
     expected = sum(w * float(x0[i].square().mean()) for i, w in enumerate(weights)) / 4
     assert float(loss) == pytest.approx(expected, rel=1e-6)
-    eps = MollifiedDDPM(GridDomain(1, 1), schedule, IdentityMollifier(), prediction="mollified_eps", min_snr_gamma=2.0)
-    assert eps.loss_weight(t).tolist() == pytest.approx([min(s, 2.0) / s for s in snr], rel=1e-9)
+    for prediction, weights in (("x0", weights), ("mollified_eps", [min(s, 2.0) / s for s in snr])):
+        # x0 = 0, so y_t = sqrt(1 - abar_t) eps and a network that knows abar_t can be off by exactly 1 everywhere
+        weighted = MollifiedDDPM(GridDomain(1, 1), schedule, IdentityMollifier(), prediction=prediction, min_snr_gamma=2.0)
+
+        def off_by_one(points, time, cond):
+            a = schedule.alpha_bar[(time * 1000).round().long()].to(points.values.dtype).view(-1, 1, 1)
+            return (points.values / (1 - a).sqrt() if prediction == "mollified_eps" else 0 * points.values) + 1
+
+        zeros = torch.zeros(4, 1, 8)
+        assert float(weighted.loss(off_by_one, zeros, points=1.0, generator=None, t=t)) == pytest.approx(sum(weights) / 4, rel=1e-5)
+        coords = torch.rand(4, 8, 1, generator=torch.Generator().manual_seed(2))  # the same at scattered points
+        scattered = Scattered(torch.zeros(4, 8, 1), coords)
+        assert float(weighted.loss(off_by_one, scattered, points=1.0, generator=None, t=t)) == pytest.approx(sum(weights) / 4, rel=1e-5)
     assert build(json.loads(json.dumps(process.to_dict()))).min_snr_gamma == 2.0
     with pytest.raises(ValueError, match="min_snr_gamma"):
         MollifiedDDPM(GridDomain(1, 1), schedule, IdentityMollifier(), min_snr_gamma=0.0)
+    for bad in (math.inf, math.nan, -1.0):
+        with pytest.raises(ValueError, match="min_snr_gamma"):
+            MollifiedDDPM(GridDomain(1, 1), schedule, IdentityMollifier(), min_snr_gamma=bad)
     with pytest.raises(ValueError, match="min_snr_gamma"):  # the flow and EDM families weight their losses themselves
         TrainConfig(process="flow", min_snr_gamma=5.0)
     assert build_process(TrainConfig(min_snr_gamma=5.0), (1, 32, 32)).min_snr_gamma == 5.0
