@@ -161,8 +161,9 @@ class SigmaProcess(DiffusionProcess, Protocol):
         """``D = T xhat0`` from the network's output at ``(y, sigma)`` (``c_skip y + c_out F``)."""
 
     @abstractmethod
-    def finalize(self, d: DenseField) -> DenseField:
-        """The reported sample for the final estimate ``D = T xhat0`` (``W D``, docs/math.md §1)."""
+    def finalize(self, d: DenseField, output: DenseField) -> DenseField:
+        """The reported sample from the final estimate ``D = T xhat0`` and the network output that made it (``W D``,
+        or the network's own ``xhat0``; docs/math.md §1, §19)."""
 
 
 def mollified_noise(

@@ -88,8 +88,12 @@ class MollifiedEDM(SigmaProcess):
         c_skip, c_out, _ = self._scales(sigma)
         return broadcast(c_skip, y) * y + broadcast(c_out, y) * output
 
-    def finalize(self, d: DenseField) -> DenseField:
-        """``W D``: the Wiener-filtered final estimate (docs/math.md §1)."""
+    def finalize(self, d: DenseField, output: DenseField) -> DenseField:
+        """The reported sample (docs/math.md §19): for ``"x0"`` the network's ``xhat0 = F`` moved by ``W`` of what
+        guidance added to ``D = T F`` (none without guidance), so the detail that ``T`` damps is kept, as the DDPM's x0
+        prediction reports it; for ``"preconditioned"`` ``W D``, the Wiener-filtered final estimate (docs/math.md §1)."""
+        if self.prediction == "x0":
+            return output + self.mollifier.unmollify(d - self.mollifier.mollify(output), self.inv_snr)
         return self.mollifier.unmollify(d, self.inv_snr)
 
     def prior(self, batch: int, shape: tuple[int, ...], reference_shape: tuple[int, ...], **options: Any) -> DenseField:

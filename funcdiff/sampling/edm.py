@@ -17,20 +17,21 @@ from funcdiff.sampling.guidance import Guidance
 
 
 def _denoised(model: DenseModel, process: SigmaProcess, y: DenseField, sigma: float, cond: Tensor | None,
-              guidance: Guidance | None) -> DenseField:
-    """``D(y; sigma) = T xhat0`` from one network call; guidance corrects it (docs/math.md §13, signal coefficient 1)."""
+              guidance: Guidance | None) -> tuple[DenseField, DenseField]:
+    """``D(y; sigma) = T xhat0`` from one network call, which guidance corrects (docs/math.md §13, signal coefficient
+    1), and the network's output."""
     level = torch.full((y.shape[0],), sigma, dtype=torch.float64, device=y.device)
     where = f"at sigma={sigma:.4g}"
     if guidance is None:
         output = model(process.model_input(y, level), process.time(level), cond)
         check_output(output, y.shape, where, finite=True, model=model)
-        return process.denoised(output, y, level)
+        return process.denoised(output, y, level), output
     with torch.enable_grad():
         y_grad = y.detach().requires_grad_(True)
         output = model(process.model_input(y_grad, level), process.time(level), cond)
         check_output(output, y.shape, where, finite=True, model=model)
         d = process.denoised(output, y_grad, level)
-        return (guidance(y_grad, d, torch.ones_like(level)) - d).detach() + d.detach()
+        return (guidance(y_grad, d, torch.ones_like(level)) - d).detach() + d.detach(), output.detach()
 
 
 def _run(
@@ -59,7 +60,7 @@ def _run(
                 fresh = mollified_noise(process.domain, process.mollifier, y.shape[0], tuple(y.shape[1:]), reference_shape,
                                         generator=generator, dtype=y.dtype, device=y.device)
                 y, sigma = y + churn_noise * math.sqrt(raised**2 - sigma**2) * fresh, raised
-            d = _denoised(model, process, y, sigma, cond, guidance)
+            d, _ = _denoised(model, process, y, sigma, cond, guidance)
             if method == "dpmpp":
                 # y' = (s'/s) y + (1 - s'/s) D'', D'' = (1 + 1/2r) D - (1/2r) D_prev, r = h_prev / h, h = log(s / s')
                 h = math.log(sigma / sigma_next)
@@ -69,15 +70,15 @@ def _run(
                 slope = (y - d) / sigma
                 y_next = y + (sigma_next - sigma) * slope
                 if method == "heun":
-                    d_next = _denoised(model, process, y_next, sigma_next, cond, guidance)
+                    d_next, _ = _denoised(model, process, y_next, sigma_next, cond, guidance)
                     y_next = y + (sigma_next - sigma) * (slope + (y_next - d_next) / sigma_next) / 2
             y = y_next
             if callback is not None:
                 callback(taus[k + 1], y, d)
-        d = _denoised(model, process, y, sigmas[-1], cond, guidance)
+        d, output = _denoised(model, process, y, sigmas[-1], cond, guidance)
         if callback is not None:
             callback(0.0, d, d)
-    return process.finalize(d) if denoise else d
+    return process.finalize(d, output) if denoise else d
 
 
 @jaxtyped(typechecker=beartype)

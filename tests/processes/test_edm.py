@@ -222,3 +222,23 @@ def test_output_distributions_are_as_far_as_the_paths() -> None:
         print(rho, {k: f"{v:.2e}" for k, v in found.items()})
         assert found["ddim", 100] * 1.5 < found["heun", 17]  # no rho closes the gap (docs/math.md §19)
         assert rho != 7.0 or found["heun", 24] <= found["ddim", 100]
+
+
+def test_x0_prediction_reports_the_networks_own_estimate() -> None:
+    """Under ``"x0"`` the reported sample is the last network output ``F`` itself (a network that always answers one
+    alternating field gets that field back, which ``W T F`` would have changed); under ``"preconditioned"`` it is ``W D``
+    of the final state ``D``."""
+    field = 0.5 * torch.tensor([(-1.0) ** i for i in range(N)], dtype=torch.float64).view(1, 1, N)
+
+    def answer(scaled, t, cond):
+        return field.expand(scaled.shape[0], -1, -1)
+
+    process = edm()
+    y = process.prior(3, (1, N), (N,), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    out = sample_edm_heun(answer, y, uniform_t(process, 4), process=process, reference_shape=(N,))
+    torch.testing.assert_close(out, field.expand(3, -1, -1), rtol=0, atol=1e-12)
+    assert float((process.mollifier.unmollify(process.mollifier.mollify(field), process.inv_snr) - field).abs().max()) > 1e-3
+    conditioned = edm(prediction="preconditioned")
+    d = sample_edm_heun(answer, y, uniform_t(conditioned, 4), process=conditioned, reference_shape=(N,), denoise=False)
+    reported = sample_edm_heun(answer, y, uniform_t(conditioned, 4), process=conditioned, reference_shape=(N,))
+    torch.testing.assert_close(reported, conditioned.mollifier.unmollify(d, conditioned.inv_snr), rtol=0, atol=1e-12)
