@@ -126,8 +126,9 @@ class FlowProcess(DiffusionProcess, Protocol):
         """``dy/ds`` at ``(y_s, s)`` from a model output."""
 
     @abstractmethod
-    def finalize(self, y_1: DenseField) -> DenseField:
-        """The reported sample for the final state ``y_1 = T x1`` (``W y_1``, docs/math.md §1)."""
+    def finalize(self, y_1: DenseField, output: DenseField) -> DenseField:
+        """The reported sample from the final state ``y_1 = T x1`` and the network output of the last step (``W y_1``,
+        or the network's own ``xhat1``; docs/math.md §1, §11)."""
 
     def coefficients(self, s: Float[Tensor, " b"]) -> tuple[Float[Tensor, " b"], Float[Tensor, " b"], Float[Tensor, " b"], Float[Tensor, " b"]]:
         """``(alpha_s, sigma_s, dalpha/ds, dsigma/ds)`` of the path ``y_s = alpha_s T x1 + sigma_s T eps`` in float64

@@ -88,8 +88,12 @@ class FunctionalFlowMatching(FlowProcess):
             raise ValueError("an x1-predicting flow with sigma_min = 0 has no velocity at s = 1")
         return broadcast(scale.reciprocal(), y_s) * (self.mollifier.mollify(output) - (1 - self.sigma_min) * y_s)
 
-    def finalize(self, y_1: DenseField) -> DenseField:
-        """``W y_1``: the Wiener-filtered final state (docs/math.md §1)."""
+    def finalize(self, y_1: DenseField, output: DenseField) -> DenseField:
+        """The reported sample (docs/math.md §11): for ``"x1"`` the last step's ``xhat1`` (the network's output) moved by
+        ``W`` of how far ``y_1`` lies from ``T xhat1`` (nowhere, after the last Euler step with ``sigma_min = 0`` and
+        no guidance), so the detail that ``T`` damps is kept; for ``"velocity"`` ``W y_1`` (docs/math.md §1)."""
+        if self.prediction == "x1":
+            return output + self.mollifier.unmollify(y_1 - self.mollifier.mollify(output), self.inv_snr)
         return self.mollifier.unmollify(y_1, self.inv_snr)
 
     @jaxtyped(typechecker=beartype)

@@ -26,14 +26,15 @@ def data_estimate(process: FlowProcess, velocity: DenseField, y_s: DenseField, s
 
 def _velocity(
     model: DenseModel, process: FlowProcess, y: DenseField, s: float, cond: Tensor | None, guidance: Guidance | None, where: str
-) -> DenseField:
-    """``dy/ds`` at ``(y, s)``; with guidance ``v' = v + (alpha' - sigma' alpha / sigma) (D' - D)`` (docs/math.md §13)."""
+) -> tuple[DenseField, DenseField]:
+    """``dy/ds`` at ``(y, s)``, with guidance ``v' = v + (alpha' - sigma' alpha / sigma) (D' - D)`` (docs/math.md §13),
+    and the network's output."""
     time = torch.full((y.shape[0],), s, dtype=_time_dtype(y), device=y.device)
     s64 = torch.full((y.shape[0],), s, dtype=torch.float64, device=y.device)
     if guidance is None:
         output = model(y, time, cond)
         check_output(output, y.shape, where, finite=True, model=model)
-        return process.velocity(output, y, s64)
+        return process.velocity(output, y, s64), output
     with torch.enable_grad():
         y_grad = y.detach().requires_grad_(True)
         output = model(y_grad, time, cond)
@@ -42,7 +43,7 @@ def _velocity(
         d = data_estimate(process, v, y_grad, s64)
         a, sigma, da, dsigma = process.coefficients(s64)
         change = (guidance(y_grad, d, a) - d).detach()
-    return v.detach() + broadcast(da - dsigma * a / sigma, y) * change
+    return v.detach() + broadcast(da - dsigma * a / sigma, y) * change, output.detach()
 
 
 def _integrate(
@@ -70,13 +71,13 @@ def _integrate(
         for k in tqdm(range(len(times) - 1), desc="sampling", disable=not progress, leave=False):
             s, s_next = times[k], times[k + 1]
             h = s_next - s
-            slope = _velocity(model, process, y, s, cond, guidance, f"at step {k} (s={s:.4g})")
+            slope, output = _velocity(model, process, y, s, cond, guidance, f"at step {k} (s={s:.4g})")
             if heun and k < len(times) - 2:
-                slope = (slope + _velocity(model, process, y + h * slope, s_next, cond, guidance, f"at step {k} (s={s_next:.4g})")) / 2
+                slope = (slope + _velocity(model, process, y + h * slope, s_next, cond, guidance, f"at step {k} (s={s_next:.4g})")[0]) / 2
             if callback is not None:
                 callback(1 - s_next, y + h * slope, data_estimate(process, slope, y, torch.full((y.shape[0],), s, dtype=torch.float64, device=y.device)))
             y = y + h * slope
-    return process.finalize(y) if denoise else y
+    return process.finalize(y, output) if denoise else y
 
 
 @jaxtyped(typechecker=beartype)
@@ -108,7 +109,7 @@ def sample_euler(
         generator: unused (the sampler draws no noise); part of the common signature.
         reference_shape: unused, likewise.
         progress: show a progress bar.
-        denoise: return ``process.finalize(y_1)`` (the Wiener-filtered sample); else the final state ``y_1``.
+        denoise: return ``process.finalize(y_1, output)`` (the reported sample); else the final state ``y_1``.
     """
     return _integrate(model, process, y_0, grid, heun=False, cond=cond, guidance=guidance, denoise=denoise, progress=progress,
                       callback=callback)

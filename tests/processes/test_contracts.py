@@ -294,8 +294,12 @@ def test_x0_estimate_clips_to_the_domains_range_and_filters_with_its_inv_snr() -
     eps = MollifiedDDPM(GridDomain(1, 1), cosine_schedule(10), GaussianMollifier(0.1), inv_snr=0.3)
     tx0, reported = eps.estimate(output, start(1), t, clip=False)
     torch.testing.assert_close(reported, (tx0.view(1, N) @ wiener(0.1, 0.3).T).view(1, 1, N), rtol=1e-12, atol=1e-12)
-    f = flow(inv_snr=0.3)
-    torch.testing.assert_close(f.finalize(output), (output.view(1, N) @ wiener(0.1, 0.3).T).view(1, 1, N), rtol=1e-12, atol=1e-12)
+    y_1 = start(1)
+    f = flow(inv_snr=0.3, prediction="velocity")
+    torch.testing.assert_close(f.finalize(y_1, output), (y_1.view(1, N) @ wiener(0.1, 0.3).T).view(1, 1, N), rtol=1e-12, atol=1e-12)
+    x1 = flow(inv_snr=0.3, prediction="x1")  # the network's xhat1, moved by W of the state's distance from T xhat1
+    moved = output + ((y_1 - x1.mollifier.mollify(output)).view(1, N) @ wiener(0.1, 0.3).T).view(1, 1, N)
+    torch.testing.assert_close(x1.finalize(y_1, output), moved, rtol=1e-12, atol=1e-12)
 
 
 def test_posterior_steps_and_dtypes() -> None:

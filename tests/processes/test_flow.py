@@ -151,3 +151,22 @@ def test_sampler_reports_the_wiener_filtered_state_and_refuses_bad_steps() -> No
         x1_flow.velocity(y_0, y_0, torch.ones(3, dtype=torch.float64))
     with pytest.raises(ValueError, match="sigma_min"):
         flow(0.08, sigma_min=1.0)
+
+
+def test_an_x1_flow_reports_the_networks_own_estimate() -> None:
+    """With x1 prediction the last Euler step lands on ``T xhat1`` and the reported sample is ``xhat1`` itself: a network
+    that always answers one alternating field gets it back (``W T xhat1``, the old report, differs from it), with
+    Euler and Heun steps alike; a velocity flow still reports ``W y_1``."""
+    from funcdiff.sampling import uniform_t
+
+    field = 0.5 * torch.tensor([(-1.0) ** i for i in range(N)], dtype=torch.float64).view(1, 1, N)
+    process = flow(0.1, prediction="x1")
+    y_0 = torch.randn(3, 1, N, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    for sampler in (sample_euler, sample_heun):
+        out = sampler(lambda y, s, cond: field.expand(y.shape[0], -1, -1), y_0, uniform_t(process, 5), process=process)
+        torch.testing.assert_close(out, field.expand(3, -1, -1), rtol=0, atol=1e-12)
+    assert float((process.mollifier.unmollify(process.mollifier.mollify(field), process.inv_snr) - field).abs().max()) > 1e-3
+    velocity = flow(0.1, prediction="velocity")
+    final = sample_euler(lambda y, s, cond: field.expand(y.shape[0], -1, -1), y_0, uniform_t(velocity, 5), process=velocity, denoise=False)
+    reported = sample_euler(lambda y, s, cond: field.expand(y.shape[0], -1, -1), y_0, uniform_t(velocity, 5), process=velocity)
+    torch.testing.assert_close(reported, velocity.mollifier.unmollify(final, velocity.inv_snr), rtol=0, atol=1e-12)
