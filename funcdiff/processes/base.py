@@ -167,6 +167,12 @@ class SigmaProcess(DiffusionProcess, Protocol):
         or the network's own ``xhat0``; docs/math.md §1, §19)."""
 
 
+def network_estimate(mollifier: Mollifier, output: DenseField, state: DenseField, inv_snr: float) -> DenseField:
+    """The network's own unmollified estimate ``output``, moved by ``W`` of how far the final ``state`` lies from its
+    mollification ``T output`` (what guidance added; nothing without it): the report of docs/math.md §11 and §19."""
+    return output + mollifier.unmollify(state - mollifier.mollify(output), inv_snr)
+
+
 def mollified_noise(
     domain: Domain,
     mollifier: Mollifier,

@@ -11,7 +11,7 @@ from jaxtyping import jaxtyped
 from funcdiff._typing import DenseField, Float, Tensor
 from funcdiff.domains.base import Domain, check_field
 from funcdiff.mollifiers.base import Mollifier, check_inv_snr
-from funcdiff.processes.base import PointModel, SigmaProcess, broadcast, check_component, subsampled_mse
+from funcdiff.processes.base import PointModel, SigmaProcess, broadcast, check_component, network_estimate, subsampled_mse
 from funcdiff.registry import component_dict, register
 
 
@@ -93,7 +93,7 @@ class MollifiedEDM(SigmaProcess):
         guidance added to ``D = T F`` (none without guidance), so the detail that ``T`` damps is kept, as the DDPM's x0
         prediction reports it; for ``"preconditioned"`` ``W D``, the Wiener-filtered final estimate (docs/math.md §1)."""
         if self.prediction == "x0":
-            return output + self.mollifier.unmollify(d - self.mollifier.mollify(output), self.inv_snr)
+            return network_estimate(self.mollifier, output, d, self.inv_snr)
         return self.mollifier.unmollify(d, self.inv_snr)
 
     def prior(self, batch: int, shape: tuple[int, ...], reference_shape: tuple[int, ...], **options: Any) -> DenseField:

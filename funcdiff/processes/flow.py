@@ -10,7 +10,7 @@ from funcdiff._typing import DenseField, Float, Tensor
 from funcdiff.domains.base import Domain, check_field
 from funcdiff.mollifiers.base import Mollifier, check_inv_snr
 from funcdiff.processes.coupling import Coupling, ot_pairing
-from funcdiff.processes.base import FlowProcess, PointModel, broadcast, check_component, subsampled_mse
+from funcdiff.processes.base import FlowProcess, PointModel, broadcast, check_component, network_estimate, subsampled_mse
 from funcdiff.registry import component_dict, register
 
 FlowPrediction = Literal["velocity", "x1"]
@@ -93,7 +93,7 @@ class FunctionalFlowMatching(FlowProcess):
         ``W`` of how far ``y_1`` lies from ``T xhat1`` (nowhere, after the last Euler step with ``sigma_min = 0`` and
         no guidance), so the detail that ``T`` damps is kept; for ``"velocity"`` ``W y_1`` (docs/math.md §1)."""
         if self.prediction == "x1":
-            return output + self.mollifier.unmollify(y_1 - self.mollifier.mollify(output), self.inv_snr)
+            return network_estimate(self.mollifier, output, y_1, self.inv_snr)
         return self.mollifier.unmollify(y_1, self.inv_snr)
 
     @jaxtyped(typechecker=beartype)
