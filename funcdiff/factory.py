@@ -94,6 +94,9 @@ class TrainConfig(TrainSettings):
             resolution (0 = white noise).
         sigma_min: the noise left at the end of the flow (flow).
         sigma_data: the standard deviation of the mollified data, for EDM's preconditioning (edm).
+        p_mean: the mean of the training noise levels' logarithm, ``log sigma ~ N(p_mean, p_std^2)`` (edm; docs/math.md
+            §19); None: Karras et al.'s -1.2.
+        p_std: the standard deviation of the training noise levels' logarithm (edm); None: Karras et al.'s 1.2.
         min_snr_gamma: weight the loss of each step by min-SNR-gamma (Hang et al. 2023; docs/math.md §5), e.g. 5
             (ddpm); None: every step counts the same.
         coupling: how a flow pairs noise with the data of a batch: "independent" or "ot" (minibatch optimal transport,
@@ -131,6 +134,8 @@ class TrainConfig(TrainSettings):
     sigma_pixels: float = 1.0
     sigma_min: float = 0.0
     sigma_data: float = 0.5
+    p_mean: float | None = None
+    p_std: float | None = None
     min_snr_gamma: float | None = None
     coupling: str = "independent"
     point_scheme: Literal["uniform", "stratified"] = "uniform"
@@ -180,6 +185,8 @@ class TrainConfig(TrainSettings):
             "diffusion_steps": self.diffusion_steps >= 2 and (self.family != "ddpm" or self.sample_steps <= self.diffusion_steps),
             "sample_steps": self.sample_steps >= 1 and (self.family != "ddpm" or self.sample_steps <= self.diffusion_steps),
             "sigma_data": math.isfinite(self.sigma_data) and self.sigma_data > 0,
+            "p_mean": self.p_mean is None or (math.isfinite(self.p_mean) and self.family == "edm"),
+            "p_std": self.p_std is None or (math.isfinite(self.p_std) and self.p_std > 0 and self.family == "edm"),
             "min_snr_gamma": self.min_snr_gamma is None or (math.isfinite(self.min_snr_gamma) and self.min_snr_gamma > 0 and self.family == "ddpm"),
             "sampler": self.sampler == "auto" or (self.sampler in SAMPLERS and SAMPLERS[self.sampler].protocol is
                                                    _PROTOCOLS.get(self.family)),
@@ -303,7 +310,8 @@ def build_process(config: TrainConfig, data_shape: tuple[int, ...], *, duration:
     mollifier = GaussianMollifier(config.sigma_pixels / data_shape[1]) if config.sigma_pixels > 0 else IdentityMollifier()
     prediction = _PREDICTIONS[config.family][0] if config.prediction == "auto" else config.prediction
     if config.family == "edm":
-        return MollifiedEDM(domain, mollifier, sigma_data=config.sigma_data, prediction=prediction)
+        levels = {name: value for name, value in (("p_mean", config.p_mean), ("p_std", config.p_std)) if value is not None}
+        return MollifiedEDM(domain, mollifier, sigma_data=config.sigma_data, prediction=prediction, **levels)
     if config.family == "flow":
         return FunctionalFlowMatching(domain, mollifier, sigma_min=config.sigma_min, prediction=prediction, coupling=config.coupling)
     return MollifiedDDPM(domain, lookup(config.schedule)(config.diffusion_steps), mollifier, prediction, min_snr_gamma=config.min_snr_gamma)

@@ -152,9 +152,10 @@ def test_the_edm_family_and_ot_coupled_flows_train_and_sample_from_the_command_l
     """``--process edm`` records a mollified EDM and samples with Heun (``auto``) or the DDIM step; ``--coupling ot``
     records the flow's coupling; OT for a DDPM is refused naming the setting."""
     common = ["--data", "icons", "--data-limit", "8", "--resolution", "16", "--steps", "2", *SMALL]
-    run("-m", "funcdiff", "train", *common, "--process", "edm", "--sigma-data", "0.6", "--out-dir", "edm", cwd=tmp_path)
+    run("-m", "funcdiff", "train", *common, "--process", "edm", "--sigma-data", "0.6", "--p-mean", "0.1", "--p-std", "1.6",
+        "--out-dir", "edm", cwd=tmp_path)
     process = json.loads((tmp_path / "edm" / "checkpoint" / "config.json").read_text())["process"]
-    assert process["kind"] == "mollified_edm" and process["sigma_data"] == 0.6
+    assert process["kind"] == "mollified_edm" and (process["sigma_data"], process["p_mean"], process["p_std"]) == (0.6, 0.1, 1.6)
     for sampler in ("auto", "edm_ddim"):
         run("-m", "funcdiff", "sample", "--checkpoint", "edm/checkpoint", "--resolutions", "16", "32", "--num", "2", "--sample-steps", "3",
             "--sampler", sampler, "--out-dir", f"s-{sampler}", cwd=tmp_path)
@@ -165,3 +166,7 @@ def test_the_edm_family_and_ot_coupled_flows_train_and_sample_from_the_command_l
     refused = subprocess.run([sys.executable, "-m", "funcdiff", "train", "--coupling", "ot", "--dry-run"], cwd=tmp_path, env=env,
                              capture_output=True, text=True)
     assert refused.returncode != 0 and "coupling" in refused.stderr
+    for flag, value in (("--p-mean", "0.1"), ("--p-std", "0")):  # EDM's noise levels, for a DDPM or not positive
+        refused = subprocess.run([sys.executable, "-m", "funcdiff", "train", *(["--process", "edm"] if value == "0" else []), flag, value,
+                                  "--dry-run"], cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert refused.returncode != 0 and flag in refused.stderr
