@@ -36,7 +36,7 @@ def audio_table(study: AudioStudy) -> str:
     """The study as a markdown table, one row per sample rate (distances: lower is better)."""
     head = ("| rate Hz | spectral dB: samples / floor | high band dB: samples / baseline / floor | detail gain | "
             "mel FD: samples / floor | median f0 Hz: samples / data | median HNR dB: samples / data | "
-            "f0 distance st: samples / floor | mirror corr. | s/sample |")
+            "f0 distance st: samples / floor | quiet frames dB: samples / data | mirror corr. | s/sample |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for row in study.rows:
         s, f, b = row.samples, row.floor, row.baseline
@@ -49,6 +49,7 @@ def audio_table(study: AudioStudy) -> str:
             f"{_number(row.pitch.median_f0)} / {_number(row.data_pitch.median_f0)}",
             f"{_number(row.pitch.median_hnr)} / {_number(row.data_pitch.median_hnr)}",
             f"{_number(row.pitch.f0_distance, 2)} / {_number(row.data_pitch.f0_distance, 2)}",
+            f"{_number(row.quiet_db)} / {_number(row.data_quiet_db)}",
             _number(row.mirror, 2),
             _number(row.seconds_per_sample, 3),
         ]) + " |")
@@ -114,7 +115,9 @@ resampling, 1: as real data). The baseline's high band is empty (counted at -100
 much of the gap (white noise scores a gain of ~0.8 on notes): read the gain beside the high-band distance and its
 floor. Pitch (Boersma 1993 autocorrelation): median f0 and harmonic-to-noise ratio of the
 samples beside the held-out clips ("data"), and the f0 distance: the 1-Wasserstein distance in semitones between the
-sets' f0 distributions, samples to held-out beside training to held-out (the floor).
+sets' f0 distributions, samples to held-out beside training to held-out (the floor). Quiet frames: the 5th
+percentile of the power of all 32 ms frames (dB re full scale, -100 for exact silence), the sets' noise floor; the
+log-mel statistics count every frame's log energy, so a noise floor far above the data's raises the mel FD.
 
 {audio_table(study)}
 
@@ -148,6 +151,7 @@ def describe_audio(study: AudioStudy) -> str:
         parts.append(f"f0 {row.pitch.median_f0:.0f} Hz (data {row.data_pitch.median_f0:.0f}), HNR {row.pitch.median_hnr:.1f} dB "
                      f"(data {row.data_pitch.median_hnr:.1f}), f0 distance {row.pitch.f0_distance:.2f} st "
                      f"(floor {row.data_pitch.f0_distance:.2f})")
+        parts.append(f"quiet frames {row.quiet_db:.1f} dB (data {row.data_quiet_db:.1f})")
         lines.append("; ".join(parts))
     return "\n".join(lines)
 

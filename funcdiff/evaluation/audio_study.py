@@ -14,7 +14,7 @@ from jaxtyping import jaxtyped
 from funcdiff._typing import Float, Tensor
 from funcdiff.data.audio import resample
 from funcdiff.evaluation.study import RealSets, detail_gain
-from funcdiff.metrics.audio import ClipScores, mirror_correlation, pitch_and_harmonicity, score_clips
+from funcdiff.metrics.audio import ClipScores, mirror_correlation, pitch_and_harmonicity, quiet_level, score_clips
 
 
 @jaxtyped(typechecker=beartype)
@@ -74,6 +74,8 @@ class AudioRow:
         pitch: the samples' pitch and harmonicity, their f0 distance measured from the held-out clips.
         data_pitch: the held-out clips' pitch and harmonicity, their f0 distance measured from the training clips (the
             floor for ``pitch.f0_distance``).
+        quiet_db: the samples' noise floor, `quiet_level` (dB re full scale).
+        data_quiet_db: the held-out clips' `quiet_level`.
         baseline: the training-rate samples resampled band-limited to this rate (above the training rate only).
         seconds_per_sample: the sampling time, when the samples were drawn here.
         mirror: above the training rate, `mirror_correlation` of the samples about half the training rate (images of
@@ -85,6 +87,8 @@ class AudioRow:
     floor: ClipScores
     pitch: Pitch
     data_pitch: Pitch
+    quiet_db: float
+    data_quiet_db: float
     baseline: ClipScores | None = None
     seconds_per_sample: float | None = None
     mirror: float | None = None
@@ -170,6 +174,8 @@ def run_audio_study(
             floor=score(other),
             pitch=_pitch(f0, hnr, ref_f0),
             data_pitch=_pitch(ref_f0, ref_hnr, other_f0),
+            quiet_db=quiet_level(x, rate),
+            data_quiet_db=quiet_level(reference, rate),
             baseline=score(band_limited(samples[r], r, rate, length=x.shape[-1])) if rate > r and r in samples else None,
             seconds_per_sample=(seconds_per_sample or {}).get(rate),
             mirror=_mirror(x, rate, r / 2) if rate > r else None,

@@ -173,6 +173,27 @@ def score_clips(
 
 
 @jaxtyped(typechecker=beartype)
+def quiet_level(clips: Float[Tensor, "n 1 s"], sample_rate: float | int, *, quantile: float = 0.05, window_seconds: float = 0.032) -> float:
+    """The set's noise floor: the ``quantile`` of the power (dB re full scale, floored at `FLOOR_DB`) of every clip's
+    consecutive ``window_seconds`` frames (a partial last frame is dropped).
+
+    Exact silence scores `FLOOR_DB`; a set whose quiet parts hold white noise of standard deviation ``s`` scores
+    ``20 log10 s``. The log-mel statistics of the Fréchet distance count a frame's log energy, so a floor far from the
+    data's moves the distance more than any loud part does.
+
+    Raises:
+        ValueError: on invalid clips, a ``quantile`` outside [0, 1], or clips shorter than one frame.
+    """
+    _check_clips(clips, "clips")
+    frame = round(window_seconds * sample_rate)
+    if not 0 <= quantile <= 1 or not 1 <= frame <= clips.shape[-1]:
+        raise ValueError(f"need a quantile in [0, 1] and frames of 1 to {clips.shape[-1]} samples, got {quantile} and {frame}")
+    x = clips[:, 0, : clips.shape[-1] // frame * frame].double()
+    power = x.reshape(len(x), -1, frame).square().mean(dim=2)
+    return float((10 * power.clamp_min(1e-30).log10()).clamp_min(FLOOR_DB).flatten().quantile(quantile))
+
+
+@jaxtyped(typechecker=beartype)
 def pitch_and_harmonicity(
     clips: Float[Tensor, "n 1 s"], sample_rate: float | int, *, fmin: float | int = 50.0, fmax: float | int = 2000.0,
     seconds: float = 0.25,

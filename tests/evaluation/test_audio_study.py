@@ -103,6 +103,7 @@ def test_noise_scores_far_from_the_floor(notes):
         assert row.samples.spectral > 1.5 * row.floor.spectral
         assert row.samples.mel_fd > 2 * row.floor.mel_fd
         assert row.pitch.median_hnr < row.data_pitch.median_hnr - 20  # no harmonic structure
+        assert row.quiet_db == pytest.approx(20 * math.log10(0.3), abs=1.5) and row.data_quiet_db < row.quiet_db - 20
     assert study.row(8000).samples.high_band > 1.5 * study.row(8000).floor.high_band
 
 

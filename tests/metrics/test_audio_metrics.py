@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from funcdiff.metrics.audio import mean_log_spectrum, mel_frechet_distance, pitch_and_harmonicity, score_clips, spectral_distance
+from funcdiff.metrics.audio import (
+    FLOOR_DB, mean_log_spectrum, mel_frechet_distance, pitch_and_harmonicity, quiet_level, score_clips, spectral_distance,
+)
 
 RATE = 8000
 
@@ -110,3 +112,18 @@ def test_mirror_correlation_tells_images_of_a_band_from_their_absence() -> None:
     assert abs(mirror_correlation(noisy, RATE, 2000)) < 0.2
     with pytest.raises(ValueError, match="edge"):
         mirror_correlation(linear, RATE, 3990)
+
+
+def test_the_quiet_level_is_the_noise_floor_of_the_quiet_frames() -> None:
+    """Clips loud for their first 0.8 s and then silent score -100 dB (exact silence, the floor); with white noise of
+    standard deviation 0.01 in the silent part they score 20 log10(0.01) = -40 dB, whatever the loud part holds."""
+    x = harmonic_tones(220.0, 4)
+    x[..., int(0.8 * RATE):] = 0  # 20 % of every clip's frames
+    assert quiet_level(x, RATE) == FLOOR_DB
+    noisy = x.clone()
+    noisy[..., int(0.8 * RATE):] = 0.01 * torch.randn(4, 1, RATE - int(0.8 * RATE), generator=torch.Generator().manual_seed(0))
+    assert quiet_level(noisy, RATE) == pytest.approx(-40.0, abs=0.5)
+    assert quiet_level(noisy, RATE, quantile=0.5) == pytest.approx(10 * math.log10(x[..., : int(0.8 * RATE)].square().mean().item()), abs=1.0)
+    for bad in ({"quantile": 1.5}, {"window_seconds": 2.0}):
+        with pytest.raises(ValueError, match="quantile"):
+            quiet_level(x, RATE, **bad)
