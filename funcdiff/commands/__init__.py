@@ -57,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     with deferred_checks():  # refusals of values come below, as one line in the flags' names, not in tyro's box
         command = tyro.cli(Command, args=argv, prog="funcdiff", description=__doc__)
     try:
-        if isinstance(command, train.Train):
+        if isinstance(command, train.Demo):  # the demo's own settings beside the flags given, as it will run
+            train.demo_config(command.config, train.given_flags(argv)).validate()
+        elif isinstance(command, train.Train):
             command.config.validate()
     except SettingsError as error:
         flags = ", ".join(f"--{name.replace('_', '-')} {value!r}" for name, value in error.invalid.items())

@@ -42,6 +42,12 @@ def test_dry_run_prints_the_resolved_config(tmp_path: Path) -> None:
     demo = json.loads(run("-m", "funcdiff", "demo", "--dry-run", cwd=tmp_path).stdout)
     assert demo["preset"] == "cpu-small" and demo["resolution"] == 32 and demo["train_resolutions"] == [32, 64, 128]
     assert demo["points"] == 256
+    assert (demo["process"], demo["p_mean"], demo["p_std"], demo["sampler"], demo["sample_steps"]) == ("edm", 0.0, 1.6, "edm_dpmpp", 25)
+    for process in ("flow", "ddpm"):  # another family drops the EDM's settings
+        other = json.loads(run("-m", "funcdiff", "demo", "--dry-run", "--process", process, cwd=tmp_path).stdout)
+        assert (other["process"], other["p_mean"], other["p_std"], other["sampler"], other["sample_steps"]) == (process, None, None, "auto", 50)
+    given = json.loads(run("-m", "funcdiff", "demo", "--dry-run", "--p-mean", "-1.2", cwd=tmp_path).stdout)
+    assert (given["process"], given["p_mean"], given["p_std"]) == ("edm", -1.2, 1.6)
     for flags in (["--data", "fashion-mnist"], ["--resolution", "64"]):  # other data, or a resolution of one's own: one resolution
         single = json.loads(run("-m", "funcdiff", "demo", "--dry-run", *flags, cwd=tmp_path).stdout)
         assert single["train_resolutions"] == [] and single["points"] == 0.25, flags

@@ -67,6 +67,7 @@ def test_the_demo_takes_each_data_sets_defaults_and_the_users_flags(tmp_path: Pa
     assert (same["preset"], same["resolution"]) == ("cpu-small", 4000)
     off = json.loads(run("-m", "funcdiff", "demo", "--data", "shapes", "--no-ema-warmup", "--dry-run", cwd=tmp_path).stdout)
     assert off["ema_warmup"] is False and off["preset"] == "tiny"
+    assert (notes["process"], digits["process"], off["process"], off["p_mean"]) == ("ddpm", "ddpm", "ddpm", None)  # only the icons demo is EDM
     assert os.listdir(tmp_path) == []
 
 
