@@ -51,8 +51,8 @@ class Train(Verbosity):
 EDM_DEMO_SETTINGS = {"process": "edm", "p_mean": 0.0, "p_std": 1.6, "sampler": "edm_dpmpp", "sample_steps": 25}
 """What makes the icons demo the EDM family: the mollified EDM with x0 prediction trained at noise levels like the
 cosine DDPM's, ``log sigma ~ N(0, 1.6^2)`` (docs/math.md §19), sampled with 25 steps of DPM-Solver++. On icons at the
-demo's four minutes (equal steps, whose cost is the DDPM's) it matched or beat the DDPM's finest-level SWD in 8 of 10
-seed-and-resolution pairs (README, "Three processes, one command")."""
+demo's four minutes (equal steps, whose cost is the DDPM's) it beat the DDPM's finest-level SWD in 8 of 10 seed-and-
+resolution pairs (README, "Three processes, one command")."""
 
 DDPM_DEMO = TrainConfig(data="icons", resolution=32, train_resolutions=(32, 64, 128), preset="cpu-small", points=256, batch_size=16,
                         lr=5e-4, steps=None, time_budget=240.0, checkpoint_every=500, sample_count=16, sample_steps=50,
