@@ -265,3 +265,17 @@ def test_the_guides_plugin_and_run_file_train(tmp_path, monkeypatch) -> None:
     config["settings"].update(steps=2, batch_size=4, out_dir=str(tmp_path / "run"))
     model, process, data, settings = build_from_run_file(config)
     assert Trainer(model, process, data, settings, progress=False).run().step == 2
+
+
+def test_the_deeper_icons_example_is_a_deeper_cpu_small() -> None:
+    """examples/images/deeper_icons.json (the README's deeper recipe row) builds: cpu-small with three sparse blocks and
+    two U-Net blocks per level on a 32 px reference grid, trained at 32, 64 and 128 px from icons loaded at 128 px."""
+    config = read_run_file(Path(__file__).parents[1] / "examples" / "images" / "deeper_icons.json")
+    config["data"]["limit"] = 4  # the same slot on a few icons
+    operator, process, data, settings = build_from_run_file(config)
+    small = operator_preset("cpu-small", channels=1, resolution=(32, 32))
+    assert (operator.config.sparse_blocks, operator.config.unet_blocks) == (3, 2)
+    assert operator.config.reference_shape == small.config.reference_shape == (32, 32)
+    assert sum(p.numel() for p in operator.parameters()) > sum(p.numel() for p in small.parameters())
+    assert data[0].shape == (1, 128, 128) and settings.downscales == (4, 2, 1) and settings.points == 256
+    assert process.to_dict() == build_process(TrainConfig(), (1, 32, 32)).to_dict()
