@@ -157,7 +157,7 @@ def _operator(spec: dict[str, Any], shape: tuple[int, ...]) -> nn.Module:
 
 
 def run_file_template() -> dict[str, Any]:
-    """A complete run file of the command line's demo (`funcdiff.factory.TrainConfig`'s defaults: icons at 32 px, the
+    """A complete run file of `funcdiff train`'s defaults (`funcdiff.factory.TrainConfig`'s: icons at 32 px, the
     mollified DDPM, the ``cpu-small`` preset), every setting written out, to save as JSON or TOML and edit."""
     demo = TrainConfig()
     process = build_process(demo, (demo.channels, demo.resolution, demo.resolution))

@@ -101,8 +101,8 @@ def test_a_run_file_of_the_template_trains_and_its_checkpoint_reloads(suffix, tm
     assert saved["run"] == config
 
 
-def test_the_template_is_the_command_lines_demo() -> None:
-    """Every slot of the template is the demo's (`TrainConfig` defaults), every setting written (None has no TOML)."""
+def test_the_template_is_the_train_commands_defaults() -> None:
+    """Every slot of the template is `funcdiff train`'s default (`TrainConfig`), every setting written (None has no TOML)."""
     template = run_file_template()
     demo = TrainConfig()
     assert template["data"] == {"kind": "icons", "resolution": demo.resolution}
