@@ -56,9 +56,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     with deferred_checks():  # refusals of values come below, as one line in the flags' names, not in tyro's box
         command = tyro.cli(Command, args=argv, prog="funcdiff", description=__doc__)
+    given = train.given_flags(argv)
     try:
         if isinstance(command, train.Demo):  # the demo's own settings beside the flags given, as it will run
-            train.demo_config(command.config, train.given_flags(argv)).validate()
+            train.demo_config(command.config, given).validate()
         elif isinstance(command, train.Train):
             command.config.validate()
     except SettingsError as error:
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if isinstance(command, CommonOptions):
             check_device(command.device)
-        return run(command, train.given_flags(argv)) if isinstance(command, train.Train) else run(command)
+        return run(command, given) if isinstance(command, train.Train) else run(command)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 128 + signal.SIGINT

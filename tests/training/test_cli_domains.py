@@ -167,7 +167,7 @@ def test_the_edm_family_and_ot_coupled_flows_train_and_sample_from_the_command_l
     refused = subprocess.run([sys.executable, "-m", "funcdiff", "train", "--coupling", "ot", "--dry-run"], cwd=tmp_path, env=env,
                              capture_output=True, text=True)
     assert refused.returncode != 0 and "coupling" in refused.stderr
-    for flag, value in (("--p-mean", "0.1"), ("--p-std", "0")):  # EDM's noise levels, for a DDPM or not positive
-        refused = subprocess.run([sys.executable, "-m", "funcdiff", "train", *(["--process", "edm"] if value == "0" else []), flag, value,
-                                  "--dry-run"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    for flag, args in (("--p-mean", ["--p-mean", "0.1"]), ("--p-std", ["--process", "edm", "--p-std", "0"])):  # for a DDPM; not positive
+        refused = subprocess.run([sys.executable, "-m", "funcdiff", "train", *args, "--dry-run"], cwd=tmp_path, env=env,
+                                 capture_output=True, text=True)
         assert refused.returncode != 0 and flag in refused.stderr
